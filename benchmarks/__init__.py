@@ -1,0 +1,1 @@
+"""Benchmarks: one workload per file, two drivers (pytest-benchmark and ``python -m benchmarks``)."""

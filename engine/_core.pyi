@@ -1,0 +1,198 @@
+"""Type stubs and contract of the compiled kernels (`engine/_core.pyx`).
+
+`engine/_reference.py` implements exactly this API in plain Python; `engine/kernels.py` binds one of
+the two. Semantics follow `SEMANTICS.md`; the rules every kernel shares:
+
+* Time is int64 milliseconds. Array arguments are 1-D numpy arrays; timestamps, key ids, row ids and
+  watermarks are int64 (other integer dtypes are converted when lossless), numeric values are float64
+  of shape ``(n, n_values)`` (C-contiguous). Wrong dtype, wrong shape or mismatched lengths raise
+  ``TypeError``/``ValueError`` naming the argument before any work is done (see `engine/_checks.py`,
+  shared by both implementations so the messages are identical).
+* Arithmetic on time saturates instead of overflowing: ``end - 1 + lateness`` near ``INT64_MAX`` stays
+  ``INT64_MAX``. A timestamp whose window start or end cannot be represented in int64 raises
+  ``ValueError`` naming the timestamp.
+* Results never depend on how the input was split into batches.
+* Every stateful object has ``snapshot() -> dict[str, object]`` and ``Class.restore(snapshot)``. A
+  snapshot is canonical and implementation independent: the same keys, numpy dtypes and ordering from
+  the compiled and the reference kernels, holding only numpy arrays, ints, floats, bools and (for the
+  key interner) a list of keys. ``restore(obj.snapshot())`` then continuing equals never stopping.
+* Emission orders are deterministic: fired windows sorted by ``(end, start, key_id)``, join pairs in
+  probe-record order then by the buffered record's ``(ts, row_id)``.
+"""
+
+from typing import Hashable, NamedTuple, Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+
+INT64_MIN: int
+INT64_MAX: int
+
+I64 = NDArray[np.int64]
+F64 = NDArray[np.float64]
+Mask = NDArray[np.bool_]
+
+# --- 1. window assignment --------------------------------------------------------------------------
+
+def tumbling_starts(ts: I64, size: int, offset: int = 0) -> I64:
+    """Start of the tumbling window of each timestamp: ``offset + floor((ts - offset) / size) * size``.
+
+    ``size > 0``; ``-size < offset < size`` (as Flink). The window is ``[start, start + size)``.
+    """
+
+def sliding_windows(ts: I64, size: int, slide: int, offset: int = 0) -> tuple[I64, I64]:
+    """Expand each record into every sliding window it belongs to.
+
+    Returns ``(rows, starts)``: ``rows[j]`` is the index into ``ts`` of pair ``j`` and ``starts[j]`` the
+    window start; pairs ordered by row, then start ascending. A window start ``s`` satisfies
+    ``s ≡ offset (mod slide)`` and ``ts - size < s <= ts``; ``size`` need not be a multiple of ``slide``.
+    ``size > 0``, ``slide > 0``, ``-slide < offset < slide``.
+    """
+
+# --- 2. watermarks ---------------------------------------------------------------------------------
+
+class WatermarkTracker:
+    """``BoundedOutOfOrderness(delay)`` for one input partition, under the per-record rule."""
+
+    def __init__(self, delay: int) -> None: ...  # delay >= 0
+    @property
+    def max_ts(self) -> int: ...  # INT64_MIN before any record
+    @property
+    def current(self) -> int:
+        """``max_ts - delay - 1`` (saturating); INT64_MIN before any record; INT64_MAX once ended."""
+    @property
+    def ended(self) -> bool: ...
+    def advance(self, ts: I64) -> I64:
+        """Watermark in force before each record (from records before it only), then absorb the batch."""
+    def end_input(self) -> None:
+        """The partition is exhausted: ``current`` becomes INT64_MAX for good."""
+    def snapshot(self) -> dict[str, object]: ...
+    @classmethod
+    def restore(cls, snapshot: dict[str, object]) -> "WatermarkTracker": ...
+
+def late_mask(watermarks: I64, window_ends: I64, lateness: int) -> Mask:
+    """``watermarks >= window_ends - 1 + lateness`` elementwise, saturating; ``lateness >= 0``."""
+
+def combine_watermarks(watermarks: I64, idle: Mask) -> int:
+    """An operator's watermark: the min over inputs that are not idle.
+
+    When every input is idle, the max over all (Flink's rule); with no inputs, INT64_MIN.
+    """
+
+# --- 3. key interning ------------------------------------------------------------------------------
+
+class KeyInterner:
+    """Arbitrary hashable keys to dense int64 ids ``0, 1, 2, ...`` in order of first appearance.
+
+    Keys are equal as in a Python dict (``1``, ``1.0`` and ``True`` are one key). An int64 numpy array
+    is interned without creating Python objects; any other sequence goes through a dict, once per batch.
+    An unhashable key raises ``TypeError`` naming the key.
+    """
+
+    def __init__(self) -> None: ...
+    def intern(self, keys: Sequence[Hashable] | NDArray) -> I64: ...
+    def key(self, key_id: int) -> Hashable: ...
+    def keys_of(self, key_ids: I64) -> list[Hashable]: ...
+    def __len__(self) -> int: ...
+    def snapshot(self) -> dict[str, object]: ...  # {"keys": [key for id 0, 1, ...]}
+    @classmethod
+    def restore(cls, snapshot: dict[str, object]) -> "KeyInterner": ...
+
+# --- 4. windowed aggregation -----------------------------------------------------------------------
+
+class FiredWindows(NamedTuple):
+    key_ids: I64
+    starts: I64
+    ends: I64
+    counts: I64
+    sums: F64  # (m, n_values); NaN propagates
+    mins: F64  # (m, n_values); NaN ignored, all-NaN gives NaN
+    maxs: F64
+
+class WindowAggTable:
+    """Open-addressing hash table keyed by ``(key_id, window start)`` of count, sum, min, max.
+
+    Windows are ``[start, start + size)``. ``fire`` emits a window once the watermark reaches
+    ``end - 1`` and again after every later ``add`` to it (allowed lateness); ``purge`` drops windows
+    with ``W >= end - 1 + lateness``. Grows without limit; shrinks its memory when windows are purged.
+    The caller filters late records before ``add``.
+    """
+
+    def __init__(self, size: int, lateness: int, n_values: int) -> None: ...
+    def add(self, key_ids: I64, starts: I64, values: F64) -> None: ...
+    def fire(self, watermark: int) -> FiredWindows: ...
+    def purge(self, watermark: int) -> int: ...  # number of windows dropped
+    def __len__(self) -> int: ...  # live windows
+    @property
+    def nbytes(self) -> int: ...  # memory held by the table
+    def snapshot(self) -> dict[str, object]: ...
+    @classmethod
+    def restore(cls, snapshot: dict[str, object]) -> "WindowAggTable": ...
+
+# --- 5. session windows ----------------------------------------------------------------------------
+
+class FiredSessions(NamedTuple):
+    key_ids: I64
+    starts: I64
+    ends: I64
+    counts: I64
+    sums: F64
+    mins: F64
+    maxs: F64
+    # sessions emitted earlier that a later record merged into one of the sessions above; the runtime
+    # may report them as superseded (no retraction is emitted by default, as in Flink)
+    merged_key_ids: I64
+    merged_starts: I64
+    merged_ends: I64
+
+class SessionTable:
+    """Per-key session windows with gap ``gap``; sessions that overlap or touch merge.
+
+    ``add`` processes records in order: record ``i`` opens ``[ts, ts + gap)``, merged with the live
+    sessions of its key it touches; it is late (not added, ``True`` in the returned mask) when
+    ``wm_before[i] >= merged_end - 1 + lateness``. ``fire`` emits sessions with ``W >= end - 1`` that
+    have unemitted changes; ``purge`` drops sessions with ``W >= end - 1 + lateness``.
+    """
+
+    def __init__(self, gap: int, lateness: int, n_values: int) -> None: ...
+    def add(self, key_ids: I64, ts: I64, values: F64, wm_before: I64) -> Mask: ...
+    def fire(self, watermark: int) -> FiredSessions: ...
+    def purge(self, watermark: int) -> int: ...
+    def __len__(self) -> int: ...
+    @property
+    def nbytes(self) -> int: ...
+    def snapshot(self) -> dict[str, object]: ...
+    @classmethod
+    def restore(cls, snapshot: dict[str, object]) -> "SessionTable": ...
+
+# --- 6. interval join ------------------------------------------------------------------------------
+
+LEFT: int  # 0
+RIGHT: int  # 1
+
+class JoinPairs(NamedTuple):
+    left_rows: I64
+    right_rows: I64
+    late: Mask  # per input record of the processed batch
+
+class IntervalJoinBuffers:
+    """Per-key left and right buffers ordered by time, holding caller-assigned row ids.
+
+    A pair ``(l, r)`` matches when the keys are equal and ``l.ts + lower <= r.ts <= l.ts + upper``
+    (each bound exclusive by flag). ``process`` handles one side's batch in order: record ``i`` is late
+    when ``ts[i] <= wm_before[i]`` (dropped, ``True`` in ``late``); otherwise it probes the other side's
+    buffer, then is buffered. ``purge(W)`` drops left rows with ``W >= ts + upper`` and right rows with
+    ``W >= ts - lower`` and returns their row ids so the caller can free the records.
+    """
+
+    def __init__(
+        self, lower: int, upper: int, lower_exclusive: bool = False, upper_exclusive: bool = False
+    ) -> None: ...  # lower <= upper
+    def process(self, side: int, key_ids: I64, ts: I64, row_ids: I64, wm_before: I64) -> JoinPairs: ...
+    def purge(self, watermark: int) -> tuple[I64, I64]: ...  # (left row ids, right row ids)
+    def __len__(self) -> int: ...  # buffered rows, both sides
+    @property
+    def nbytes(self) -> int: ...
+    def snapshot(self) -> dict[str, object]: ...
+    @classmethod
+    def restore(cls, snapshot: dict[str, object]) -> "IntervalJoinBuffers": ...

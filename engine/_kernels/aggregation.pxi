@@ -1,0 +1,3 @@
+# aggregation kernels: placeholder until implemented
+class WindowAggTable:
+    pass

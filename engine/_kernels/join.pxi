@@ -1,0 +1,3 @@
+# join kernels: placeholder until implemented
+class IntervalJoinBuffers:
+    pass

@@ -1,0 +1,69 @@
+"""The one place that chooses the kernel implementation.
+
+The runtime imports kernel names from here, never from `engine._core` or `engine._reference` directly.
+``ENGINE_NO_EXTENSIONS=1`` (or true/yes/on) selects the pure-Python twin; otherwise the compiled
+module is required, and a missing build is an ImportError, never a silent fallback to slow code.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def _flag(name: str) -> bool:
+    value = os.environ.get(name, "").strip().lower()
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    if value in ("1", "true", "yes", "on"):
+        return True
+    raise ValueError(f"{name}={os.environ[name]!r} is not a boolean; use 1 or 0")
+
+
+USING_EXTENSIONS = not _flag("ENGINE_NO_EXTENSIONS")
+
+if USING_EXTENSIONS:
+    from engine import _core as _impl
+else:
+    from engine import _reference as _impl  # type: ignore[no-redef]
+
+INT64_MIN = _impl.INT64_MIN
+INT64_MAX = _impl.INT64_MAX
+LEFT = _impl.LEFT
+RIGHT = _impl.RIGHT
+
+tumbling_starts = _impl.tumbling_starts
+sliding_windows = _impl.sliding_windows
+late_mask = _impl.late_mask
+combine_watermarks = _impl.combine_watermarks
+
+WatermarkTracker = _impl.WatermarkTracker
+KeyInterner = _impl.KeyInterner
+FiredWindows = _impl.FiredWindows
+WindowAggTable = _impl.WindowAggTable
+FiredSessions = _impl.FiredSessions
+SessionTable = _impl.SessionTable
+JoinPairs = _impl.JoinPairs
+IntervalJoinBuffers = _impl.IntervalJoinBuffers
+
+IMPLEMENTATION = _impl.__name__
+
+__all__ = [
+    "FiredSessions",
+    "FiredWindows",
+    "IMPLEMENTATION",
+    "INT64_MAX",
+    "INT64_MIN",
+    "IntervalJoinBuffers",
+    "JoinPairs",
+    "KeyInterner",
+    "LEFT",
+    "RIGHT",
+    "SessionTable",
+    "USING_EXTENSIONS",
+    "WatermarkTracker",
+    "WindowAggTable",
+    "combine_watermarks",
+    "late_mask",
+    "sliding_windows",
+    "tumbling_starts",
+]

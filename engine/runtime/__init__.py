@@ -1,0 +1,1 @@
+"""asyncio execution of dataflow graphs."""
