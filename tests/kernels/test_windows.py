@@ -21,7 +21,8 @@ timestamps = st.one_of(
     st.integers(INT64_MIN, INT64_MAX),
 )
 ts_lists = st.lists(timestamps, max_size=40)
-sizes = st.one_of(st.integers(1, 100), st.integers(1, 2**62), st.just(INT64_MAX))
+sizes = st.one_of(st.integers(1, 100), st.integers(1, 2**62), st.just(INT64_MAX),
+                  st.integers(0, 62).map(lambda b: 2**b), st.integers(2, 62).map(lambda b: 2**b - 1))
 
 
 def outcome(fn, *args):
@@ -217,3 +218,17 @@ def test_other_integer_dtypes_and_timedelta_durations_are_accepted(impl):
     base = np.arange(20, dtype=np.int64)[::2]
     base.flags.writeable = False
     assert impl.tumbling_starts(base, 5).tolist() == [0, 0, 0, 5, 5, 10, 10, 10, 15, 15]
+
+
+@settings(max_examples=200, deadline=None)
+@given(base=timestamps, width=st.sampled_from([10, 2**31, 2**32 - 2, 2**32 - 1, 2**32, 2**33]),
+       size=st.one_of(st.integers(1, 1_000), st.integers(2**32 - 3, 2**32 + 3), st.integers(1, 2**34)),
+       data=st.data())
+def test_tumbling_batches_spanning_up_to_and_past_2_32(base, width, size, data):
+    # the compiled kernel has a fast path for batches spanning < 2**32 ms with size < 2**32; probe its
+    # edges (span exactly 2**32 - 1 or 2**32, size 2**32 - 1 or 2**32) against the twin
+    offset = data.draw(st.integers(-size + 1, size - 1), label="offset")
+    extra = data.draw(st.lists(st.integers(0, width), max_size=20), label="extra")
+    ts = np.array([base, *[min(INT64_MAX, base + e) for e in extra], min(INT64_MAX, base + width)], dtype=np.int64)
+    assert_same_outcome(outcome(_core.tumbling_starts, ts, size, offset),
+                        outcome(_reference.tumbling_starts, ts, size, offset))
