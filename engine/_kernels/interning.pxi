@@ -212,5 +212,9 @@ cdef class KeyInterner:
             raise ValueError("KeyInterner snapshot holds equal keys twice; it is corrupt")
         return interner
 
+    def __reduce__(self):
+        # pickle through the canonical snapshot, not through the C++ table layout
+        return (type(self).restore, (self.snapshot(),))
+
     def __repr__(self):
         return f"KeyInterner({len(self._keys)} keys)"

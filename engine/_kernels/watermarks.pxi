@@ -83,6 +83,10 @@ cdef class WatermarkTracker:
         tracker._ended = bool(_checks.snapshot_field(snapshot, "WatermarkTracker", "ended"))
         return tracker
 
+    def __reduce__(self):
+        # pickle through the canonical snapshot, not through the C++ table layout
+        return (type(self).restore, (self.snapshot(),))
+
     def __repr__(self):
         return f"WatermarkTracker(delay={self._delay}, max_ts={self._max_ts}, current={self.current})"
 

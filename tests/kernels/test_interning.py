@@ -207,3 +207,18 @@ def test_bad_arguments_raise_clear_errors(impl):
         impl.KeyInterner.restore({"keys": "ab"})
     with pytest.raises(ValueError, match="missing 'keys'"):
         impl.KeyInterner.restore({})
+
+
+@pytest.mark.parametrize("impl", IMPLS, ids=IDS)
+def test_pickle_and_read_only_strided_arrays(impl):
+    import pickle
+
+    interner = impl.KeyInterner()
+    keys = np.arange(20, dtype=np.int64)[::-2]
+    keys.flags.writeable = False
+    assert interner.intern(keys).tolist() == list(range(10))
+    interner.intern(["x", 2.5])
+    copy = pickle.loads(pickle.dumps(interner))
+    assert type(copy) is impl.KeyInterner
+    assert copy.snapshot() == interner.snapshot()
+    assert copy.intern(np.array([1, 19, 99])).tolist() == [9, 0, 12]  # keys were 19, 17, ..., 1, then "x", 2.5

@@ -207,3 +207,15 @@ def test_bad_arguments_raise_clear_errors(impl):
         impl.WatermarkTracker.restore({"delay": 1, "ended": False})
     with pytest.raises(TypeError, match="expects a dict snapshot"):
         impl.WatermarkTracker.restore([1, 2])
+
+
+@pytest.mark.parametrize("impl", IMPLS, ids=IDS)
+def test_pickle_round_trip(impl):
+    import pickle
+
+    tracker = impl.WatermarkTracker(3)
+    tracker.advance(np.array([7, 2]))
+    copy = pickle.loads(pickle.dumps(tracker))
+    assert type(copy) is impl.WatermarkTracker
+    assert copy.snapshot() == tracker.snapshot()
+    assert copy.advance(np.array([1])).tolist() == [3]
