@@ -1,7 +1,7 @@
 """Window assignment, key interning and watermark tracking over one workload of 1M records.
 
 The workload: 1,000,000 records, 1,000 keys, timestamps uniform in ``[0, 1_000_000)`` ms (seeded),
-1 s tumbling windows, a 5 s out-of-orderness bound. Each group computes one result the engine way
+1 s tumbling windows (3 s sliding by 1 s), a 5 s out-of-orderness bound. Each group computes one result the engine way
 (compiled kernel), the plain numpy way and the pure-Python twin way.
 """
 
@@ -55,6 +55,30 @@ tumbling_cases = [
          target="within 1.5x (ratio >= 0.67)", check=check_same_array),
     Case(TUMBLING, "python twin", timestamps, lambda ts: _reference.tumbling_starts(ts, SIZE),
          repeat=1, check=check_same_array),
+]
+
+
+SLIDE_SIZE, SLIDE = 3_000, 1_000
+
+
+def numpy_sliding(ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sliding expansion with numpy when size is a multiple of slide (every record has k windows)."""
+    k = SLIDE_SIZE // SLIDE
+    last = ts // SLIDE * SLIDE
+    starts = (last[:, None] - np.arange(k - 1, -1, -1, dtype=np.int64) * SLIDE).ravel()
+    rows = np.repeat(np.arange(len(ts), dtype=np.int64), k)
+    return rows, starts
+
+
+def check_same_pairs(engine_result, other):
+    for mine, theirs in zip(engine_result, other, strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+
+
+SLIDING = "sliding assignment, 1M, 3 s / 1 s"
+sliding_cases = [
+    Case(SLIDING, "engine", timestamps, lambda ts: _core.sliding_windows(ts, SLIDE_SIZE, SLIDE)),
+    Case(SLIDING, "numpy repeat+broadcast", timestamps, numpy_sliding, target=">= 1x", check=check_same_pairs),
 ]
 
 
@@ -113,7 +137,7 @@ watermark_cases = [
 ]
 
 
-CASES = tumbling_cases + intern_cases + watermark_cases
+CASES = tumbling_cases + sliding_cases + intern_cases + watermark_cases
 
 
 @pytest_cases(CASES)
