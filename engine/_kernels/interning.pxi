@@ -8,8 +8,8 @@
 
 from libcpp.vector cimport vector
 
-cdef int64_t _EMPTY = -1
-cdef uint64_t _FIBONACCI = 0x9E3779B97F4A7C15ULL  # 2**64 / golden ratio: spreads clustered ints
+cdef int64_t _INTERN_EMPTY = -1
+cdef uint64_t _INTERN_FIBONACCI = 0x9E3779B97F4A7C15ULL  # 2**64 / golden ratio: spreads clustered ints
 
 
 cdef class KeyInterner:
@@ -24,7 +24,7 @@ cdef class KeyInterner:
     cdef dict _ids
     cdef list _keys
     cdef vector[int64_t] _slot_keys
-    cdef vector[int64_t] _slot_ids  # _EMPTY marks a free slot
+    cdef vector[int64_t] _slot_ids  # _INTERN_EMPTY marks a free slot
     cdef int _shift  # 64 - log2(capacity)
     cdef Py_ssize_t _used
 
@@ -40,23 +40,23 @@ cdef class KeyInterner:
         while (<Py_ssize_t>1 << bits) < capacity:
             bits += 1
         self._slot_keys.assign(<size_t>1 << bits, 0)
-        self._slot_ids.assign(<size_t>1 << bits, _EMPTY)
+        self._slot_ids.assign(<size_t>1 << bits, _INTERN_EMPTY)
         self._shift = 64 - bits
         self._used = 0
 
     cdef inline Py_ssize_t _slot(self, int64_t key) noexcept nogil:
         """The slot holding ``key`` or the free slot where it would go (linear probing)."""
         cdef Py_ssize_t mask = <Py_ssize_t>self._slot_ids.size() - 1
-        cdef Py_ssize_t s = <Py_ssize_t>((<uint64_t>key * _FIBONACCI) >> self._shift)
+        cdef Py_ssize_t s = <Py_ssize_t>((<uint64_t>key * _INTERN_FIBONACCI) >> self._shift)
         cdef const int64_t* ids = self._slot_ids.data()
         cdef const int64_t* keys = self._slot_keys.data()
-        while ids[s] != _EMPTY and keys[s] != key:
+        while ids[s] != _INTERN_EMPTY and keys[s] != key:
             s = (s + 1) & mask
         return s
 
     cdef void _table_put(self, int64_t key, int64_t key_id) except *:
         cdef Py_ssize_t s = self._slot(key)
-        if self._slot_ids[s] == _EMPTY:
+        if self._slot_ids[s] == _INTERN_EMPTY:
             if 2 * (self._used + 1) > <Py_ssize_t>self._slot_ids.size():  # keep the load <= 1/2
                 self._grow(2 * <Py_ssize_t>self._slot_ids.size())
                 s = self._slot(key)
@@ -70,7 +70,7 @@ cdef class KeyInterner:
         cdef Py_ssize_t i, s
         self._reset_table(capacity)
         for i in range(<Py_ssize_t>old_ids.size()):
-            if old_ids[i] != _EMPTY:
+            if old_ids[i] != _INTERN_EMPTY:
                 s = self._slot(old_keys[i])
                 self._slot_keys[s] = old_keys[i]
                 self._slot_ids[s] = old_ids[i]
@@ -86,7 +86,7 @@ cdef class KeyInterner:
         del self._keys[n_keys:]
         self._reset_table(<Py_ssize_t>old_ids.size())
         for i in range(<Py_ssize_t>old_ids.size()):
-            if old_ids[i] != _EMPTY and old_ids[i] < n_keys:
+            if old_ids[i] != _INTERN_EMPTY and old_ids[i] < n_keys:
                 s = self._slot(old_keys[i])
                 self._slot_keys[s] = old_keys[i]
                 self._slot_ids[s] = old_ids[i]
@@ -119,10 +119,10 @@ cdef class KeyInterner:
         cdef int64_t v
         while i < n:
             v = values[i]
-            s = <Py_ssize_t>((<uint64_t>v * _FIBONACCI) >> shift)
-            while ids[s] != _EMPTY and keys[s] != v:
+            s = <Py_ssize_t>((<uint64_t>v * _INTERN_FIBONACCI) >> shift)
+            while ids[s] != _INTERN_EMPTY and keys[s] != v:
                 s = (s + 1) & mask
-            if ids[s] == _EMPTY:
+            if ids[s] == _INTERN_EMPTY:
                 return i
             out[i] = ids[s]
             i += 1

@@ -2,7 +2,7 @@
 # test of records against window ends, and the min-over-inputs rule of an operator's watermark.
 
 
-cdef inline int64_t _bounded_watermark(int64_t max_ts, int64_t delay) noexcept nogil:
+cdef inline int64_t _wm_bounded(int64_t max_ts, int64_t delay) noexcept nogil:
     """``max_ts - delay - 1``, saturating at INT64_MIN (``max_ts = INT64_MIN`` means no record yet)."""
     return sat_sub(sat_sub(max_ts, delay), 1)
 
@@ -41,7 +41,7 @@ cdef class WatermarkTracker:
     def current(self):
         if self._ended:
             return INT64_MAX
-        return _bounded_watermark(self._max_ts, self._delay)
+        return _wm_bounded(self._max_ts, self._delay)
 
     def advance(self, ts):
         """The watermark in force before each record (from earlier records only); then absorb them."""
@@ -60,12 +60,12 @@ cdef class WatermarkTracker:
                         m = t[i]
             else:
                 # the watermark only changes when the running max does
-                w = _bounded_watermark(m, delay)
+                w = _wm_bounded(m, delay)
                 for i in range(n):
                     out[i] = w
                     if t[i] > m:
                         m = t[i]
-                        w = _bounded_watermark(m, delay)
+                        w = _wm_bounded(m, delay)
         self._max_ts = m
         return out_arr
 

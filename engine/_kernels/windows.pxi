@@ -16,7 +16,7 @@ from libc.stdint cimport uint32_t
 cdef extern from *:
     """
     #include <stdint.h>
-    static inline uint64_t engine_mulhi_u64(uint64_t a, uint64_t b) {
+    static inline uint64_t engine_win_mulhi_u64(uint64_t a, uint64_t b) {
     #if defined(__SIZEOF_INT128__)
         return (uint64_t)(((unsigned __int128)a * b) >> 64);
     #else
@@ -27,19 +27,19 @@ cdef extern from *:
     #endif
     }
     """
-    uint64_t engine_mulhi_u64(uint64_t a, uint64_t b) noexcept nogil
+    uint64_t engine_win_mulhi_u64(uint64_t a, uint64_t b) noexcept nogil
 
 
-cdef struct UnsignedDivisor:
+cdef struct _WinDivisor:
     uint64_t d
     uint64_t magic
     int shift
     bint is_one  # d == 1: the quotient is the dividend itself
 
 
-cdef UnsignedDivisor unsigned_divisor(uint64_t d) except *:
-    """Multiplier and shift such that `udiv(n, div) == n // d` for every uint64 ``n``; ``d >= 1``."""
-    cdef UnsignedDivisor div
+cdef _WinDivisor _win_divisor(uint64_t d) except *:
+    """Multiplier and shift such that `_win_udiv(n, div) == n // d` for every uint64 ``n``; ``d >= 1``."""
+    cdef _WinDivisor div
     div.d = d
     div.is_one = d == 1
     div.magic = 0
@@ -58,37 +58,37 @@ cdef UnsignedDivisor unsigned_divisor(uint64_t d) except *:
     return div
 
 
-cdef inline uint64_t udiv(uint64_t n, UnsignedDivisor div) noexcept nogil:
+cdef inline uint64_t _win_udiv(uint64_t n, _WinDivisor div) noexcept nogil:
     """``n // div.d`` (the divisor is passed by value so its fields stay in registers in a loop)."""
     if div.is_one:
         return n
-    cdef uint64_t q = engine_mulhi_u64(div.magic, n)
+    cdef uint64_t q = engine_win_mulhi_u64(div.magic, n)
     return (((n - q) >> 1) + q) >> div.shift
 
 
-cdef uint64_t _SIGN = 0x8000000000000000ULL
+cdef uint64_t _WIN_SIGN = 0x8000000000000000ULL
 
 
-cdef inline uint64_t _unsigned(int64_t t) noexcept nogil:
+cdef inline uint64_t _win_unsigned(int64_t t) noexcept nogil:
     """``t - INT64_MIN`` as uint64: an order-preserving map of int64 onto [0, 2**64)."""
-    return (<uint64_t>t) ^ _SIGN
+    return (<uint64_t>t) ^ _WIN_SIGN
 
 
-cdef inline int64_t _signed(uint64_t u) noexcept nogil:
-    """The inverse of `_unsigned`."""
-    return <int64_t>(u ^ _SIGN)
+cdef inline int64_t _win_signed(uint64_t u) noexcept nogil:
+    """The inverse of `_win_unsigned`."""
+    return <int64_t>(u ^ _WIN_SIGN)
 
 
-cdef inline uint64_t _phase(uint64_t u, UnsignedDivisor period, uint64_t shift) noexcept nogil:
-    """``(t - offset) mod period`` for ``u = _unsigned(t)``, given ``shift = (INT64_MIN - offset) mod period``."""
-    cdef uint64_t r = u - udiv(u, period) * period.d + shift
+cdef inline uint64_t _win_phase(uint64_t u, _WinDivisor period, uint64_t shift) noexcept nogil:
+    """``(t - offset) mod period`` for ``u = _win_unsigned(t)``, given ``shift = (INT64_MIN - offset) mod period``."""
+    cdef uint64_t r = u - _win_udiv(u, period) * period.d + shift
     if r >= period.d:
         r -= period.d
     return r
 
 
-cdef uint64_t _phase_shift(int64_t period, int64_t offset) except *:
-    """The constant of `_phase`: ``(INT64_MIN - offset) mod period`` (computed with Python ints)."""
+cdef uint64_t _win_phase_shift(int64_t period, int64_t offset) except *:
+    """The constant of `_win_phase`: ``(INT64_MIN - offset) mod period`` (computed with Python ints)."""
     return (INT64_MIN - int(offset)) % int(period)
 
 
@@ -102,14 +102,14 @@ cdef extern from *:
     #include <stdint.h>
     #include <stddef.h>
     #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-    #define ENGINE_CLONES __attribute__((target_clones("default", "avx2", "arch=skylake-avx512")))
+    #define ENGINE_WIN_CLONES __attribute__((target_clones("default", "avx2", "arch=skylake-avx512")))
     #else
-    #define ENGINE_CLONES
+    #define ENGINE_WIN_CLONES
     #endif
 
     /* The min and max of ts[0..n) (n >= 1). */
-    ENGINE_CLONES
-    static void engine_min_max_i64(const int64_t* ts, ptrdiff_t n, int64_t* lo, int64_t* hi) {
+    ENGINE_WIN_CLONES
+    static void engine_win_min_max_i64(const int64_t* ts, ptrdiff_t n, int64_t* lo, int64_t* hi) {
         int64_t mn = ts[0], mx = ts[0];
         for (ptrdiff_t i = 1; i < n; i++) {
             int64_t x = ts[i];
@@ -122,8 +122,8 @@ cdef extern from *:
 
     /* out[i] = base + (ts[i] - base) // size * size, for 0 <= ts[i] - base < 2**32 and size < 2**32;
        magic/shift are the branch-free uint32 divisor of size (size >= 2). */
-    ENGINE_CLONES
-    static void engine_grid_starts_u32(const int64_t* ts, int64_t* out, ptrdiff_t n, int64_t base,
+    ENGINE_WIN_CLONES
+    static void engine_win_grid_starts_u32(const int64_t* ts, int64_t* out, ptrdiff_t n, int64_t base,
                                        uint32_t size, uint32_t magic, uint32_t shift) {
         for (ptrdiff_t i = 0; i < n; i++) {
             uint32_t v = (uint32_t)(uint64_t)(ts[i] - base);
@@ -133,13 +133,13 @@ cdef extern from *:
         }
     }
     """
-    void engine_min_max_i64(const int64_t* ts, ptrdiff_t n, int64_t* lo, int64_t* hi) noexcept nogil
-    void engine_grid_starts_u32(const int64_t* ts, int64_t* out, ptrdiff_t n, int64_t base,
+    void engine_win_min_max_i64(const int64_t* ts, ptrdiff_t n, int64_t* lo, int64_t* hi) noexcept nogil
+    void engine_win_grid_starts_u32(const int64_t* ts, int64_t* out, ptrdiff_t n, int64_t base,
                                 uint32_t size, uint32_t magic, uint32_t shift) noexcept nogil
 
 
-cdef int _divisor_u32(uint64_t d, uint32_t* magic, uint32_t* shift) except -1:
-    """The branch-free uint32 divisor of ``2 <= d < 2**32`` (as `unsigned_divisor`, in 32 bits)."""
+cdef int _win_divisor_u32(uint64_t d, uint32_t* magic, uint32_t* shift) except -1:
+    """The branch-free uint32 divisor of ``2 <= d < 2**32`` (as `_win_divisor`, in 32 bits)."""
     py_d = int(d)
     log2_d = py_d.bit_length() - 1
     if py_d & (py_d - 1) == 0:
@@ -165,10 +165,10 @@ def tumbling_starts(ts, size, offset=0):
     cdef Py_ssize_t n = t.shape[0]
     out_arr = np.empty(n, dtype=np.int64)
     cdef int64_t[::1] out = out_arr
-    cdef UnsignedDivisor size_div = unsigned_divisor(<uint64_t>sz)
-    cdef uint64_t shift = _phase_shift(sz, off)
+    cdef _WinDivisor size_div = _win_divisor(<uint64_t>sz)
+    cdef uint64_t shift = _win_phase_shift(sz, off)
     # a start above this has its end past INT64_MAX
-    cdef uint64_t last_start = _unsigned(C_INT64_MAX - sz)
+    cdef uint64_t last_start = _win_unsigned(C_INT64_MAX - sz)
     cdef uint64_t u, r
     cdef Py_ssize_t i, bad = -1
     cdef int64_t lo, hi, base
@@ -176,32 +176,32 @@ def tumbling_starts(ts, size, offset=0):
     if n == 0:
         return out_arr
     with nogil:
-        engine_min_max_i64(&t[0], n, &lo, &hi)
+        engine_win_min_max_i64(&t[0], n, &lo, &hi)
         # window starts grow with ts: if the windows of the min and the max fit, all of them do
-        u = _unsigned(lo)
-        r = _phase(u, size_div, shift)
+        u = _win_unsigned(lo)
+        r = _win_phase(u, size_div, shift)
         if not (u < r or u - r > last_start):
-            base = _signed(u - r)
-            u = _unsigned(hi)
-            r = _phase(u, size_div, shift)
+            base = _win_signed(u - r)
+            u = _win_unsigned(hi)
+            r = _win_phase(u, size_div, shift)
             if not (u < r or u - r > last_start) and sz > 1 and sz <= 0xFFFFFFFFLL \
                     and <uint64_t>hi - <uint64_t>base <= 0xFFFFFFFFULL:
                 bad = -2  # the fast path below applies
     if bad == -2:
-        _divisor_u32(<uint64_t>sz, &magic32, &shift32)
+        _win_divisor_u32(<uint64_t>sz, &magic32, &shift32)
         with nogil:
-            engine_grid_starts_u32(&t[0], &out[0], n, base, <uint32_t>sz, magic32, shift32)
+            engine_win_grid_starts_u32(&t[0], &out[0], n, base, <uint32_t>sz, magic32, shift32)
         return out_arr
     bad = -1
     with nogil:
         for i in range(n):
-            u = _unsigned(t[i])
-            r = _phase(u, size_div, shift)
+            u = _win_unsigned(t[i])
+            r = _win_phase(u, size_div, shift)
             # u < r: the start would be below INT64_MIN
             if u < r or u - r > last_start:
                 bad = i
                 break
-            out[i] = _signed(u - r)
+            out[i] = _win_signed(u - r)
     if bad >= 0:
         raise _checks.tumbling_window_error(bad, t[bad], sz, off)
     return out_arr
@@ -221,10 +221,10 @@ def sliding_windows(ts, size, slide, offset=0):
     cdef int64_t sl = _checks.positive("slide", slide)
     cdef int64_t off = _checks.offset_within("offset", offset, "slide", sl)
     cdef Py_ssize_t n = t.shape[0]
-    cdef UnsignedDivisor slide_div = unsigned_divisor(<uint64_t>sl)
-    cdef uint64_t shift = _phase_shift(sl, off)
+    cdef _WinDivisor slide_div = _win_divisor(<uint64_t>sl)
+    cdef uint64_t shift = _win_phase_shift(sl, off)
     cdef uint64_t usz = <uint64_t>sz
-    cdef uint64_t last_end_start = _unsigned(C_INT64_MAX - sz)  # the latest start whose end fits
+    cdef uint64_t last_end_start = _win_unsigned(C_INT64_MAX - sz)  # the latest start whose end fits
     cdef uint64_t u, r, m, span, first, k = 0, total = 0
     cdef Py_ssize_t i, j = 0, bad = -1
     # when size is a multiple of slide every record has exactly size / slide windows: no counting pass
@@ -238,9 +238,9 @@ def sliding_windows(ts, size, slide, offset=0):
     else:
         with nogil:
             for i in range(n):
-                r = _phase(_unsigned(t[i]), slide_div, shift)
+                r = _win_phase(_win_unsigned(t[i]), slide_div, shift)
                 if r < usz:  # else x falls in the gap between windows (size < slide)
-                    total += udiv(usz - r - 1, slide_div) + 1  # windows holding x (<= size each)
+                    total += _win_udiv(usz - r - 1, slide_div) + 1  # windows holding x (<= size each)
                     if total > <uint64_t>C_INT64_MAX:
                         break  # too many to allocate; stopping here also keeps total from wrapping
         if total > <uint64_t>C_INT64_MAX:
@@ -252,12 +252,12 @@ def sliding_windows(ts, size, slide, offset=0):
     cdef int64_t[::1] starts = starts_arr
     with nogil:
         for i in range(n):
-            u = _unsigned(t[i])
-            r = _phase(u, slide_div, shift)
+            u = _win_unsigned(t[i])
+            r = _win_phase(u, slide_div, shift)
             if r >= usz:
                 continue
             if not uniform:
-                k = udiv(usz - r - 1, slide_div) + 1
+                k = _win_udiv(usz - r - 1, slide_div) + 1
             span = r + (k - 1) * <uint64_t>sl  # u - span is the first start; span < size
             if u < span or u - r > last_end_start:
                 bad = i
@@ -265,7 +265,7 @@ def sliding_windows(ts, size, slide, offset=0):
             first = u - span
             for m in range(k):
                 rows[j] = i
-                starts[j] = _signed(first + m * <uint64_t>sl)  # m * slide < size: stays in range
+                starts[j] = _win_signed(first + m * <uint64_t>sl)  # m * slide < size: stays in range
                 j += 1
     if bad >= 0:
         raise _checks.sliding_window_error(bad, t[bad], sz, sl, off)
