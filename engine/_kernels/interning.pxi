@@ -135,8 +135,9 @@ cdef class KeyInterner:
         if n == 0:
             return out_arr
         while i < n:
-            with nogil:
-                i = self._lookup_run(&values[0], &out[0], i, n)
+            # the GIL stays held: another thread interning into this object could grow the table
+            # under the running lookup
+            i = self._lookup_run(&values[0], &out[0], i, n)
             if i < n:
                 out[i] = self._int_miss(values[i])
                 i += 1
