@@ -101,7 +101,7 @@ cdef extern from *:
     """
     #include <stdint.h>
     #include <stddef.h>
-    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__GLIBC__)
     #define ENGINE_WIN_CLONES __attribute__((target_clones("default", "avx2", "arch=skylake-avx512")))
     #else
     #define ENGINE_WIN_CLONES
