@@ -9,7 +9,6 @@
 # and the new buffer in the same direction (a near-sequential merge instead of random writes).
 # Purge rebuilds the table from its survivors (no tombstones), right-sized, so memory shrinks.
 
-from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy
 from libcpp.vector cimport vector
 from libcpp.pair cimport pair
@@ -24,6 +23,35 @@ cdef extern from *:
     #endif
     """
     void _agg_prefetch "ENGINE_AGG_PREFETCH"(const void* p) noexcept nogil
+
+cdef extern from *:
+    """
+    /* Zeroed table memory. Large tables come straight from mmap with transparent huge pages
+       requested, so first touching a 60 MB table costs ~30 page faults instead of ~15,000. */
+    #include <stdlib.h>
+    #if defined(__linux__)
+    #include <sys/mman.h>
+    #define ENGINE_AGG_MMAP_MIN ((size_t)4 << 20)
+    static void* engine_agg_alloc(size_t bytes) {
+        if (bytes < ENGINE_AGG_MMAP_MIN) return calloc(bytes, 1);
+        void* p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) return NULL;
+    #ifdef MADV_HUGEPAGE
+        madvise(p, bytes, MADV_HUGEPAGE);
+    #endif
+        return p;
+    }
+    static void engine_agg_free(void* p, size_t bytes) {
+        if (p == NULL) return;
+        if (bytes < ENGINE_AGG_MMAP_MIN) free(p); else munmap(p, bytes);
+    }
+    #else
+    static void* engine_agg_alloc(size_t bytes) { return calloc(bytes, 1); }
+    static void engine_agg_free(void* p, size_t bytes) { (void)bytes; free(p); }
+    #endif
+    """
+    void* _agg_alloc "engine_agg_alloc"(size_t nbytes) noexcept nogil
+    void _agg_free "engine_agg_free"(void* p, size_t nbytes) noexcept nogil
 
 
 cdef struct _AggHead:
@@ -169,12 +197,12 @@ cdef class WindowAggTable:
         self._min_live_end = C_INT64_MAX
         self._min_pending_end = C_INT64_MAX
         self._bits = _AGG_MIN_BITS
-        self._slots = <char*>calloc((<size_t>1) << self._bits, self._stride)
+        self._slots = <char*>_agg_alloc(((<size_t>1) << self._bits) * self._stride)
         if self._slots == NULL:
             raise MemoryError("WindowAggTable: cannot allocate the table")
 
     def __dealloc__(self):
-        free(self._slots)
+        _agg_free(self._slots, ((<size_t>1) << self._bits) * self._stride)
 
     @property
     def size(self):
@@ -204,7 +232,7 @@ cdef class WindowAggTable:
         cdef uint64_t mask = ((<uint64_t>1) << bits) - 1
         cdef int shift = 64 - bits
         cdef Py_ssize_t stride = self._stride
-        cdef char* fresh = <char*>calloc((<size_t>1) << bits, stride)
+        cdef char* fresh = <char*>_agg_alloc(((<size_t>1) << bits) * stride)
         cdef _AggHead* hd
         cdef _AggHead* to
         if fresh == NULL:
@@ -216,7 +244,7 @@ cdef class WindowAggTable:
                 continue
             to = _agg_probe(fresh, stride, mask, shift, hd.key, hd.start, _agg_hash(hd.key, hd.start))
             memcpy(to, hd, stride)
-        free(self._slots)
+        _agg_free(self._slots, old_cap * stride)
         self._slots = fresh
         self._bits = bits
         return 0
