@@ -1,15 +1,21 @@
 # Windowed aggregation: `WindowAggTable`, an open-addressing hash table keyed by (key_id, window start)
 # holding count, and per value column sum, min and max.
 #
-# Layout: one flat buffer of `capacity` slots (capacity a power of two), each slot an `_AggHead`
-# (key, start, count, flags) followed by `n_values` sums, `n_values` mins and `n_values` maxs
-# (array of structs: one record's update touches one or two cache lines). `count == 0` marks an empty
-# slot (a live window always holds at least one record). Linear probing; the home slot is the TOP
-# bits of a splitmix64 hash, so the table is ordered by hash and growing or shrinking walks the old
-# and the new buffer in the same direction (a near-sequential merge instead of random writes).
-# Purge rebuilds the table from its survivors (no tombstones), right-sized, so memory shrinks.
+# Layout (two buffers):
+# * entries: the live windows, dense (no holes), in insertion order. Each is an `_AggHead` (key, start,
+#   count, flags) followed by `n_values` sums, `n_values` mins and `n_values` maxs: one record's update
+#   touches one or two cache lines. Grows by doubling (realloc, which for large blocks remaps pages
+#   instead of copying); purge compacts it in place, keeping the order, and gives memory back.
+# * index: 2^bits uint64 slots, linear probing. A slot is 0 (empty) or ``tag << 32 | (entry + 1)``
+#   with ``tag`` the top 32 bits of the splitmix64 hash of (key, start). The home slot is the top
+#   ``bits`` bits of the hash, so the index is ordered by hash: it is rebuilt when it grows without
+#   touching the entries (a near-sequential merge), and the tag rejects nearly every foreign entry
+#   before its cache line is read. 8 bytes per slot keep the index mostly in cache.
+# fire/purge/snapshot scan the dense entries (O(live), never O(capacity)); fired windows are ordered
+# by a radix sort of a packed (start, key_id, entry) integer.
 
-from libc.string cimport memcpy
+from libc.stdlib cimport malloc, realloc, free
+from libc.string cimport memcpy, memset
 from libcpp.vector cimport vector
 from libcpp.pair cimport pair
 from libcpp.algorithm cimport sort as _agg_std_sort
@@ -26,8 +32,8 @@ cdef extern from *:
 
 cdef extern from *:
     """
-    /* Zeroed table memory. Large tables come straight from mmap with transparent huge pages
-       requested, so first touching a 60 MB table costs ~30 page faults instead of ~15,000. */
+    /* Zeroed index memory. Large indexes come straight from mmap with transparent huge pages
+       requested, so first touching one costs a few page faults instead of thousands. */
     #include <stdlib.h>
     #if defined(__linux__)
     #include <sys/mman.h>
@@ -57,15 +63,21 @@ cdef extern from *:
 cdef struct _AggHead:
     int64_t key
     int64_t start
-    int64_t count      # records added; 0 = empty slot
+    int64_t count      # records added (>= 1)
     int64_t flags      # _AGG_DIRTY | _AGG_EMITTED
 
 cdef enum:
     _AGG_DIRTY = 1     # has additions not emitted yet
     _AGG_EMITTED = 2   # fired at least once
-    _AGG_MIN_BITS = 4  # smallest table: 16 slots
-    _AGG_AHEAD = 16    # records hashed and prefetched ahead of the one being inserted (power of two)
+    _AGG_MIN_BITS = 4  # smallest index: 16 slots
+    _AGG_MAX_BITS = 32  # the tag (32 bits) must hold the home slot
+    _AGG_MIN_ENTRIES = 8
+    _AGG_AHEAD = 16    # records hashed and their index slot prefetched ahead (a power of two)
+    _AGG_AHEAD2 = 8    # ... and their entry prefetched ahead (index slot already in cache)
     _AGG_RADIX_MIN = 512  # below this many windows, std::sort beats the radix sort
+
+# at most this many live windows (entry + 1 must fit the low 32 bits of an index slot)
+cdef int64_t _AGG_MAX_WINDOWS = <int64_t>4294967294
 
 
 cdef inline uint64_t _agg_hash(int64_t key, int64_t start) noexcept nogil:
@@ -74,18 +86,6 @@ cdef inline uint64_t _agg_hash(int64_t key, int64_t start) noexcept nogil:
     x = (x ^ (x >> 30)) * <uint64_t>0xBF58476D1CE4E5B9
     x = (x ^ (x >> 27)) * <uint64_t>0x94D049BB133111EB
     return x ^ (x >> 31)
-
-
-cdef inline _AggHead* _agg_probe(char* slots, Py_ssize_t stride, uint64_t mask, int shift,
-                                 int64_t key, int64_t start, uint64_t h) noexcept nogil:
-    """The slot holding (key, start), or the empty slot where it belongs."""
-    cdef uint64_t i = h >> shift
-    cdef _AggHead* hd
-    while True:
-        hd = <_AggHead*>(slots + i * stride)
-        if hd.count == 0 or (hd.key == key and hd.start == start):
-            return hd
-        i = (i + 1) & mask
 
 
 cdef inline int _agg_bit_length(uint64_t x) noexcept nogil:
@@ -97,7 +97,7 @@ cdef inline int _agg_bit_length(uint64_t x) noexcept nogil:
 
 
 cdef inline int _agg_bits_for(int64_t n) noexcept nogil:
-    """Table size (log2) holding ``n`` windows at load <= 1/2."""
+    """Index size (log2) holding ``n`` windows at load <= 1/2."""
     cdef int bits = _AGG_MIN_BITS
     while (<int64_t>1 << bits) < 2 * n:
         bits += 1
@@ -158,17 +158,19 @@ cdef class WindowAggTable:
     * ``add(key_ids, starts, values)`` adds record ``i`` (``values[i]`` of shape ``(n_values,)``) to
       window ``(key_ids[i], starts[i])``. The caller assigns windows and filters late records first.
       A start whose end ``start + size`` overflows int64 raises ``ValueError`` before anything is added.
-      Sums propagate NaN; min and max ignore NaN (NaN only while every value seen is NaN).
+      Sums propagate NaN (added in record order); min and max ignore NaN (NaN only while every value
+      seen is NaN).
     * ``fire(W)`` returns `FiredWindows` for every window with ``W >= end - 1`` that has additions not
       yet emitted (first firing, and again after allowed-late additions), sorted by
       ``(end, start, key_id)``; ``sums``/``mins``/``maxs`` are float64 of shape ``(m, n_values)``.
     * ``purge(W)`` drops windows with ``W >= end - 1 + lateness`` (saturating) and returns how many.
       A window with additions never emitted is never dropped silently: if ``purge(W)`` would drop one,
-      it raises ``ValueError`` and changes nothing (call ``fire(W)`` first).
-    * ``fire`` and ``purge`` are O(1) when nothing is due (the smallest end among dirty and among live
-      windows is tracked exactly); otherwise O(capacity), plus sorting what fires.
-    * Grows without limit (rehash at load 3/4); each purge rebuilds the table right-sized, so memory
-      shrinks once windows are purged (``nbytes``).
+      it raises ``ValueError`` and changes nothing (call ``fire(W)`` first, as the runtime does).
+    * ``fire`` and ``purge`` are O(1) when nothing is due (the smallest end among dirty windows and
+      among live windows is tracked exactly); otherwise O(live windows), plus sorting what fires.
+    * Grows without practical limit (up to 2**32 - 2 live windows; the index doubles at load 3/4);
+      purge compacts the windows and shrinks both buffers when the load falls low, so ``nbytes``
+      drops once windows are purged.
     * ``snapshot()`` is canonical (live windows sorted by ``(start, key_id)``, with their ``emitted``
       and ``dirty`` flags), identical to the one of ``engine._reference.WindowAggTable``.
     """
@@ -176,33 +178,39 @@ cdef class WindowAggTable:
     cdef int64_t _size
     cdef int64_t _lateness
     cdef Py_ssize_t _n_values
-    cdef Py_ssize_t _stride          # bytes per slot
-    cdef char* _slots
-    cdef int _bits                   # capacity == 1 << _bits
-    cdef int64_t _live               # windows held
+    cdef Py_ssize_t _stride          # bytes per entry
+    cdef char* _entries              # _n live windows, dense
+    cdef int64_t _n
+    cdef int64_t _entry_cap
+    cdef uint64_t* _index
+    cdef int _bits                   # index slots == 1 << _bits
     cdef int64_t _pending            # windows with _AGG_DIRTY
     cdef int64_t _min_live_end       # exact smallest end of live windows (INT64_MAX if none)
     cdef int64_t _min_pending_end    # exact smallest end of dirty windows (INT64_MAX if none)
 
     def __cinit__(self):
-        self._slots = NULL
+        self._entries = NULL
+        self._index = NULL
 
     def __init__(self, size, lateness, n_values):
         self._size = _checks.positive("size", size)
         self._lateness = _checks.non_negative("lateness", lateness)
         self._n_values = _checks.value_columns("n_values", n_values)
         self._stride = sizeof(_AggHead) + 3 * self._n_values * sizeof(double)
-        self._live = 0
+        self._n = 0
         self._pending = 0
         self._min_live_end = C_INT64_MAX
         self._min_pending_end = C_INT64_MAX
+        self._entry_cap = _AGG_MIN_ENTRIES
+        self._entries = <char*>malloc(self._entry_cap * self._stride)
         self._bits = _AGG_MIN_BITS
-        self._slots = <char*>_agg_alloc(((<size_t>1) << self._bits) * self._stride)
-        if self._slots == NULL:
+        self._index = <uint64_t*>_agg_alloc(((<size_t>1) << self._bits) * sizeof(uint64_t))
+        if self._entries == NULL or self._index == NULL:
             raise MemoryError("WindowAggTable: cannot allocate the table")
 
     def __dealloc__(self):
-        _agg_free(self._slots, ((<size_t>1) << self._bits) * self._stride)
+        free(self._entries)
+        _agg_free(self._index, ((<size_t>1) << self._bits) * sizeof(uint64_t))
 
     @property
     def size(self):
@@ -217,73 +225,139 @@ cdef class WindowAggTable:
         return self._n_values
 
     def __len__(self):
-        return self._live
+        return self._n
 
     @property
     def nbytes(self):
-        """Bytes held by the slot buffer (the table's memory; the object header is not counted)."""
-        return ((<int64_t>1) << self._bits) * self._stride
+        """Bytes held by the table's two buffers (the object header is not counted)."""
+        return self._entry_cap * self._stride + ((<int64_t>1) << self._bits) * <int64_t>sizeof(uint64_t)
 
     # --- internals ---------------------------------------------------------------------------------
 
-    cdef int _rehash(self, int bits) except -1 nogil:
-        """Move every live window into a fresh buffer of ``1 << bits`` slots."""
-        cdef size_t old_cap = (<size_t>1) << self._bits, i
-        cdef uint64_t mask = ((<uint64_t>1) << bits) - 1
-        cdef int shift = 64 - bits
-        cdef Py_ssize_t stride = self._stride
-        cdef char* fresh = <char*>_agg_alloc(((<size_t>1) << bits) * stride)
+    cdef inline _AggHead* _entry(self, uint64_t slot_value) noexcept nogil:
+        return <_AggHead*>(self._entries + ((slot_value & <uint64_t>0xFFFFFFFF) - 1) * self._stride)
+
+    cdef inline uint64_t _find(self, int64_t key, int64_t start, uint64_t h) noexcept nogil:
+        """Index slot of (key, start), or of the empty slot where it belongs."""
+        cdef uint64_t mask = ((<uint64_t>1) << self._bits) - 1
+        cdef uint64_t i = h >> (64 - self._bits)
+        cdef uint64_t tag = h >> 32
+        cdef uint64_t e
         cdef _AggHead* hd
-        cdef _AggHead* to
+        while True:
+            e = self._index[i]
+            if e == 0:
+                return i
+            if (e >> 32) == tag:
+                hd = self._entry(e)
+                if hd.key == key and hd.start == start:
+                    return i
+            i = (i + 1) & mask
+
+    cdef int _reindex(self, int bits) except -1 nogil:
+        """Rebuild the index with ``1 << bits`` slots from the entries (order of the dense array)."""
+        cdef size_t old_bytes = ((<size_t>1) << self._bits) * sizeof(uint64_t)
+        cdef size_t new_bytes = ((<size_t>1) << bits) * sizeof(uint64_t)
+        cdef uint64_t* fresh
+        cdef uint64_t mask = ((<uint64_t>1) << bits) - 1, i, h
+        cdef int64_t r
+        cdef _AggHead* hd
+        if bits > _AGG_MAX_BITS:
+            with gil:
+                raise MemoryError(f"WindowAggTable: more than {_AGG_MAX_WINDOWS} live windows")
+        if bits == self._bits:
+            memset(self._index, 0, old_bytes)
+            fresh = self._index
+        else:
+            fresh = <uint64_t*>_agg_alloc(new_bytes)
+            if fresh == NULL:
+                with gil:
+                    raise MemoryError(f"WindowAggTable: cannot allocate an index of {1 << bits} slots")
+            _agg_free(self._index, old_bytes)
+            self._index = fresh
+            self._bits = bits
+        for r in range(self._n):
+            hd = <_AggHead*>(self._entries + r * self._stride)
+            h = _agg_hash(hd.key, hd.start)
+            i = h >> (64 - bits)
+            while fresh[i] != 0:
+                i = (i + 1) & mask
+            fresh[i] = ((h >> 32) << 32) | <uint64_t>(r + 1)
+        return 0
+
+    cdef int _grow_index(self) except -1 nogil:
+        """Double the index, moving the slot values (no entry is read: the tag gives the home slot)."""
+        cdef int bits = self._bits + 1
+        cdef size_t old_slots = (<size_t>1) << self._bits, k
+        cdef uint64_t* fresh
+        cdef uint64_t mask = ((<uint64_t>1) << bits) - 1, i, e
+        if bits > _AGG_MAX_BITS:
+            with gil:
+                raise MemoryError(f"WindowAggTable: more than {_AGG_MAX_WINDOWS} live windows")
+        fresh = <uint64_t*>_agg_alloc(((<size_t>1) << bits) * sizeof(uint64_t))
         if fresh == NULL:
             with gil:
-                raise MemoryError(f"WindowAggTable: cannot allocate {1 << bits} slots")
-        for i in range(old_cap):
-            hd = <_AggHead*>(self._slots + i * stride)
-            if hd.count == 0:
+                raise MemoryError(f"WindowAggTable: cannot allocate an index of {1 << bits} slots")
+        for k in range(old_slots):
+            e = self._index[k]
+            if e == 0:
                 continue
-            to = _agg_probe(fresh, stride, mask, shift, hd.key, hd.start, _agg_hash(hd.key, hd.start))
-            memcpy(to, hd, stride)
-        _agg_free(self._slots, old_cap * stride)
-        self._slots = fresh
+            i = (e >> 32) >> (32 - bits)
+            while fresh[i] != 0:
+                i = (i + 1) & mask
+            fresh[i] = e
+        _agg_free(self._index, old_slots * sizeof(uint64_t))
+        self._index = fresh
         self._bits = bits
+        return 0
+
+    cdef int _resize_entries(self, int64_t cap) except -1 nogil:
+        cdef char* fresh = <char*>realloc(self._entries, cap * self._stride)
+        if fresh == NULL:
+            with gil:
+                raise MemoryError(f"WindowAggTable: cannot allocate {cap} windows")
+        self._entries = fresh
+        self._entry_cap = cap
         return 0
 
     cdef int _add(self, const int64_t* keys, const int64_t* starts, const double* vals,
                   Py_ssize_t n) except -1 nogil:
         cdef uint64_t ring[_AGG_AHEAD]
-        cdef Py_ssize_t i, j, nv = self._n_values, stride = self._stride
-        cdef uint64_t h, h2
-        cdef uint64_t mask = ((<uint64_t>1) << self._bits) - 1
-        cdef int shift = 64 - self._bits
-        cdef int64_t grow_at = (<int64_t>3 << self._bits) // 4
+        cdef Py_ssize_t i, j, nv = self._n_values
+        cdef uint64_t h, slot, e, ahead
         cdef int64_t end
         cdef _AggHead* hd
         cdef double* acc
         cdef const double* row
         cdef double v
-        # Hash and prefetch _AGG_AHEAD records ahead: the table is far larger than the caches, and
-        # independent prefetches overlap the memory latency of consecutive inserts.
+        # Two-stage software pipeline: the index slot of record i + _AGG_AHEAD is prefetched, then
+        # at i + _AGG_AHEAD2 (slot now cached) the entry it points to. Independent prefetches overlap
+        # the memory latency of consecutive records; the real lookup at i then hits the cache.
         for i in range(min(n, <Py_ssize_t>_AGG_AHEAD)):
             ring[i] = _agg_hash(keys[i], starts[i])
-            _agg_prefetch(self._slots + (ring[i] >> shift) * stride)
+            _agg_prefetch(self._index + (ring[i] >> (64 - self._bits)))
         for i in range(n):
             h = ring[i & (_AGG_AHEAD - 1)]
             if i + _AGG_AHEAD < n:
-                h2 = _agg_hash(keys[i + _AGG_AHEAD], starts[i + _AGG_AHEAD])
-                ring[i & (_AGG_AHEAD - 1)] = h2
-                _agg_prefetch(self._slots + (h2 >> shift) * stride)
-            hd = _agg_probe(self._slots, stride, mask, shift, keys[i], starts[i], h)
+                ahead = _agg_hash(keys[i + _AGG_AHEAD], starts[i + _AGG_AHEAD])
+                ring[i & (_AGG_AHEAD - 1)] = ahead
+                _agg_prefetch(self._index + (ahead >> (64 - self._bits)))
+            if i + _AGG_AHEAD2 < n:
+                ahead = ring[(i + _AGG_AHEAD2) & (_AGG_AHEAD - 1)]
+                e = self._index[ahead >> (64 - self._bits)]
+                if e != 0 and (e >> 32) == (ahead >> 32):
+                    _agg_prefetch(self._entry(e))
+            slot = self._find(keys[i], starts[i], h)
+            e = self._index[slot]
             row = vals + i * nv
-            acc = <double*>(hd + 1)
-            if hd.count == 0:
-                if self._live >= grow_at:
-                    self._rehash(self._bits + 1)
-                    mask = ((<uint64_t>1) << self._bits) - 1
-                    shift = 64 - self._bits
-                    grow_at = (<int64_t>3 << self._bits) // 4
-                    hd = _agg_probe(self._slots, stride, mask, shift, keys[i], starts[i], h)
-                    acc = <double*>(hd + 1)
+            if e == 0:
+                if self._n >= _AGG_MAX_WINDOWS:
+                    with gil:
+                        raise MemoryError(f"WindowAggTable: more than {_AGG_MAX_WINDOWS} live windows")
+                if self._n == self._entry_cap:
+                    self._resize_entries(2 * self._entry_cap)
+                hd = <_AggHead*>(self._entries + self._n * self._stride)
+                acc = <double*>(hd + 1)
                 hd.key = keys[i]
                 hd.start = starts[i]
                 hd.count = 1
@@ -292,7 +366,10 @@ cdef class WindowAggTable:
                     acc[j] = row[j]
                     acc[nv + j] = row[j]
                     acc[2 * nv + j] = row[j]
-                self._live += 1
+                self._n += 1
+                self._index[slot] = ((h >> 32) << 32) | <uint64_t>self._n
+                if 4 * self._n > 3 * ((<int64_t>1) << self._bits):
+                    self._grow_index()
                 self._pending += 1
                 end = starts[i] + self._size
                 if end < self._min_live_end:
@@ -300,11 +377,13 @@ cdef class WindowAggTable:
                 if end < self._min_pending_end:
                     self._min_pending_end = end
                 continue
+            hd = self._entry(e)
+            acc = <double*>(hd + 1)
             hd.count += 1
             for j in range(nv):
                 v = row[j]
                 acc[j] += v
-                # NaN-ignoring min/max; the slot holds NaN only while every value seen was NaN
+                # NaN-ignoring min/max; the entry holds NaN only while every value seen was NaN
                 if v < acc[nv + j] or acc[nv + j] != acc[nv + j]:
                     acc[nv + j] = v
                 if v > acc[2 * nv + j] or acc[2 * nv + j] != acc[2 * nv + j]:
@@ -317,26 +396,23 @@ cdef class WindowAggTable:
                     self._min_pending_end = end
         return 0
 
-    cdef int64_t _collect(self, vector[uint64_t]& order, bint due_only, int64_t watermark) noexcept nogil:
-        """Fill ``order`` with the slots of the windows to emit, sorted by ``(start, key_id)``.
+    cdef int64_t _collect(self, vector[uint64_t]& order, bint due_only, int64_t watermark) except? -2 nogil:
+        """Fill ``order`` with the entries to emit, sorted by ``(start, key_id)``.
 
         ``due_only``: dirty windows with ``end - 1 <= watermark`` (and return the smallest end among
         the dirty windows left out, INT64_MAX if none); otherwise every live window.
         """
-        cdef size_t cap = (<size_t>1) << self._bits, i
         cdef Py_ssize_t stride = self._stride
         cdef _AggHead* hd
-        cdef int64_t end, next_pending = C_INT64_MAX
+        cdef int64_t r, end, next_pending = C_INT64_MAX
         cdef int64_t smin = C_INT64_MAX, smax = C_INT64_MIN, kmin = C_INT64_MAX, kmax = C_INT64_MIN
-        cdef uint64_t sspan, kspan, comp, comp_max, slot_mask
-        cdef int cbits, sbits = self._bits
+        cdef uint64_t sspan, kspan, comp, comp_max, low_mask
+        cdef int cbits, ebits
         cdef size_t k, m
         cdef vector[pair[pair[int64_t, int64_t], uint64_t]] fallback
         order.clear()
-        for i in range(cap):
-            hd = <_AggHead*>(self._slots + i * stride)
-            if hd.count == 0:
-                continue
+        for r in range(self._n):
+            hd = <_AggHead*>(self._entries + r * stride)
             if due_only:
                 if not (hd.flags & _AGG_DIRTY):
                     continue
@@ -345,7 +421,7 @@ cdef class WindowAggTable:
                     if end < next_pending:
                         next_pending = end
                     continue
-            order.push_back(i)
+            order.push_back(r)
             if hd.start < smin:
                 smin = hd.start
             if hd.start > smax:
@@ -357,31 +433,32 @@ cdef class WindowAggTable:
         m = order.size()
         if m <= 1:
             return next_pending
-        # Sort key: composite c = (start - smin) * (kspan + 1) + (key - kmin) packed above the slot
-        # index, when it fits in 64 bits (it does for any realistic batch of windows); the order of c
-        # is the (start, key_id) order, and the slot bits ride along.
+        # Sort key: c = (start - smin) * (kspan + 1) + (key - kmin), packed above the entry number
+        # when it fits in 64 bits (it does for any realistic set of windows). c orders by
+        # (start, key_id); the entry number rides along in the low bits.
         sspan = <uint64_t>smax - <uint64_t>smin
         kspan = <uint64_t>kmax - <uint64_t>kmin
+        ebits = _agg_bit_length(<uint64_t>(self._n - 1))
         cbits = 65
         if kspan != <uint64_t>0xFFFFFFFFFFFFFFFF and sspan <= (<uint64_t>0xFFFFFFFFFFFFFFFF - kspan) // (kspan + 1):
             comp_max = sspan * (kspan + 1) + kspan
             cbits = _agg_bit_length(comp_max)
-        if cbits + sbits <= 64:
+        if cbits + ebits <= 64:
             for k in range(m):
-                hd = <_AggHead*>(self._slots + order[k] * stride)
+                hd = <_AggHead*>(self._entries + order[k] * stride)
                 comp = (<uint64_t>hd.start - <uint64_t>smin) * (kspan + 1) + (<uint64_t>hd.key - <uint64_t>kmin)
-                order[k] = (comp << sbits) | order[k]
+                order[k] = (comp << ebits) | order[k]
             if m < _AGG_RADIX_MIN:
                 _agg_std_sort(order.begin(), order.end())
             else:
-                _agg_radix_sort(order, sbits, cbits)
-            slot_mask = ((<uint64_t>1) << sbits) - 1
+                _agg_radix_sort(order, ebits, cbits)
+            low_mask = ((<uint64_t>1) << ebits) - 1
             for k in range(m):
-                order[k] = order[k] & slot_mask
+                order[k] = order[k] & low_mask
         else:
             fallback.resize(m)
             for k in range(m):
-                hd = <_AggHead*>(self._slots + order[k] * stride)
+                hd = <_AggHead*>(self._entries + order[k] * stride)
                 fallback[k].first.first = hd.start
                 fallback[k].first.second = hd.key
                 fallback[k].second = order[k]
@@ -391,32 +468,37 @@ cdef class WindowAggTable:
         return next_pending
 
     cdef int64_t _purge(self, int64_t watermark) except -1 nogil:
-        cdef size_t cap = (<size_t>1) << self._bits, i
+        """Compact the entries (keeping their order) without the purged windows; rebuild the index."""
+        cdef Py_ssize_t stride = self._stride
         cdef _AggHead* hd
-        cdef int64_t end, dropped = 0, next_live = C_INT64_MAX
+        cdef int64_t r, kept = 0, end, next_live = C_INT64_MAX, dropped, cap
         cdef int bits
-        for i in range(cap):
-            hd = <_AggHead*>(self._slots + i * self._stride)
-            if hd.count == 0:
-                continue
+        for r in range(self._n):
+            hd = <_AggHead*>(self._entries + r * stride)
             end = hd.start + self._size
             if watermark >= sat_add(end - 1, self._lateness):
-                hd.count = 0
-                dropped += 1
-            elif end < next_live:
+                continue
+            if end < next_live:
                 next_live = end
-        self._live -= dropped
+            if kept != r:
+                memcpy(self._entries + kept * stride, hd, stride)
+            kept += 1
+        dropped = self._n - kept
+        self._n = kept
         self._min_live_end = next_live
-        # Linear probing has no tombstones here: rebuild from the survivors, smaller when the load
-        # fell below 1/8 (the 1/8 .. 3/4 band keeps a steady stream from resizing back and forth).
+        # Shrink only when the load fell below 1/8 (index) or 1/4 (entries): the gap to the growth
+        # thresholds keeps a steady stream from resizing back and forth.
+        if kept < self._entry_cap // 4 and self._entry_cap > _AGG_MIN_ENTRIES:
+            cap = max(<int64_t>_AGG_MIN_ENTRIES, 2 * kept)
+            self._resize_entries(cap)
         bits = self._bits
-        if self._live < ((<int64_t>1 << bits) // 8):
-            bits = _agg_bits_for(self._live)
-        self._rehash(bits)
+        if kept < ((<int64_t>1 << bits) // 8):
+            bits = _agg_bits_for(kept)
+        self._reindex(bits)
         return dropped
 
     cdef object _gather(self, vector[uint64_t]& order, bint mark_emitted):
-        """Arrays of the windows in ``order``: key_ids, starts, ends, counts, sums, mins, maxs, emitted, dirty."""
+        """Arrays of the entries in ``order``: key_ids, starts, ends, counts, sums, mins, maxs, emitted, dirty."""
         cdef Py_ssize_t m = order.size(), nv = self._n_values, r, j
         cdef Py_ssize_t stride = self._stride
         key_ids = np.empty(m, dtype=np.int64)
@@ -442,8 +524,8 @@ cdef class WindowAggTable:
         with nogil:
             for r in range(m):
                 if r + 8 < m:
-                    _agg_prefetch(self._slots + order[r + 8] * stride)
-                hd = <_AggHead*>(self._slots + order[r] * stride)
+                    _agg_prefetch(self._entries + order[r + 8] * stride)
+                hd = <_AggHead*>(self._entries + order[r] * stride)
                 acc = <double*>(hd + 1)
                 ok[r] = hd.key
                 os[r] = hd.start
@@ -481,9 +563,7 @@ cdef class WindowAggTable:
         cdef int64_t w = _checks.integer("watermark", watermark)
         cdef vector[uint64_t] order
         cdef int64_t next_pending = C_INT64_MAX
-        if self._pending == 0 or w < self._min_pending_end - 1:
-            order.clear()
-        else:
+        if self._pending and w >= self._min_pending_end - 1:
             with nogil:
                 next_pending = self._collect(order, True, w)
         out = self._gather(order, True)
@@ -496,7 +576,7 @@ cdef class WindowAggTable:
         """Drop windows with ``watermark >= end - 1 + lateness``; return how many were dropped."""
         cdef int64_t w = _checks.integer("watermark", watermark)
         cdef int64_t dropped
-        if self._live == 0 or w < sat_add(self._min_live_end - 1, self._lateness):
+        if self._n == 0 or w < sat_add(self._min_live_end - 1, self._lateness):
             return 0
         if self._pending and w >= sat_add(self._min_pending_end - 1, self._lateness):
             raise ValueError(
@@ -535,6 +615,8 @@ cdef class WindowAggTable:
         )
         cdef WindowAggTable table = cls(size, lateness, n_values)
         cdef Py_ssize_t m = len(key_ids), r, j, nv = n_values
+        if m > _AGG_MAX_WINDOWS:
+            raise MemoryError(f"WindowAggTable: more than {_AGG_MAX_WINDOWS} live windows")
         cdef const int64_t* kp = <const int64_t*>cnp.PyArray_DATA(key_ids)
         cdef const int64_t* sp = <const int64_t*>cnp.PyArray_DATA(starts)
         cdef const int64_t* cp = <const int64_t*>cnp.PyArray_DATA(counts)
@@ -546,12 +628,10 @@ cdef class WindowAggTable:
         cdef _AggHead* hd
         cdef double* acc
         cdef int64_t end
-        table._rehash(_agg_bits_for(m))
-        cdef uint64_t mask = ((<uint64_t>1) << table._bits) - 1
-        cdef int shift = 64 - table._bits
+        table._resize_entries(max(<Py_ssize_t>_AGG_MIN_ENTRIES, m))
         with nogil:
             for r in range(m):
-                hd = _agg_probe(table._slots, table._stride, mask, shift, kp[r], sp[r], _agg_hash(kp[r], sp[r]))
+                hd = <_AggHead*>(table._entries + r * table._stride)
                 acc = <double*>(hd + 1)
                 hd.key = kp[r]
                 hd.start = sp[r]
@@ -568,5 +648,6 @@ cdef class WindowAggTable:
                     table._pending += 1
                     if end < table._min_pending_end:
                         table._min_pending_end = end
-            table._live = m
+            table._n = m
+            table._reindex(_agg_bits_for(m))
         return table
