@@ -75,6 +75,13 @@ cdef enum:
     _AGG_AHEAD = 16    # records hashed and their index slot prefetched ahead (a power of two)
     _AGG_AHEAD2 = 8    # ... and their entry prefetched ahead (index slot already in cache)
     _AGG_RADIX_MIN = 512  # below this many windows, std::sort beats the radix sort
+    _AGG_PARTITION_MIN = 65536  # batches at least this long are partitioned by hash first
+    _AGG_PARTITION_BITS = 8
+
+cdef struct _AggRec:
+    uint64_t h
+    int64_t key
+    int64_t start
 
 # at most this many live windows (entry + 1 must fit the low 32 bits of an index slot)
 cdef int64_t _AGG_MAX_WINDOWS = <int64_t>4294967294
@@ -320,16 +327,69 @@ cdef class WindowAggTable:
         self._entry_cap = cap
         return 0
 
-    cdef int _add(self, const int64_t* keys, const int64_t* starts, const double* vals,
-                  Py_ssize_t n) except -1 nogil:
-        cdef uint64_t ring[_AGG_AHEAD]
-        cdef Py_ssize_t i, j, nv = self._n_values
-        cdef uint64_t h, slot, e, ahead
+    cdef inline int _add_one(self, uint64_t h, int64_t key, int64_t start, const double* row) except -1 nogil:
+        """Add one record (hash ``h`` of (key, start), values ``row``) to its window."""
+        cdef Py_ssize_t j, nv = self._n_values
+        cdef uint64_t slot = self._find(key, start, h)
+        cdef uint64_t e = self._index[slot]
         cdef int64_t end
         cdef _AggHead* hd
         cdef double* acc
-        cdef const double* row
         cdef double v
+        if e == 0:
+            if self._n >= _AGG_MAX_WINDOWS:
+                with gil:
+                    raise MemoryError(f"WindowAggTable: more than {_AGG_MAX_WINDOWS} live windows")
+            if self._n == self._entry_cap:
+                self._resize_entries(2 * self._entry_cap)
+            hd = <_AggHead*>(self._entries + self._n * self._stride)
+            acc = <double*>(hd + 1)
+            hd.key = key
+            hd.start = start
+            hd.count = 1
+            hd.flags = _AGG_DIRTY
+            for j in range(nv):
+                acc[j] = row[j]
+                acc[nv + j] = row[j]
+                acc[2 * nv + j] = row[j]
+            self._n += 1
+            self._index[slot] = ((h >> 32) << 32) | <uint64_t>self._n
+            if 4 * self._n > 3 * ((<int64_t>1) << self._bits):
+                self._grow_index()
+            self._pending += 1
+            end = start + self._size
+            if end < self._min_live_end:
+                self._min_live_end = end
+            if end < self._min_pending_end:
+                self._min_pending_end = end
+            return 0
+        hd = self._entry(e)
+        acc = <double*>(hd + 1)
+        hd.count += 1
+        for j in range(nv):
+            v = row[j]
+            acc[j] += v
+            # NaN-ignoring min/max; the entry holds NaN only while every value seen was NaN
+            if v < acc[nv + j] or acc[nv + j] != acc[nv + j]:
+                acc[nv + j] = v
+            if v > acc[2 * nv + j] or acc[2 * nv + j] != acc[2 * nv + j]:
+                acc[2 * nv + j] = v
+        if not (hd.flags & _AGG_DIRTY):
+            hd.flags |= _AGG_DIRTY
+            self._pending += 1
+            end = hd.start + self._size
+            if end < self._min_pending_end:
+                self._min_pending_end = end
+        return 0
+
+    cdef int _add(self, const int64_t* keys, const int64_t* starts, const double* vals,
+                  Py_ssize_t n) except -1 nogil:
+        """Add a batch in record order (per window, so sums are bit-identical to the twin's)."""
+        cdef uint64_t ring[_AGG_AHEAD]
+        cdef Py_ssize_t i, nv = self._n_values
+        cdef uint64_t h, e, ahead
+        if n >= _AGG_PARTITION_MIN:
+            return self._add_partitioned(keys, starts, vals, n)
         # Two-stage software pipeline: the index slot of record i + _AGG_AHEAD is prefetched, then
         # at i + _AGG_AHEAD2 (slot now cached) the entry it points to. Independent prefetches overlap
         # the memory latency of consecutive records; the real lookup at i then hits the cache.
@@ -347,53 +407,60 @@ cdef class WindowAggTable:
                 e = self._index[ahead >> (64 - self._bits)]
                 if e != 0 and (e >> 32) == (ahead >> 32):
                     _agg_prefetch(self._entry(e))
-            slot = self._find(keys[i], starts[i], h)
-            e = self._index[slot]
-            row = vals + i * nv
-            if e == 0:
-                if self._n >= _AGG_MAX_WINDOWS:
-                    with gil:
-                        raise MemoryError(f"WindowAggTable: more than {_AGG_MAX_WINDOWS} live windows")
-                if self._n == self._entry_cap:
-                    self._resize_entries(2 * self._entry_cap)
-                hd = <_AggHead*>(self._entries + self._n * self._stride)
-                acc = <double*>(hd + 1)
-                hd.key = keys[i]
-                hd.start = starts[i]
-                hd.count = 1
-                hd.flags = _AGG_DIRTY
-                for j in range(nv):
-                    acc[j] = row[j]
-                    acc[nv + j] = row[j]
-                    acc[2 * nv + j] = row[j]
-                self._n += 1
-                self._index[slot] = ((h >> 32) << 32) | <uint64_t>self._n
-                if 4 * self._n > 3 * ((<int64_t>1) << self._bits):
-                    self._grow_index()
-                self._pending += 1
-                end = starts[i] + self._size
-                if end < self._min_live_end:
-                    self._min_live_end = end
-                if end < self._min_pending_end:
-                    self._min_pending_end = end
-                continue
-            hd = self._entry(e)
-            acc = <double*>(hd + 1)
-            hd.count += 1
+            self._add_one(h, keys[i], starts[i], vals + i * nv)
+        return 0
+
+    cdef int _add_partitioned(self, const int64_t* keys, const int64_t* starts, const double* vals,
+                              Py_ssize_t n) except -1 nogil:
+        """Large batches: a stable radix partition by the top hash bits, then one partition at a time.
+
+        The index is ordered by the top hash bits, so each partition works on one small stretch of
+        the index, and the windows it creates are appended next to each other: the random accesses
+        of a big batch become cache-resident ones. The partition is stable, so every window still
+        sees its records in batch order.
+        """
+        cdef int pbits = _AGG_PARTITION_BITS
+        cdef size_t parts = (<size_t>1) << pbits, b
+        cdef Py_ssize_t i, j, nv = self._n_values, pos
+        cdef vector[size_t] offsets
+        cdef vector[uint64_t] hashes
+        cdef vector[_AggRec] recs
+        cdef vector[double] pvals
+        cdef size_t total, cnt
+        cdef _AggRec* rec
+        cdef int bits = self._bits
+        # Records arrive sorted by hash: were the index to grow during the batch, a partition would
+        # pile up behind its few home slots in one long cluster (quadratic probing). Size the index
+        # for the worst case (every record a new window) up front; it is 8 bytes per slot.
+        while 4 * (self._n + n) > 3 * ((<int64_t>1) << bits):
+            bits += 1
+        if bits != self._bits:
+            self._reindex(bits)
+        offsets.resize(parts, 0)
+        hashes.resize(n)
+        recs.resize(n)
+        pvals.resize(n * nv if nv else 1)
+        for i in range(n):
+            hashes[i] = _agg_hash(keys[i], starts[i])
+            offsets[hashes[i] >> (64 - pbits)] += 1
+        total = 0
+        for b in range(parts):
+            cnt = offsets[b]
+            offsets[b] = total
+            total += cnt
+        for i in range(n):
+            b = hashes[i] >> (64 - pbits)
+            pos = offsets[b]
+            offsets[b] += 1
+            rec = &recs[pos]
+            rec.h = hashes[i]
+            rec.key = keys[i]
+            rec.start = starts[i]
             for j in range(nv):
-                v = row[j]
-                acc[j] += v
-                # NaN-ignoring min/max; the entry holds NaN only while every value seen was NaN
-                if v < acc[nv + j] or acc[nv + j] != acc[nv + j]:
-                    acc[nv + j] = v
-                if v > acc[2 * nv + j] or acc[2 * nv + j] != acc[2 * nv + j]:
-                    acc[2 * nv + j] = v
-            if not (hd.flags & _AGG_DIRTY):
-                hd.flags |= _AGG_DIRTY
-                self._pending += 1
-                end = hd.start + self._size
-                if end < self._min_pending_end:
-                    self._min_pending_end = end
+                pvals[pos * nv + j] = vals[i * nv + j]
+        for i in range(n):
+            rec = &recs[i]
+            self._add_one(rec.h, rec.key, rec.start, pvals.data() + i * nv)
         return 0
 
     cdef int64_t _collect(self, vector[uint64_t]& order, bint due_only, int64_t watermark) except? -2 nogil:
