@@ -14,7 +14,6 @@
 # fire/purge/snapshot scan the dense entries (O(live), never O(capacity)); fired windows are ordered
 # by a radix sort of a packed (start, key_id, entry) integer.
 
-from libc.stdlib cimport malloc, realloc, free
 from libc.string cimport memcpy, memset
 from libcpp.vector cimport vector
 from libcpp.pair cimport pair
@@ -32,9 +31,11 @@ cdef extern from *:
 
 cdef extern from *:
     """
-    /* Zeroed index memory. Large indexes come straight from mmap with transparent huge pages
-       requested, so first touching one costs a few page faults instead of thousands. */
+    /* Zeroed memory for the table and its large temporaries. Large blocks come straight from mmap
+       with transparent huge pages requested, so first touching one costs a few page faults instead
+       of thousands, and grow with mremap (pages are remapped, not copied). */
     #include <stdlib.h>
+    #include <string.h>
     #if defined(__linux__)
     #include <sys/mman.h>
     #define ENGINE_AGG_MMAP_MIN ((size_t)4 << 20)
@@ -51,13 +52,34 @@ cdef extern from *:
         if (p == NULL) return;
         if (bytes < ENGINE_AGG_MMAP_MIN) free(p); else munmap(p, bytes);
     }
+    static void* engine_agg_realloc(void* p, size_t old_bytes, size_t new_bytes) {
+    #ifdef MREMAP_MAYMOVE
+        if (old_bytes >= ENGINE_AGG_MMAP_MIN && new_bytes >= ENGINE_AGG_MMAP_MIN) {
+            void* q = mremap(p, old_bytes, new_bytes, MREMAP_MAYMOVE);
+            if (q == MAP_FAILED) return NULL;
+    #ifdef MADV_HUGEPAGE
+            madvise(q, new_bytes, MADV_HUGEPAGE);
+    #endif
+            return q;
+        }
+    #endif
+        void* q = engine_agg_alloc(new_bytes);
+        if (q == NULL) return NULL;
+        if (p != NULL) memcpy(q, p, old_bytes < new_bytes ? old_bytes : new_bytes);
+        engine_agg_free(p, old_bytes);
+        return q;
+    }
     #else
     static void* engine_agg_alloc(size_t bytes) { return calloc(bytes, 1); }
+    static void* engine_agg_realloc(void* p, size_t old_bytes, size_t new_bytes) {
+        (void)old_bytes; return realloc(p, new_bytes);
+    }
     static void engine_agg_free(void* p, size_t bytes) { (void)bytes; free(p); }
     #endif
     """
     void* _agg_alloc "engine_agg_alloc"(size_t nbytes) noexcept nogil
     void _agg_free "engine_agg_free"(void* p, size_t nbytes) noexcept nogil
+    void* _agg_realloc "engine_agg_realloc"(void* p, size_t old_nbytes, size_t new_nbytes) noexcept nogil
 
 
 cdef struct _AggHead:
@@ -77,6 +99,13 @@ cdef enum:
     _AGG_RADIX_MIN = 512  # below this many windows, std::sort beats the radix sort
     _AGG_PARTITION_MIN = 65536  # batches at least this long are partitioned by hash first
     _AGG_PARTITION_BITS = 8
+
+cdef Py_ssize_t _agg_partition_min = _AGG_PARTITION_MIN
+
+def _agg_set_partition_min(n):
+    """Tuning hook for the benchmark: batches of at least ``n`` records are partitioned first."""
+    global _agg_partition_min
+    _agg_partition_min = n
 
 cdef struct _AggRec:
     uint64_t h
@@ -209,14 +238,14 @@ cdef class WindowAggTable:
         self._min_live_end = C_INT64_MAX
         self._min_pending_end = C_INT64_MAX
         self._entry_cap = _AGG_MIN_ENTRIES
-        self._entries = <char*>malloc(self._entry_cap * self._stride)
+        self._entries = <char*>_agg_alloc(self._entry_cap * self._stride)
         self._bits = _AGG_MIN_BITS
         self._index = <uint64_t*>_agg_alloc(((<size_t>1) << self._bits) * sizeof(uint64_t))
         if self._entries == NULL or self._index == NULL:
             raise MemoryError("WindowAggTable: cannot allocate the table")
 
     def __dealloc__(self):
-        free(self._entries)
+        _agg_free(self._entries, self._entry_cap * self._stride)
         _agg_free(self._index, ((<size_t>1) << self._bits) * sizeof(uint64_t))
 
     @property
@@ -319,7 +348,7 @@ cdef class WindowAggTable:
         return 0
 
     cdef int _resize_entries(self, int64_t cap) except -1 nogil:
-        cdef char* fresh = <char*>realloc(self._entries, cap * self._stride)
+        cdef char* fresh = <char*>_agg_realloc(self._entries, self._entry_cap * self._stride, cap * self._stride)
         if fresh == NULL:
             with gil:
                 raise MemoryError(f"WindowAggTable: cannot allocate {cap} windows")
@@ -388,7 +417,7 @@ cdef class WindowAggTable:
         cdef uint64_t ring[_AGG_AHEAD]
         cdef Py_ssize_t i, nv = self._n_values
         cdef uint64_t h, e, ahead
-        if n >= _AGG_PARTITION_MIN:
+        if n >= _agg_partition_min:
             return self._add_partitioned(keys, starts, vals, n)
         # Two-stage software pipeline: the index slot of record i + _AGG_AHEAD is prefetched, then
         # at i + _AGG_AHEAD2 (slot now cached) the entry it points to. Independent prefetches overlap
@@ -422,12 +451,13 @@ cdef class WindowAggTable:
         cdef int pbits = _AGG_PARTITION_BITS
         cdef size_t parts = (<size_t>1) << pbits, b
         cdef Py_ssize_t i, j, nv = self._n_values, pos
-        cdef vector[size_t] offsets
-        cdef vector[uint64_t] hashes
-        cdef vector[_AggRec] recs
-        cdef vector[double] pvals
+        cdef size_t offsets[1 << _AGG_PARTITION_BITS]
         cdef size_t total, cnt
+        cdef size_t rec_bytes = n * sizeof(_AggRec), val_bytes = n * nv * sizeof(double)
+        cdef _AggRec* recs
+        cdef double* pvals
         cdef _AggRec* rec
+        cdef uint64_t h
         cdef int bits = self._bits
         # Records arrive sorted by hash: were the index to grow during the batch, a partition would
         # pile up behind its few home slots in one long cluster (quadratic probing). Size the index
@@ -436,31 +466,40 @@ cdef class WindowAggTable:
             bits += 1
         if bits != self._bits:
             self._reindex(bits)
-        offsets.resize(parts, 0)
-        hashes.resize(n)
-        recs.resize(n)
-        pvals.resize(n * nv if nv else 1)
+        recs = <_AggRec*>_agg_alloc(rec_bytes)
+        pvals = <double*>_agg_alloc(val_bytes if val_bytes else 8)
+        if recs == NULL or pvals == NULL:
+            _agg_free(recs, rec_bytes)
+            _agg_free(pvals, val_bytes if val_bytes else 8)
+            with gil:
+                raise MemoryError(f"WindowAggTable: cannot allocate a batch of {n} records")
+        for b in range(parts):
+            offsets[b] = 0
         for i in range(n):
-            hashes[i] = _agg_hash(keys[i], starts[i])
-            offsets[hashes[i] >> (64 - pbits)] += 1
+            offsets[_agg_hash(keys[i], starts[i]) >> (64 - pbits)] += 1
         total = 0
         for b in range(parts):
             cnt = offsets[b]
             offsets[b] = total
             total += cnt
         for i in range(n):
-            b = hashes[i] >> (64 - pbits)
+            h = _agg_hash(keys[i], starts[i])
+            b = h >> (64 - pbits)
             pos = offsets[b]
             offsets[b] += 1
             rec = &recs[pos]
-            rec.h = hashes[i]
+            rec.h = h
             rec.key = keys[i]
             rec.start = starts[i]
             for j in range(nv):
                 pvals[pos * nv + j] = vals[i * nv + j]
-        for i in range(n):
-            rec = &recs[i]
-            self._add_one(rec.h, rec.key, rec.start, pvals.data() + i * nv)
+        try:
+            for i in range(n):
+                rec = &recs[i]
+                self._add_one(rec.h, rec.key, rec.start, pvals + i * nv)
+        finally:
+            _agg_free(recs, rec_bytes)
+            _agg_free(pvals, val_bytes if val_bytes else 8)
         return 0
 
     cdef int64_t _collect(self, vector[uint64_t]& order, bint due_only, int64_t watermark) except? -2 nogil:
@@ -478,6 +517,7 @@ cdef class WindowAggTable:
         cdef size_t k, m
         cdef vector[pair[pair[int64_t, int64_t], uint64_t]] fallback
         order.clear()
+        order.reserve(self._pending if due_only else self._n)
         for r in range(self._n):
             hd = <_AggHead*>(self._entries + r * stride)
             if due_only:
