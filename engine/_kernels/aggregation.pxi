@@ -223,6 +223,8 @@ cdef class WindowAggTable:
     cdef int64_t _pending            # windows with _AGG_DIRTY
     cdef int64_t _min_live_end       # exact smallest end of live windows (INT64_MAX if none)
     cdef int64_t _min_pending_end    # exact smallest end of dirty windows (INT64_MAX if none)
+    # bounds (not always tight) of the starts and key ids of live windows, for the sort key
+    cdef int64_t _smin, _smax, _kmin, _kmax
 
     def __cinit__(self):
         self._entries = NULL
@@ -237,6 +239,10 @@ cdef class WindowAggTable:
         self._pending = 0
         self._min_live_end = C_INT64_MAX
         self._min_pending_end = C_INT64_MAX
+        self._smin = C_INT64_MAX
+        self._smax = C_INT64_MIN
+        self._kmin = C_INT64_MAX
+        self._kmax = C_INT64_MIN
         self._entry_cap = _AGG_MIN_ENTRIES
         self._entries = <char*>_agg_alloc(self._entry_cap * self._stride)
         self._bits = _AGG_MIN_BITS
@@ -391,6 +397,7 @@ cdef class WindowAggTable:
                 self._min_live_end = end
             if end < self._min_pending_end:
                 self._min_pending_end = end
+            self._widen_bounds(key, start)
             return 0
         hd = self._entry(e)
         acc = <double*>(hd + 1)
@@ -410,6 +417,16 @@ cdef class WindowAggTable:
             if end < self._min_pending_end:
                 self._min_pending_end = end
         return 0
+
+    cdef inline void _widen_bounds(self, int64_t key, int64_t start) noexcept nogil:
+        if start < self._smin:
+            self._smin = start
+        if start > self._smax:
+            self._smax = start
+        if key < self._kmin:
+            self._kmin = key
+        if key > self._kmax:
+            self._kmax = key
 
     cdef int _add(self, const int64_t* keys, const int64_t* starts, const double* vals,
                   Py_ssize_t n) except -1 nogil:
@@ -457,7 +474,7 @@ cdef class WindowAggTable:
         cdef _AggRec* recs
         cdef double* pvals
         cdef _AggRec* rec
-        cdef uint64_t h
+        cdef uint64_t h, e
         cdef int bits = self._bits
         # Records arrive sorted by hash: were the index to grow during the batch, a partition would
         # pile up behind its few home slots in one long cluster (quadratic probing). Size the index
@@ -495,6 +512,13 @@ cdef class WindowAggTable:
                 pvals[pos * nv + j] = vals[i * nv + j]
         try:
             for i in range(n):
+                if i + _AGG_AHEAD < n:
+                    _agg_prefetch(self._index + (recs[i + _AGG_AHEAD].h >> (64 - self._bits)))
+                if i + _AGG_AHEAD2 < n:
+                    h = recs[i + _AGG_AHEAD2].h
+                    e = self._index[h >> (64 - self._bits)]
+                    if e != 0 and (e >> 32) == (h >> 32):
+                        _agg_prefetch(self._entry(e))
                 rec = &recs[i]
                 self._add_one(rec.h, rec.key, rec.start, pvals + i * nv)
         finally:
@@ -518,6 +542,39 @@ cdef class WindowAggTable:
         cdef vector[pair[pair[int64_t, int64_t], uint64_t]] fallback
         order.clear()
         order.reserve(self._pending if due_only else self._n)
+        ebits = _agg_bit_length(<uint64_t>(self._n - 1)) if self._n > 1 else 0
+        # Fast path: one pass packing the sort key from the table-wide bounds of start and key_id,
+        # when the packed key fits in 64 bits (always, for realistic windows).
+        sspan = <uint64_t>self._smax - <uint64_t>self._smin
+        kspan = <uint64_t>self._kmax - <uint64_t>self._kmin
+        cbits = 65
+        if self._n and kspan != <uint64_t>0xFFFFFFFFFFFFFFFF and sspan <= (<uint64_t>0xFFFFFFFFFFFFFFFF - kspan) // (kspan + 1):
+            cbits = _agg_bit_length(sspan * (kspan + 1) + kspan)
+        if cbits + ebits <= 64:
+            smin = self._smin
+            kmin = self._kmin
+            for r in range(self._n):
+                hd = <_AggHead*>(self._entries + r * stride)
+                if due_only:
+                    if not (hd.flags & _AGG_DIRTY):
+                        continue
+                    end = hd.start + self._size
+                    if end - 1 > watermark:
+                        if end < next_pending:
+                            next_pending = end
+                        continue
+                comp = (<uint64_t>hd.start - <uint64_t>smin) * (kspan + 1) + (<uint64_t>hd.key - <uint64_t>kmin)
+                order.push_back((comp << ebits) | <uint64_t>r)
+            m = order.size()
+            if m > 1:
+                if m < _AGG_RADIX_MIN:
+                    _agg_std_sort(order.begin(), order.end())
+                else:
+                    _agg_radix_sort(order, ebits, cbits)
+            low_mask = ((<uint64_t>1) << ebits) - 1
+            for k in range(m):
+                order[k] = order[k] & low_mask
+            return next_pending
         for r in range(self._n):
             hd = <_AggHead*>(self._entries + r * stride)
             if due_only:
@@ -545,7 +602,6 @@ cdef class WindowAggTable:
         # (start, key_id); the entry number rides along in the low bits.
         sspan = <uint64_t>smax - <uint64_t>smin
         kspan = <uint64_t>kmax - <uint64_t>kmin
-        ebits = _agg_bit_length(<uint64_t>(self._n - 1))
         cbits = 65
         if kspan != <uint64_t>0xFFFFFFFFFFFFFFFF and sspan <= (<uint64_t>0xFFFFFFFFFFFFFFFF - kspan) // (kspan + 1):
             comp_max = sspan * (kspan + 1) + kspan
@@ -580,6 +636,10 @@ cdef class WindowAggTable:
         cdef _AggHead* hd
         cdef int64_t r, kept = 0, end, next_live = C_INT64_MAX, dropped, cap
         cdef int bits
+        self._smin = C_INT64_MAX
+        self._smax = C_INT64_MIN
+        self._kmin = C_INT64_MAX
+        self._kmax = C_INT64_MIN
         for r in range(self._n):
             hd = <_AggHead*>(self._entries + r * stride)
             end = hd.start + self._size
@@ -587,6 +647,7 @@ cdef class WindowAggTable:
                 continue
             if end < next_live:
                 next_live = end
+            self._widen_bounds(hd.key, hd.start)
             if kept != r:
                 memcpy(self._entries + kept * stride, hd, stride)
             kept += 1
@@ -630,8 +691,8 @@ cdef class WindowAggTable:
         cdef double* acc
         with nogil:
             for r in range(m):
-                if r + 8 < m:
-                    _agg_prefetch(self._entries + order[r + 8] * stride)
+                if r + 16 < m:
+                    _agg_prefetch(self._entries + order[r + 16] * stride)
                 hd = <_AggHead*>(self._entries + order[r] * stride)
                 acc = <double*>(hd + 1)
                 ok[r] = hd.key
@@ -748,6 +809,7 @@ cdef class WindowAggTable:
                     acc[j] = sump[r * nv + j]
                     acc[nv + j] = minp[r * nv + j]
                     acc[2 * nv + j] = maxp[r * nv + j]
+                table._widen_bounds(kp[r], sp[r])
                 end = sp[r] + table._size
                 if end < table._min_live_end:
                     table._min_live_end = end
