@@ -108,7 +108,6 @@ def _agg_set_partition_min(n):
     _agg_partition_min = n
 
 cdef struct _AggRec:
-    uint64_t h
     int64_t key
     int64_t start
 
@@ -474,7 +473,8 @@ cdef class WindowAggTable:
         cdef _AggRec* recs
         cdef double* pvals
         cdef _AggRec* rec
-        cdef uint64_t h, e
+        cdef uint64_t h, e, ahead
+        cdef uint64_t ring[_AGG_AHEAD]
         cdef int bits = self._bits
         # Records arrive sorted by hash: were the index to grow during the batch, a partition would
         # pile up behind its few home slots in one long cluster (quadratic probing). Size the index
@@ -505,22 +505,27 @@ cdef class WindowAggTable:
             pos = offsets[b]
             offsets[b] += 1
             rec = &recs[pos]
-            rec.h = h
             rec.key = keys[i]
             rec.start = starts[i]
             for j in range(nv):
                 pvals[pos * nv + j] = vals[i * nv + j]
         try:
+            # the same two-stage prefetch pipeline as the direct path (see `_add`)
+            for i in range(min(n, <Py_ssize_t>_AGG_AHEAD)):
+                ring[i] = _agg_hash(recs[i].key, recs[i].start)
             for i in range(n):
+                h = ring[i & (_AGG_AHEAD - 1)]
                 if i + _AGG_AHEAD < n:
-                    _agg_prefetch(self._index + (recs[i + _AGG_AHEAD].h >> (64 - self._bits)))
+                    ahead = _agg_hash(recs[i + _AGG_AHEAD].key, recs[i + _AGG_AHEAD].start)
+                    ring[i & (_AGG_AHEAD - 1)] = ahead
+                    _agg_prefetch(self._index + (ahead >> (64 - self._bits)))
                 if i + _AGG_AHEAD2 < n:
-                    h = recs[i + _AGG_AHEAD2].h
-                    e = self._index[h >> (64 - self._bits)]
-                    if e != 0 and (e >> 32) == (h >> 32):
+                    ahead = ring[(i + _AGG_AHEAD2) & (_AGG_AHEAD - 1)]
+                    e = self._index[ahead >> (64 - self._bits)]
+                    if e != 0 and (e >> 32) == (ahead >> 32):
                         _agg_prefetch(self._entry(e))
                 rec = &recs[i]
-                self._add_one(rec.h, rec.key, rec.start, pvals + i * nv)
+                self._add_one(h, rec.key, rec.start, pvals + i * nv)
         finally:
             _agg_free(recs, rec_bytes)
             _agg_free(pvals, val_bytes if val_bytes else 8)
@@ -666,7 +671,10 @@ cdef class WindowAggTable:
         return dropped
 
     cdef object _gather(self, vector[uint64_t]& order, bint mark_emitted):
-        """Arrays of the entries in ``order``: key_ids, starts, ends, counts, sums, mins, maxs, emitted, dirty."""
+        """Arrays of the entries in ``order``: key_ids, starts, ends, counts, sums, mins, maxs, emitted, dirty.
+
+        ``mark_emitted`` (fire): mark the entries emitted and clean; the flag arrays are then empty.
+        """
         cdef Py_ssize_t m = order.size(), nv = self._n_values, r, j
         cdef Py_ssize_t stride = self._stride
         key_ids = np.empty(m, dtype=np.int64)
@@ -676,8 +684,8 @@ cdef class WindowAggTable:
         sums = np.empty((m, nv), dtype=np.float64)
         mins = np.empty((m, nv), dtype=np.float64)
         maxs = np.empty((m, nv), dtype=np.float64)
-        emitted = np.empty(m, dtype=np.bool_)
-        dirty = np.empty(m, dtype=np.bool_)
+        emitted = np.empty(0 if mark_emitted else m, dtype=np.bool_)
+        dirty = np.empty(0 if mark_emitted else m, dtype=np.bool_)
         cdef int64_t* ok = <int64_t*>cnp.PyArray_DATA(key_ids)
         cdef int64_t* os = <int64_t*>cnp.PyArray_DATA(starts)
         cdef int64_t* oe = <int64_t*>cnp.PyArray_DATA(ends)
@@ -703,10 +711,11 @@ cdef class WindowAggTable:
                     osum[r * nv + j] = acc[j]
                     omin[r * nv + j] = acc[nv + j]
                     omax[r * nv + j] = acc[2 * nv + j]
-                oem[r] = (hd.flags & _AGG_EMITTED) != 0
-                odi[r] = (hd.flags & _AGG_DIRTY) != 0
                 if mark_emitted:
                     hd.flags = _AGG_EMITTED
+                else:
+                    oem[r] = (hd.flags & _AGG_EMITTED) != 0
+                    odi[r] = (hd.flags & _AGG_DIRTY) != 0
         return key_ids, starts, ends, counts, sums, mins, maxs, emitted, dirty
 
     # --- public API --------------------------------------------------------------------------------
