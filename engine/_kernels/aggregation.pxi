@@ -14,6 +14,7 @@
 # fire/purge/snapshot scan the dense entries (O(live), never O(capacity)); fired windows are ordered
 # by a radix sort of a packed (start, key_id, entry) integer.
 
+from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy, memset
 from libcpp.vector cimport vector
 from libcpp.pair cimport pair
@@ -483,11 +484,13 @@ cdef class WindowAggTable:
             bits += 1
         if bits != self._bits:
             self._reindex(bits)
-        recs = <_AggRec*>_agg_alloc(rec_bytes)
-        pvals = <double*>_agg_alloc(val_bytes if val_bytes else 8)
+        # plain malloc: these need no zeroing, and the allocator hands the same block back to the
+        # next large batch (no fresh pages to fault in and clear)
+        recs = <_AggRec*>malloc(rec_bytes)
+        pvals = <double*>malloc(val_bytes if val_bytes else 8)
         if recs == NULL or pvals == NULL:
-            _agg_free(recs, rec_bytes)
-            _agg_free(pvals, val_bytes if val_bytes else 8)
+            free(recs)
+            free(pvals)
             with gil:
                 raise MemoryError(f"WindowAggTable: cannot allocate a batch of {n} records")
         for b in range(parts):
@@ -527,8 +530,8 @@ cdef class WindowAggTable:
                 rec = &recs[i]
                 self._add_one(h, rec.key, rec.start, pvals + i * nv)
         finally:
-            _agg_free(recs, rec_bytes)
-            _agg_free(pvals, val_bytes if val_bytes else 8)
+            free(recs)
+            free(pvals)
         return 0
 
     cdef int64_t _collect(self, vector[uint64_t]& order, bint due_only, int64_t watermark) except? -2 nogil:
