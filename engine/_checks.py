@@ -181,3 +181,67 @@ def snapshot_field(snapshot: object, cls_name: str, name: str) -> object:
     if name not in snapshot:
         raise ValueError(f"{cls_name} snapshot is missing {name!r} (has {sorted(snapshot)})")
     return snapshot[name]
+
+
+# --- windowed aggregation (WindowAggTable) ---------------------------------------------------------
+
+MAX_VALUE_COLUMNS = 1 << 16
+
+
+def value_columns(name: str, value: object) -> int:
+    """Number of numeric value columns of an aggregation table: ``0 <= value <= MAX_VALUE_COLUMNS``."""
+    value = non_negative(name, value)
+    if value > MAX_VALUE_COLUMNS:
+        raise ValueError(f"{name} must be <= {MAX_VALUE_COLUMNS}, got {value}")
+    return value
+
+
+def window_ends_fit(name: str, starts: np.ndarray, size: int) -> None:
+    """Raise ``ValueError`` naming the first start whose window end ``start + size`` overflows int64."""
+    if starts.size and int(starts.max()) > INT64_MAX - size:
+        bad = int(starts[np.argmax(starts > INT64_MAX - size)])
+        raise ValueError(f"{name} holds {bad}, whose window end {bad} + {size} does not fit in int64")
+
+
+_WINDOW_AGG_SNAPSHOT_KEYS = (
+    "size", "lateness", "n_values", "key_ids", "starts", "counts", "sums", "mins", "maxs", "emitted", "dirty",
+)
+
+
+def window_agg_snapshot(snapshot: object) -> tuple:
+    """Validate a `WindowAggTable` snapshot; return its fields in ``_WINDOW_AGG_SNAPSHOT_KEYS`` order.
+
+    The snapshot must be canonical: windows strictly ordered by ``(start, key_id)`` (so no duplicates),
+    every count >= 1, every window emitted or dirty (or both), every window end representable.
+    """
+    if not isinstance(snapshot, dict):
+        raise TypeError(f"snapshot must be a dict, got {type(snapshot).__name__}")
+    missing = [k for k in _WINDOW_AGG_SNAPSHOT_KEYS if k not in snapshot]
+    if missing:
+        raise ValueError(f"snapshot is missing {', '.join(missing)}")
+    size = positive("snapshot['size']", snapshot["size"])
+    lateness = non_negative("snapshot['lateness']", snapshot["lateness"])
+    n_values = value_columns("snapshot['n_values']", snapshot["n_values"])
+    key_ids = int64_column("snapshot['key_ids']", snapshot["key_ids"])
+    starts = int64_column("snapshot['starts']", snapshot["starts"])
+    counts = int64_column("snapshot['counts']", snapshot["counts"])
+    emitted = bool_column("snapshot['emitted']", snapshot["emitted"])
+    dirty = bool_column("snapshot['dirty']", snapshot["dirty"])
+    m = same_length(key_ids=key_ids, starts=starts, counts=counts, emitted=emitted, dirty=dirty)
+    sums = float64_matrix("snapshot['sums']", snapshot["sums"], m, n_values)
+    mins = float64_matrix("snapshot['mins']", snapshot["mins"], m, n_values)
+    maxs = float64_matrix("snapshot['maxs']", snapshot["maxs"], m, n_values)
+    if m and int(counts.min()) < 1:
+        raise ValueError(f"snapshot['counts'] must be >= 1, got {int(counts.min())}")
+    if m and not bool(np.all(emitted | dirty)):
+        raise ValueError("snapshot has a window that is neither emitted nor dirty")
+    window_ends_fit("snapshot['starts']", starts, size)
+    if m > 1:
+        ordered = (starts[1:] > starts[:-1]) | ((starts[1:] == starts[:-1]) & (key_ids[1:] > key_ids[:-1]))
+        if not bool(np.all(ordered)):
+            i = int(np.argmin(ordered))
+            raise ValueError(
+                "snapshot windows must be strictly ordered by (start, key_id), got "
+                f"({int(starts[i])}, {int(key_ids[i])}) before ({int(starts[i + 1])}, {int(key_ids[i + 1])})"
+            )
+    return size, lateness, n_values, key_ids, starts, counts, sums, mins, maxs, emitted, dirty
