@@ -10,7 +10,7 @@
 from libcpp.vector cimport vector
 from libcpp.unordered_map cimport unordered_map
 from libcpp.utility cimport pair
-from libcpp.algorithm cimport push_heap, pop_heap, make_heap, sort as cpp_sort
+from libcpp.algorithm cimport is_sorted, sort as cpp_sort
 from cython.operator cimport dereference as deref, preincrement as inc
 
 
@@ -25,10 +25,48 @@ cdef struct JoinBuffer:
 
 
 ctypedef unordered_map[int64_t, JoinBuffer] JoinSide
-# heap entries are (~ts, key): `~` reverses int64 order without overflow, turning the max-heap of
-# <algorithm> into a min-heap on ts
-ctypedef pair[int64_t, int64_t] HeapEntry
+ctypedef pair[int64_t, int64_t] HeapEntry  # (front ts, key id), a min-heap on ts
 ctypedef pair[int64_t, int64_t] TsRow
+
+
+cdef inline void heap_sift_up(HeapEntry* h, size_t i) noexcept nogil:
+    cdef HeapEntry x = h[i]
+    cdef size_t parent
+    while i > 0:
+        parent = (i - 1) // 2
+        if h[parent].first <= x.first:
+            break
+        h[i] = h[parent]
+        i = parent
+    h[i] = x
+
+
+cdef inline void heap_sift_down(HeapEntry* h, size_t n, size_t i) noexcept nogil:
+    cdef HeapEntry x = h[i]
+    cdef size_t child
+    while True:
+        child = 2 * i + 1
+        if child >= n:
+            break
+        if child + 1 < n and h[child + 1].first < h[child].first:
+            child += 1
+        if x.first <= h[child].first:
+            break
+        h[i] = h[child]
+        i = child
+    h[i] = x
+
+
+cdef inline void heap_pop_top(vector[HeapEntry]* heap) noexcept nogil:
+    heap[0][0] = heap.back()
+    heap.pop_back()
+    if heap.size() > 1:
+        heap_sift_down(heap.data(), heap.size(), 0)
+
+
+cdef inline void heap_replace_top(vector[HeapEntry]* heap, int64_t ts, int64_t key) noexcept nogil:
+    heap[0][0] = HeapEntry(ts, key)
+    heap_sift_down(heap.data(), heap.size(), 0)
 
 
 cdef inline int64_t add_clamped(int64_t a, int64_t b, int* over) noexcept nogil:
@@ -206,8 +244,8 @@ cdef class IntervalJoinBuffers:
 
     cdef inline int _heap_push(self, int side, int64_t ts, int64_t key) except -1 nogil:
         cdef vector[HeapEntry]* heap = self._heap(side)
-        heap.push_back(HeapEntry(~ts, key))
-        push_heap(heap.begin(), heap.end())
+        heap.push_back(HeapEntry(ts, key))
+        heap_sift_up(heap.data(), heap.size() - 1)
         return 0
 
     cdef int _probe(self, int side, int64_t key, int64_t ts, int64_t row,
@@ -268,29 +306,38 @@ cdef class IntervalJoinBuffers:
         cdef JoinSide* buffers = self._buffers(side)
         cdef JoinSide.iterator it
         cdef JoinBuffer* buf
-        cdef int64_t ts, key
+        cdef int64_t ts, key, barrier
         cdef size_t n, first_live
+        # A k-way merge of the keys' due prefixes: each visit takes a key's entries up to the next
+        # key's front ts, so the output comes out sorted by ts (ties across keys are fixed by `purge`)
         while heap.size() > 0:
-            ts = ~heap.front().first
+            ts = heap.front().first
             key = heap.front().second
             if watermark < self._purge_time(side, ts):
                 break  # the earliest purge time is not due: nothing else is
-            pop_heap(heap.begin(), heap.end())
-            heap.pop_back()
             it = buffers.find(key)
             if it == buffers.end():
-                continue  # stale: the key's buffer was emptied earlier
+                heap_pop_top(heap)  # stale: the key's buffer was emptied earlier
+                continue
             buf = &deref(it).second
             n = buf.items.size()
             if buf.items[buf.head].ts != ts:
-                continue  # stale: the front moved (a later entry of the heap describes it)
+                heap_pop_top(heap)  # stale: the front moved (a later entry of the heap describes it)
+                continue
+            barrier = C_INT64_MAX
+            if heap.size() > 1:
+                barrier = heap[0][1].first
+            if heap.size() > 2 and heap[0][2].first < barrier:
+                barrier = heap[0][2].first
             first_live = buf.head
-            while buf.head < n and watermark >= self._purge_time(side, buf.items[buf.head].ts):
+            while (buf.head < n and buf.items[buf.head].ts <= barrier
+                   and watermark >= self._purge_time(side, buf.items[buf.head].ts)):
                 out.push_back(TsRow(buf.items[buf.head].ts, buf.items[buf.head].row))
                 buf.head += 1
             self._size -= <Py_ssize_t>(buf.head - first_live)
             if buf.head == n:
                 buffers.erase(it)  # frees the vector: memory follows live state
+                heap_pop_top(heap)
                 continue
             # compact once half the vector is dead (amortised O(1) per entry), and give memory back
             # after a burst, so capacity stays proportional to what is buffered
@@ -299,7 +346,7 @@ cdef class IntervalJoinBuffers:
                 buf.head = 0
                 if buf.items.capacity() > 32 and buf.items.size() * 4 < buf.items.capacity():
                     buf.items.shrink_to_fit()
-            self._heap_push(side, buf.items[buf.head].ts, key)
+            heap_replace_top(heap, buf.items[buf.head].ts, key)
         if heap.capacity() > 64 and heap.size() * 4 < heap.capacity():
             heap.shrink_to_fit()
         return 0
@@ -315,8 +362,11 @@ cdef class IntervalJoinBuffers:
         with nogil:
             self._purge_side(0, w, &gone_left)
             self._purge_side(1, w, &gone_right)
-            cpp_sort(gone_left.begin(), gone_left.end())
-            cpp_sort(gone_right.begin(), gone_right.end())
+            # sorted by ts already; only equal ts of different keys can be out of row order
+            if not is_sorted(gone_left.begin(), gone_left.end()):
+                cpp_sort(gone_left.begin(), gone_left.end())
+            if not is_sorted(gone_right.begin(), gone_right.end()):
+                cpp_sort(gone_right.begin(), gone_right.end())
         return _purged_rows(gone_left), _purged_rows(gone_right)
 
     # --- introspection and snapshots ---------------------------------------------------------------
