@@ -349,6 +349,8 @@ cdef class IntervalJoinBuffers:
             heap_replace_top(heap, buf.items[buf.head].ts, key)
         if heap.capacity() > 64 and heap.size() * 4 < heap.capacity():
             heap.shrink_to_fit()
+        if buffers.bucket_count() > 1024 and buffers.size() * 8 < buffers.bucket_count():
+            buffers.rehash(0)  # the bucket array never shrinks by itself after a burst of keys
         return 0
 
     def purge(self, watermark):

@@ -495,6 +495,19 @@ def test_compiled_gives_memory_back_after_a_burst():
     assert len(j) == 0 and j.nbytes <= empty + 4096
 
 
+def test_compiled_gives_memory_back_after_a_burst_of_keys():
+    j = _core.IntervalJoinBuffers(-10, 10)
+    empty = j.nbytes
+    n = 100_000
+    keys = np.arange(n) * 3 - n  # many distinct keys, as order ids would be
+    j.process(RIGHT, keys, np.arange(n), np.arange(n), np.full(n, -1, dtype=np.int64))
+    assert j.nbytes >= n * 16
+    j.purge(n - 51 + 10)  # right rows are due when W >= ts + 10: keeps ts >= n - 50, 50 keys
+    assert len(j) == 50 and j.nbytes < 64 * 1024
+    j.purge(INT64_MAX)
+    assert len(j) == 0 and j.nbytes <= empty + 4096
+
+
 def test_compiled_purge_with_nothing_due_leaves_state_alone():
     j = _core.IntervalJoinBuffers(-10, 10)
     keys = np.arange(1000)
