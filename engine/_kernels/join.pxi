@@ -4,8 +4,10 @@
 # (ts, row_id) whose first `head` entries are already purged (purging always removes a prefix, because
 # the purge time grows with ts). A key with nothing buffered on a side has no map entry, so memory follows
 # the live state, not the number of keys ever seen. Per side, a min-heap of (front ts, key id) finds the
-# buffers with something due in `purge` without visiting every key; a purge with nothing due costs one
-# comparison against the heap top (the minimum purge time).
+# buffers with something due in `purge` without visiting every key (a purge costs O(log keys) per
+# purged row); a purge with nothing due costs one comparison against the heap top, the minimum purge
+# time. Heap entries go stale when a key's front changes; they are recognised and dropped when they
+# surface, so the heap holds at most one entry per buffered row plus one per key.
 
 from libcpp.vector cimport vector
 from libcpp.unordered_map cimport unordered_map
@@ -123,8 +125,8 @@ cdef inline bint high_bound(int64_t value, int over, bint exclusive, int64_t* ou
     return True
 
 
-cdef inline bint entry_before_or_tie(int64_t ts, int64_t row, const JoinEntry* b) noexcept nogil:
-    """(ts, row) < b: a new entry that cannot simply be appended after b."""
+cdef inline bint entry_less(int64_t ts, int64_t row, const JoinEntry* b) noexcept nogil:
+    """(ts, row) < (b.ts, b.row)."""
     return ts < b.ts or (ts == b.ts and row < b.row)
 
 
@@ -165,6 +167,10 @@ cdef class IntervalJoinBuffers:
     The match condition is evaluated exactly (as with unbounded ints): a bound such as ``ts + upper``
     beyond the int64 range matches every representable timestamp on that side, and an exclusive bound
     there excludes nothing representable. Saturation applies to purge times, as SEMANTICS.md says.
+    A record at ``INT64_MIN`` is always late (no watermark is below it).
+
+    Not thread-safe: `process` and `purge` release the GIL while they mutate the buffers, so one object
+    must be driven by one thread at a time (the runtime's one asyncio loop per worker does that).
     """
 
     # C++ members are single attributes (Cython constructs those, but not arrays of them)
@@ -231,7 +237,7 @@ cdef class IntervalJoinBuffers:
             buf.head = 0
             buf.items.push_back(entry)
             self._heap_push(side, ts, key)
-        elif not entry_before_or_tie(ts, row, &buf.items[n - 1]):
+        elif not entry_less(ts, row, &buf.items[n - 1]):
             # at or after the back: the common, in-order case
             buf.items.push_back(entry)
         else:

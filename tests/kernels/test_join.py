@@ -138,6 +138,36 @@ def test_compiled_equals_twin(bound, ops):
     assert_same_snapshot(compiled.snapshot(), twin.snapshot())
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_compiled_equals_twin_on_long_disordered_streams(seed):
+    """Larger buffers than hypothesis builds: compaction, shrinking and stale heap entries get exercised."""
+    print(f"seed={seed}")
+    rng = np.random.default_rng(seed)
+    n_keys = [1, 5, 50, 500][seed]
+    bound = (int(rng.integers(-300, 0)), int(rng.integers(0, 300)), bool(rng.integers(2)), bool(rng.integers(2)))
+    ops, clock, row = [], 0, 0
+    for b in range(60):
+        size = int(rng.integers(0, 300))
+        # bursts of reversed or shuffled timestamps next to in-order runs
+        ts = clock + np.arange(size) - rng.integers(0, 400 if b % 3 else 5, size)
+        if b % 7 == 0:
+            ts = ts[::-1]
+        wm = np.full(size, clock - 350)  # a few records are late
+        clock += size
+        keys = rng.integers(0, n_keys, size)
+        records = list(zip(keys.tolist(), ts.tolist(), range(row, row + size), wm.tolist()))
+        row += size
+        ops.append(("process", b % 2 if b % 5 else 0, records))
+        if b % 4 == 3:
+            ops.append(("purge", clock - 700))
+    ops.append(("purge", INT64_MAX))
+    compiled = _core.IntervalJoinBuffers(*bound)
+    twin = _reference.IntervalJoinBuffers(*bound)
+    assert run_ops(compiled, ops[:-1]) == run_ops(twin, ops[:-1])
+    assert_same_snapshot(compiled.snapshot(), twin.snapshot())
+    assert run_ops(compiled, ops[-1:]) == run_ops(twin, ops[-1:])
+
+
 @settings(max_examples=100, deadline=None)
 @given(bounds(), join_ops(), st.data())
 def test_batch_boundaries_do_not_change_results(bound, ops, data):
