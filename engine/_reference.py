@@ -155,8 +155,8 @@ class IntervalJoinBuffers:
         own, other = self._buffers[side], self._buffers[1 - side]
         late = np.zeros(n, dtype=np.bool_)
         left_rows, right_rows = [], []
-        for i in range(n):
-            key, t, row, wm = int(key_ids[i]), int(ts[i]), int(row_ids[i]), int(wm_before[i])
+        records = zip(key_ids.tolist(), ts.tolist(), row_ids.tolist(), wm_before.tolist())
+        for i, (key, t, row, wm) in enumerate(records):
             if t <= wm:
                 late[i] = True
                 continue
