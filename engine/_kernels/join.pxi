@@ -1,9 +1,10 @@
 # Interval join buffers (kernel 6 of `_core.pyi`; semantics in SEMANTICS.md "Interval join").
 #
-# Layout: per side, an unordered_map from key id to a `JoinBuffer`, a vector of (ts, row_id) sorted by
-# (ts, row_id) whose first `head` entries are already purged (purging always removes a prefix, because
-# the purge time grows with ts). A key with nothing buffered on a side has no map entry, so memory follows
-# the live state, not the number of keys ever seen. Per side, a min-heap of (front ts, key id) finds the
+# Layout: an unordered_map from key id to the key's left and right `JoinBuffer`: a vector of
+# (ts, row_id) sorted by (ts, row_id) whose first `head` entries are already purged (purging always
+# removes a prefix, because the purge time grows with ts). A side purged empty frees its vector and a key
+# with nothing buffered on either side leaves the map, so memory follows the live state, not the number
+# of keys ever seen. Per side, a min-heap of (front ts, key id) finds the
 # buffers with something due in `purge` without visiting every key (a purge costs O(log keys) per
 # purged row); a purge with nothing due costs one comparison against the heap top, the minimum purge
 # time. Heap entries go stale when a key's front changes; they are recognised and dropped when they
@@ -26,7 +27,21 @@ cdef struct JoinBuffer:
     size_t head  # items[:head] are purged and wait for compaction
 
 
-ctypedef unordered_map[int64_t, JoinBuffer] JoinSide
+cdef struct KeyBuffers:
+    JoinBuffer left
+    JoinBuffer right
+
+
+# one map for both sides, so a record costs one hash lookup (its probe and its insert share it)
+ctypedef unordered_map[int64_t, KeyBuffers] KeyMap
+
+
+cdef inline JoinBuffer* side_buffer(KeyBuffers* kb, int side) noexcept nogil:
+    return &kb.left if side == 0 else &kb.right
+
+
+cdef inline bint buffer_empty(const JoinBuffer* buf) noexcept nogil:
+    return buf.head == buf.items.size()
 ctypedef pair[int64_t, int64_t] HeapEntry  # (front ts, key id), a min-heap on ts
 ctypedef pair[int64_t, int64_t] TsRow
 
@@ -174,7 +189,7 @@ cdef class IntervalJoinBuffers:
     """
 
     # C++ members are single attributes (Cython constructs those, but not arrays of them)
-    cdef JoinSide _left, _right
+    cdef KeyMap _keys
     cdef vector[HeapEntry] _left_heap, _right_heap
     cdef int64_t _lower, _upper
     cdef bint _lower_exclusive, _upper_exclusive
@@ -184,14 +199,10 @@ cdef class IntervalJoinBuffers:
         self._lower, self._upper = _checks.interval_bounds(lower, upper)
         self._lower_exclusive = _checks.flag("lower_exclusive", lower_exclusive)
         self._upper_exclusive = _checks.flag("upper_exclusive", upper_exclusive)
-        self._left.clear()
-        self._right.clear()
+        self._keys.clear()
         self._left_heap.clear()
         self._right_heap.clear()
         self._size = 0
-
-    cdef inline JoinSide* _buffers(self, int side) noexcept nogil:
-        return &self._left if side == 0 else &self._right
 
     cdef inline vector[HeapEntry]* _heap(self, int side) noexcept nogil:
         return &self._left_heap if side == 0 else &self._right_heap
@@ -225,14 +236,13 @@ cdef class IntervalJoinBuffers:
 
     # --- buffering ---------------------------------------------------------------------------------
 
-    cdef int _insert(self, int side, int64_t key, int64_t ts, int64_t row) except -1 nogil:
-        cdef JoinBuffer* buf = &self._buffers(side)[0][key]
+    cdef int _insert(self, JoinBuffer* buf, int side, int64_t key, int64_t ts, int64_t row) except -1 nogil:
         cdef size_t n = buf.items.size()
         cdef size_t pos
         cdef JoinEntry entry
         entry.ts = ts
         entry.row = row
-        if buf.head == n:  # empty (a fresh map entry, or everything purged)
+        if buf.head == n:  # empty (a fresh map entry, or this side was purged empty)
             buf.items.clear()
             buf.head = 0
             buf.items.push_back(entry)
@@ -254,19 +264,13 @@ cdef class IntervalJoinBuffers:
         heap_sift_up(heap.data(), heap.size() - 1)
         return 0
 
-    cdef int _probe(self, int side, int64_t key, int64_t ts, int64_t row,
+    cdef int _probe(self, const JoinBuffer* buf, int side, int64_t ts, int64_t row,
                     vector[int64_t]* out_left, vector[int64_t]* out_right) except -1 nogil:
-        cdef int other = 1 - side
         cdef int64_t lo, hi
-        cdef JoinSide.iterator it = self._buffers(other).find(key)
-        cdef JoinBuffer* buf
         cdef const JoinEntry* items
         cdef size_t i, n
-        if it == self._buffers(other).end():
+        if buffer_empty(buf) or not self._other_range(side, ts, &lo, &hi):
             return 0
-        if not self._other_range(side, ts, &lo, &hi):
-            return 0
-        buf = &deref(it).second
         items = buf.items.data()
         n = buf.items.size()
         i = first_at_or_after(items, buf.head, n, lo)
@@ -296,21 +300,22 @@ cdef class IntervalJoinBuffers:
         cdef uint8_t[::1] late_view = late.view(np.uint8)
         cdef vector[int64_t] out_left, out_right
         cdef Py_ssize_t i
+        cdef KeyBuffers* kb
         with nogil:
             for i in range(n):
                 if t[i] <= w[i]:
                     late_view[i] = 1
                     continue
-                self._probe(s, k[i], t[i], r[i], &out_left, &out_right)
-                self._insert(s, k[i], t[i], r[i])
+                kb = &self._keys[k[i]]
+                self._probe(side_buffer(kb, 1 - s), s, t[i], r[i], &out_left, &out_right)
+                self._insert(side_buffer(kb, s), s, k[i], t[i], r[i])
         return JoinPairs(_int64_array(out_left), _int64_array(out_right), late)
 
     # --- purging -----------------------------------------------------------------------------------
 
     cdef int _purge_side(self, int side, int64_t watermark, vector[TsRow]* out) except -1 nogil:
         cdef vector[HeapEntry]* heap = self._heap(side)
-        cdef JoinSide* buffers = self._buffers(side)
-        cdef JoinSide.iterator it
+        cdef KeyMap.iterator it
         cdef JoinBuffer* buf
         cdef int64_t ts, key, barrier
         cdef size_t n, first_live
@@ -321,13 +326,13 @@ cdef class IntervalJoinBuffers:
             key = heap.front().second
             if watermark < self._purge_time(side, ts):
                 break  # the earliest purge time is not due: nothing else is
-            it = buffers.find(key)
-            if it == buffers.end():
-                heap_pop_top(heap)  # stale: the key's buffer was emptied earlier
+            it = self._keys.find(key)
+            if it == self._keys.end():
+                heap_pop_top(heap)  # stale: the key's buffers were emptied earlier
                 continue
-            buf = &deref(it).second
+            buf = side_buffer(&deref(it).second, side)
             n = buf.items.size()
-            if buf.items[buf.head].ts != ts:
+            if buf.head == n or buf.items[buf.head].ts != ts:
                 heap_pop_top(heap)  # stale: the front moved (a later entry of the heap describes it)
                 continue
             barrier = C_INT64_MAX
@@ -342,7 +347,12 @@ cdef class IntervalJoinBuffers:
                 buf.head += 1
             self._size -= <Py_ssize_t>(buf.head - first_live)
             if buf.head == n:
-                buffers.erase(it)  # frees the vector: memory follows live state
+                # free the memory: it follows the live state, not the keys ever seen
+                if buffer_empty(side_buffer(&deref(it).second, 1 - side)):
+                    self._keys.erase(it)
+                else:
+                    vector[JoinEntry]().swap(buf.items)
+                    buf.head = 0
                 heap_pop_top(heap)
                 continue
             # compact once half the vector is dead (amortised O(1) per entry), and give memory back
@@ -355,8 +365,8 @@ cdef class IntervalJoinBuffers:
             heap_replace_top(heap, buf.items[buf.head].ts, key)
         if heap.capacity() > 64 and heap.size() * 4 < heap.capacity():
             heap.shrink_to_fit()
-        if buffers.bucket_count() > 1024 and buffers.size() * 8 < buffers.bucket_count():
-            buffers.rehash(0)  # the bucket array never shrinks by itself after a burst of keys
+        if self._keys.bucket_count() > 1024 and self._keys.size() * 8 < self._keys.bucket_count():
+            self._keys.rehash(0)  # the bucket array never shrinks by itself after a burst of keys
         return 0
 
     def purge(self, watermark):
@@ -386,18 +396,16 @@ cdef class IntervalJoinBuffers:
     def nbytes(self):
         """Memory held: buffer capacities, hash-map nodes and buckets, and the purge heaps."""
         cdef size_t total = sizeof(IntervalJoinBuffers)
-        cdef int side
-        cdef JoinSide.iterator it
-        for side in range(2):
-            total += self._buffers(side).bucket_count() * sizeof(void*)
-            total += self._heap(side).capacity() * sizeof(HeapEntry)
-            it = self._buffers(side).begin()
-            while it != self._buffers(side).end():
-                # a node holds the key, the buffer and a next pointer (libstdc++ also caches no hash
-                # for integer keys)
-                total += sizeof(int64_t) + sizeof(JoinBuffer) + sizeof(void*)
-                total += deref(it).second.items.capacity() * sizeof(JoinEntry)
-                inc(it)
+        cdef KeyMap.iterator it = self._keys.begin()
+        total += self._keys.bucket_count() * sizeof(void*)
+        total += (self._left_heap.capacity() + self._right_heap.capacity()) * sizeof(HeapEntry)
+        while it != self._keys.end():
+            # a node holds the key, both buffers and a next pointer (libstdc++ caches no hash for
+            # integer keys)
+            total += sizeof(int64_t) + sizeof(KeyBuffers) + sizeof(void*)
+            total += deref(it).second.left.items.capacity() * sizeof(JoinEntry)
+            total += deref(it).second.right.items.capacity() * sizeof(JoinEntry)
+            inc(it)
         return total
 
     def snapshot(self):
@@ -409,15 +417,16 @@ cdef class IntervalJoinBuffers:
             "upper_exclusive": bool(self._upper_exclusive),
         }
         cdef int side
-        cdef JoinSide.iterator it
+        cdef KeyMap.iterator it
         cdef JoinBuffer* buf
         cdef size_t i, j, count
         cdef int64_t[::1] kv, tv, rv
         for side, name in ((0, "left"), (1, "right")):
             count = 0
-            it = self._buffers(side).begin()
-            while it != self._buffers(side).end():
-                count += deref(it).second.items.size() - deref(it).second.head
+            it = self._keys.begin()
+            while it != self._keys.end():
+                buf = side_buffer(&deref(it).second, side)
+                count += buf.items.size() - buf.head
                 inc(it)
             keys = np.empty(count, dtype=np.int64)
             ts = np.empty(count, dtype=np.int64)
@@ -426,9 +435,9 @@ cdef class IntervalJoinBuffers:
             tv = ts
             rv = rows
             j = 0
-            it = self._buffers(side).begin()
-            while it != self._buffers(side).end():
-                buf = &deref(it).second
+            it = self._keys.begin()
+            while it != self._keys.end():
+                buf = side_buffer(&deref(it).second, side)
                 for i in range(buf.head, buf.items.size()):
                     kv[j] = deref(it).first
                     tv[j] = buf.items[i].ts
@@ -459,7 +468,7 @@ cdef class IntervalJoinBuffers:
             rv = arrays[f"{name}_row_ids"]
             with nogil:
                 for i in range(kv.shape[0]):  # sorted by (key, ts, row): every insert is an append
-                    buffers._insert(side, kv[i], tv[i], rv[i])
+                    buffers._insert(side_buffer(&buffers._keys[kv[i]], side), side, kv[i], tv[i], rv[i])
         return buffers
 
 
