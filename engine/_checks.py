@@ -106,6 +106,63 @@ def side(value: object) -> int:
     return int(value)
 
 
+# --- interval join (kernel 6) ----------------------------------------------------------------------
+
+
+def flag(name: str, value: object) -> bool:
+    """Return ``value`` as a bool; only ``True``/``False`` (or numpy bools) are accepted."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {value!r}")
+    return bool(value)
+
+
+def interval_bounds(lower: object, upper: object) -> tuple[int, int]:
+    """The interval-join bounds as ints (ms or ``timedelta``), refusing ``lower > upper``."""
+    lower = integer("lower", lower)
+    upper = integer("upper", upper)
+    if lower > upper:
+        raise ValueError(f"interval join bounds must satisfy lower <= upper, got lower={lower}, upper={upper}")
+    return lower, upper
+
+
+INTERVAL_JOIN_SNAPSHOT_ARRAYS = (
+    "left_key_ids",
+    "left_ts",
+    "left_row_ids",
+    "right_key_ids",
+    "right_ts",
+    "right_row_ids",
+)
+
+
+def interval_join_snapshot(snapshot: object) -> tuple[int, int, bool, bool, dict[str, np.ndarray]]:
+    """Validate an `IntervalJoinBuffers` snapshot: ``(lower, upper, lower_exclusive, upper_exclusive, arrays)``.
+
+    ``arrays`` holds the six int64 columns of `INTERVAL_JOIN_SNAPSHOT_ARRAYS`, re-sorted by
+    ``(key_id, ts, row_id)`` per side so a hand-edited snapshot cannot break the buffers' order.
+    """
+    if not isinstance(snapshot, dict):
+        raise TypeError(f"IntervalJoinBuffers.restore expects a dict snapshot, got {type(snapshot).__name__}")
+    missing = [
+        name
+        for name in ("lower", "upper", "lower_exclusive", "upper_exclusive", *INTERVAL_JOIN_SNAPSHOT_ARRAYS)
+        if name not in snapshot
+    ]
+    if missing:
+        raise ValueError(f"IntervalJoinBuffers snapshot is missing {missing} (has {sorted(snapshot)})")
+    lower, upper = interval_bounds(snapshot["lower"], snapshot["upper"])
+    lower_exclusive = flag("lower_exclusive", snapshot["lower_exclusive"])
+    upper_exclusive = flag("upper_exclusive", snapshot["upper_exclusive"])
+    arrays = {name: int64_column(f"snapshot[{name!r}]", snapshot[name]) for name in INTERVAL_JOIN_SNAPSHOT_ARRAYS}
+    for side_name in ("left", "right"):
+        keys, ts, rows = (arrays[f"{side_name}_{col}"] for col in ("key_ids", "ts", "row_ids"))
+        same_length(**{f"{side_name}_key_ids": keys, f"{side_name}_ts": ts, f"{side_name}_row_ids": rows})
+        order = np.lexsort((rows, ts, keys))
+        for col, arr in (("key_ids", keys), ("ts", ts), ("row_ids", rows)):
+            arrays[f"{side_name}_{col}"] = np.ascontiguousarray(arr[order])
+    return lower, upper, lower_exclusive, upper_exclusive, arrays
+
+
 def saturating_add(a: int, b: int) -> int:
     """``a + b`` clamped to the int64 range (the rule for all time arithmetic)."""
     return max(INT64_MIN, min(INT64_MAX, a + b))
