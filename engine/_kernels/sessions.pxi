@@ -79,7 +79,9 @@ cdef class SessionTable:
 
     Storage: a pool of session slots with a free list, a per-key vector of slots sorted by
     ``(start, end)``, and a pool of pending-merge entries chained per owner session. Purged slots are
-    reused, and the pools are compacted when three quarters are free, so memory follows the live sessions.
+    reused; a key left without sessions keeps its empty vector for its next record. The pools are
+    compacted when three quarters are free, and empty keys dropped once they outnumber the live sessions,
+    so memory follows the live sessions.
     """
 
     cdef int64_t _gap
@@ -90,6 +92,7 @@ cdef class SessionTable:
     cdef int64_t _min_dirty_end  # lower bound on the end of every dirty session
     cdef Py_ssize_t _n_live
     cdef Py_ssize_t _n_pending
+    cdef Py_ssize_t _n_empty_keys  # keys kept with no session (reused by their next record)
     cdef vector[_SessionSlot] _slots
     cdef vector[double] _vals  # per slot: sums[nv], mins[nv], maxs[nv]
     cdef vector[int32_t] _free
@@ -106,6 +109,7 @@ cdef class SessionTable:
         self._min_dirty_end = C_INT64_MAX
         self._n_live = 0
         self._n_pending = 0
+        self._n_empty_keys = 0
 
     @property
     def gap(self):
@@ -293,6 +297,8 @@ cdef class SessionTable:
                 target = self._new_slot(k, t, e)
                 if v == NULL:
                     v = &self._by_key[k]
+                elif v.size() == 0:
+                    self._n_empty_keys -= 1
                 pos = self._lower_pos(v, t, e)
                 v.insert(v.begin() + pos, target)
             else:
@@ -451,13 +457,16 @@ cdef class SessionTable:
             pos += 1
         v.erase(v.begin() + pos)
         if v.size() == 0:
-            self._by_key.erase(it)
+            # Keep the key's (empty) vector: an active key is likely to open its next session soon,
+            # and re-allocating it costs more than the whole lookup. Compaction drops empty keys.
+            self._n_empty_keys += 1
 
     cdef void _maybe_compact(self):
         """Rebuild the pools when three quarters of them are free, so memory follows live sessions."""
         cdef bint sparse_slots = self._slots.size() >= _SESSION_COMPACT_MIN and self._n_live * 4 < <Py_ssize_t>self._slots.size()
         cdef bint sparse_pending = self._pending.size() >= _SESSION_COMPACT_MIN and self._n_pending * 4 < <Py_ssize_t>self._pending.size()
-        if not (sparse_slots or sparse_pending):
+        cdef bint many_empty_keys = self._n_empty_keys >= <Py_ssize_t>_SESSION_COMPACT_MIN and self._n_empty_keys > self._n_live
+        if not (sparse_slots or sparse_pending or many_empty_keys):
             return
         cdef vector[_SessionSlot] slots
         cdef vector[double] vals
@@ -495,6 +504,9 @@ cdef class SessionTable:
             by_key.reserve(self._by_key.size())
             it = self._by_key.begin()
             while it != self._by_key.end():
+                if deref(it).second.size() == 0:
+                    inc(it)
+                    continue
                 v = &by_key[deref(it).first]
                 v.reserve(deref(it).second.size())
                 for j in range(deref(it).second.size()):
@@ -504,6 +516,7 @@ cdef class SessionTable:
             self._vals.swap(vals)
             self._pending.swap(pending)
             self._by_key.swap(by_key)
+            self._n_empty_keys = 0
             self._free.clear()
             self._free.shrink_to_fit()
             self._pending_free.clear()
