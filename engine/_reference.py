@@ -261,8 +261,8 @@ class SessionTable:
     def nbytes(self):
         """An estimate: the compiled kernel's per-session layout times the live sessions (no slack)."""
         live = self._live()
-        per_session = 48 + 24 * self._n_values + 4
-        return len(live) * per_session + sum(len(s.pending) for s in live) * 32 + len(self._by_key) * 64
+        per_session = 40 + 24 * self._n_values + 4  # slot, three value columns, its key-vector entry
+        return len(live) * per_session + sum(len(s.pending) for s in live) * 24 + len(self._by_key) * 56
 
     def snapshot(self):
         live = sorted(self._live(), key=lambda s: (s.key, s.start, s.end))

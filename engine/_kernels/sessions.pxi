@@ -81,7 +81,8 @@ cdef class SessionTable:
     ``(start, end)``, and a pool of pending-merge entries chained per owner session. Purged slots are
     reused; a key left without sessions keeps its empty vector for its next record. The pools are
     compacted when three quarters are free, and empty keys dropped once they outnumber the live sessions,
-    so memory follows the live sessions.
+    so memory follows the live sessions. ``add``, ``fire`` and ``purge`` release the GIL for their loops;
+    like every kernel object, a table must not be used from two threads at once.
     """
 
     cdef int64_t _gap
