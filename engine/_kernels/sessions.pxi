@@ -2,8 +2,8 @@
 
 from cython.operator cimport dereference as deref, preincrement as inc
 from libc.math cimport NAN
-from libc.stdint cimport int32_t
-from libcpp.algorithm cimport sort as cpp_sort
+from libc.stdint cimport int32_t, uint32_t
+from libcpp.algorithm cimport make_heap, pop_heap, push_heap, sort as cpp_sort
 from libcpp.pair cimport pair
 from libcpp.unordered_map cimport unordered_map
 from libcpp.vector cimport vector
@@ -15,9 +15,11 @@ cdef struct _SessionSlot:
     int64_t end
     int64_t count
     int32_t pending  # head of this session's chain in `_pending` (emitted bounds it absorbed), -1 if none
+    uint32_t generation  # bumped when the slot is freed, so queue entries of its old session go stale
     uint8_t live
     uint8_t dirty  # holds changes not yet returned by fire
     uint8_t emitted  # fired at least once with its current (start, end)
+    uint8_t fire_queued  # has a current entry in the fire queue (exactly when dirty)
 
 
 cdef struct _PendingMerge:
@@ -28,6 +30,11 @@ cdef struct _PendingMerge:
 
 # (end, start), (key, slot): std::pair orders lexicographically, which is the emission order.
 ctypedef pair[pair[int64_t, int64_t], pair[int64_t, int32_t]] _SessionOrder
+
+# Due queues: std heaps (max-heaps) of (~end, (slot, generation)). ~end = -end - 1 reverses the order
+# of every int64 without overflow, so the top is the smallest end. An entry's end is at most its
+# session's current end (sessions only grow); entries of freed slots are recognised by the generation.
+ctypedef pair[int64_t, pair[int32_t, uint32_t]] _DueEntry
 
 cdef size_t _SESSION_COMPACT_MIN = 64
 
@@ -74,11 +81,13 @@ cdef class SessionTable:
     the bounds of sessions that an earlier ``fire`` returned and that have since been absorbed into one of
     the returned sessions (merged with another, or grown so their bounds changed), sorted by
     ``(end, start, key_id)``; a session updated without changing its bounds is simply returned again.
-    ``purge(W)`` drops sessions with ``W >= end - 1 + lateness`` and returns how many. Both return at once
-    when nothing is due (lower bounds on the smallest end of all and of changed sessions are tracked).
+    ``purge(W)`` drops sessions with ``W >= end - 1 + lateness`` and returns how many. Both take the due
+    sessions from min-queues ordered by end (one for changed sessions, one for all), so their cost follows
+    what is due, not how many sessions are live, and nothing due costs one comparison.
 
     Storage: a pool of session slots with a free list, a per-key vector of slots sorted by
-    ``(start, end)``, and a pool of pending-merge entries chained per owner session. Purged slots are
+    ``(start, end)``, a pool of pending-merge entries chained per owner session, and the two due queues
+    (binary heaps whose entries go stale when their session is freed or grows). Purged slots are
     reused; a key left without sessions keeps its empty vector for its next record. The pools are
     compacted when three quarters are free, and empty keys dropped once they outnumber the live sessions,
     so memory follows the live sessions. ``add``, ``fire`` and ``purge`` release the GIL for their loops;
@@ -89,8 +98,8 @@ cdef class SessionTable:
     cdef int64_t _lateness
     cdef Py_ssize_t _nv
     cdef int64_t _watermark
-    cdef int64_t _min_end  # lower bound on the end of every live session (INT64_MAX when none)
-    cdef int64_t _min_dirty_end  # lower bound on the end of every dirty session
+    cdef vector[_DueEntry] _fire_queue  # one current entry per dirty session
+    cdef vector[_DueEntry] _purge_queue  # one current entry per live session
     cdef Py_ssize_t _n_live
     cdef Py_ssize_t _n_pending
     cdef Py_ssize_t _n_empty_keys  # keys kept with no session (reused by their next record)
@@ -106,8 +115,6 @@ cdef class SessionTable:
         self._lateness = _checks.non_negative("lateness", lateness)
         self._nv = _checks.non_negative("n_values", n_values)
         self._watermark = C_INT64_MIN
-        self._min_end = C_INT64_MAX
-        self._min_dirty_end = C_INT64_MAX
         self._n_live = 0
         self._n_pending = 0
         self._n_empty_keys = 0
@@ -138,8 +145,9 @@ cdef class SessionTable:
             self._free.pop_back()
         else:
             s = <int32_t>self._slots.size()
-            blank.live = 0  # every field is set below; this only keeps the compiler's analysis quiet
+            blank.live = 0  # every other field is set below; this keeps the compiler's analysis quiet
             blank.pending = -1
+            blank.generation = 0
             self._slots.push_back(blank)
             self._vals.resize(self._vals.size() + 3 * self._nv)
         cdef _SessionSlot* p = &self._slots[s]
@@ -151,6 +159,9 @@ cdef class SessionTable:
         p.live = 1
         p.dirty = 1
         p.emitted = 0
+        p.fire_queued = 0
+        self._enqueue(&self._purge_queue, s)
+        self._mark_dirty(s)
         base = <Py_ssize_t>s * 3 * self._nv
         for c in range(self._nv):
             self._vals[base + c] = 0.0
@@ -170,8 +181,49 @@ cdef class SessionTable:
         self._free_chain(p.pending)
         p.pending = -1
         p.live = 0
+        p.generation += 1
         self._free.push_back(s)
         self._n_live -= 1
+
+    cdef void _enqueue(self, vector[_DueEntry]* queue, int32_t s) noexcept nogil:
+        cdef _DueEntry entry
+        entry.first = ~self._slots[s].end
+        entry.second.first = s
+        entry.second.second = self._slots[s].generation
+        queue.push_back(entry)
+        push_heap(queue.begin(), queue.end())
+
+    cdef void _mark_dirty(self, int32_t s) noexcept nogil:
+        cdef _SessionSlot* p = &self._slots[s]
+        p.dirty = 1
+        if not p.fire_queued:
+            p.fire_queued = 1
+            self._enqueue(&self._fire_queue, s)
+
+    cdef void _rebuild_queues(self) noexcept nogil:
+        """Queue every live session for purge and every dirty one for fire, dropping stale entries."""
+        cdef size_t s
+        cdef _DueEntry entry
+        cdef vector[_DueEntry] fire_queue, purge_queue  # fresh vectors: release the old capacity
+        purge_queue.reserve(self._n_live)
+        for s in range(self._slots.size()):
+            if not self._slots[s].live:
+                continue
+            entry.first = ~self._slots[s].end
+            entry.second.first = <int32_t>s
+            entry.second.second = self._slots[s].generation
+            purge_queue.push_back(entry)
+            self._slots[s].fire_queued = self._slots[s].dirty
+            if self._slots[s].dirty:
+                fire_queue.push_back(entry)
+        make_heap(fire_queue.begin(), fire_queue.end())
+        make_heap(purge_queue.begin(), purge_queue.end())
+        self._fire_queue.swap(fire_queue)
+        self._purge_queue.swap(purge_queue)
+
+    cdef inline bint _entry_current(self, _DueEntry* entry) noexcept nogil:
+        cdef _SessionSlot* p = &self._slots[entry.second.first]
+        return p.live and p.generation == entry.second.second
 
     cdef void _push_pending(self, int32_t owner, int64_t start, int64_t end) noexcept nogil:
         cdef int32_t e
@@ -245,6 +297,7 @@ cdef class SessionTable:
         cdef uint8_t[::1] late_v = late.view(np.uint8)
         with nogil:
             self._add_batch(k_v, t_v, x_v, w_v, late_v)
+        self._maybe_compact()
         return late
 
     cdef void _add_batch(self, const int64_t[::1] keys, const int64_t[::1] ts, const double[:, ::1] x,
@@ -332,19 +385,15 @@ cdef class SessionTable:
                     tp.end = mend
                     pos = self._lower_pos(v, mstart, mend)
                     v.insert(v.begin() + pos, target)
+            self._mark_dirty(target)
             tp = &self._slots[target]
             tp.count += 1
-            tp.dirty = 1
             base = <Py_ssize_t>target * 3 * nv
             for c in range(nv):
                 val = x[i, c]
                 self._vals[base + c] = self._vals[base + c] + val
                 self._vals[base + nv + c] = _nan_min(self._vals[base + nv + c], val)
                 self._vals[base + 2 * nv + c] = _nan_max(self._vals[base + 2 * nv + c], val)
-            if mend < self._min_end:
-                self._min_end = mend
-            if mend < self._min_dirty_end:
-                self._min_dirty_end = mend
 
     # --- fire and purge ---------------------------------------------------------------------------
 
@@ -353,27 +402,32 @@ cdef class SessionTable:
         cdef int64_t w = _checks.integer("watermark", watermark)
         cdef vector[_SessionOrder] due
         cdef vector[pair[pair[int64_t, int64_t], int64_t]] merged  # ((end, start), key)
-        cdef int64_t new_min = C_INT64_MAX
-        cdef size_t s, j
         cdef Py_ssize_t r, c, base, nv = self._nv
         cdef _SessionSlot* p
         cdef _SessionOrder order
-        cdef int32_t e
-        if self._n_live > 0 and w >= self._min_dirty_end - 1:
+        cdef _DueEntry entry
+        cdef int32_t e, s
+        cdef vector[_DueEntry]* queue = &self._fire_queue
+        # The queue's top has the smallest end of any dirty session: nothing due costs one comparison.
+        if queue.size() > 0 and w >= ~queue.front().first - 1:
             with nogil:
-                for s in range(self._slots.size()):
-                    p = &self._slots[s]
-                    if not (p.live and p.dirty):
+                while queue.size() > 0 and w >= ~queue.front().first - 1:
+                    pop_heap(queue.begin(), queue.end())
+                    entry = queue.back()
+                    queue.pop_back()
+                    if not self._entry_current(&entry):
                         continue
+                    s = entry.second.first
+                    p = &self._slots[s]
                     if w >= p.end - 1:
+                        p.fire_queued = 0
                         order.first.first = p.end
                         order.first.second = p.start
                         order.second.first = p.key
-                        order.second.second = <int32_t>s
+                        order.second.second = s
                         due.push_back(order)
-                    elif p.end < new_min:
-                        new_min = p.end
-                self._min_dirty_end = new_min
+                    else:  # the session grew since it was queued: queue it at its current end
+                        self._enqueue(queue, s)
                 cpp_sort(due.begin(), due.end())
         m = <Py_ssize_t>due.size()
         key_ids = np.empty(m, dtype=np.int64)
@@ -425,25 +479,27 @@ cdef class SessionTable:
         """Drop sessions with ``watermark >= end - 1 + lateness``; return how many were dropped."""
         cdef int64_t w = _checks.integer("watermark", watermark)
         cdef Py_ssize_t dropped = 0
-        cdef int64_t new_min = C_INT64_MAX
-        cdef size_t s
-        cdef _SessionSlot* p
+        cdef int32_t s
+        cdef _DueEntry entry
+        cdef vector[_DueEntry]* queue = &self._purge_queue
         if w > self._watermark:
             self._watermark = w
-        if self._n_live == 0 or w < self._cleanup(self._min_end):
+        if queue.size() == 0 or w < self._cleanup(~queue.front().first):
             return 0
         with nogil:
-            for s in range(self._slots.size()):
-                p = &self._slots[s]
-                if not p.live:
+            while queue.size() > 0 and w >= self._cleanup(~queue.front().first):
+                pop_heap(queue.begin(), queue.end())
+                entry = queue.back()
+                queue.pop_back()
+                if not self._entry_current(&entry):
                     continue
-                if w >= self._cleanup(p.end):
-                    self._unlink(<int32_t>s)
-                    self._free_slot(<int32_t>s)
+                s = entry.second.first
+                if w >= self._cleanup(self._slots[s].end):
+                    self._unlink(s)
+                    self._free_slot(s)
                     dropped += 1
-                elif p.end < new_min:
-                    new_min = p.end
-            self._min_end = new_min
+                else:  # the session grew since it was queued
+                    self._enqueue(queue, s)
         if dropped:
             self._maybe_compact()
         return dropped
@@ -467,7 +523,9 @@ cdef class SessionTable:
         cdef bint sparse_slots = self._slots.size() >= _SESSION_COMPACT_MIN and self._n_live * 4 < <Py_ssize_t>self._slots.size()
         cdef bint sparse_pending = self._pending.size() >= _SESSION_COMPACT_MIN and self._n_pending * 4 < <Py_ssize_t>self._pending.size()
         cdef bint many_empty_keys = self._n_empty_keys >= <Py_ssize_t>_SESSION_COMPACT_MIN and self._n_empty_keys > self._n_live
-        if not (sparse_slots or sparse_pending or many_empty_keys):
+        # stale queue entries (of merged or re-queued sessions) leave as their ends pass; this bounds them
+        cdef bint stale_queues = self._fire_queue.size() + self._purge_queue.size() >= _SESSION_COMPACT_MIN and <Py_ssize_t>(self._fire_queue.size() + self._purge_queue.size()) > 4 * self._n_live
+        if not (sparse_slots or sparse_pending or many_empty_keys or stale_queues):
             return
         cdef vector[_SessionSlot] slots
         cdef vector[double] vals
@@ -502,7 +560,7 @@ cdef class SessionTable:
                 slots.push_back(copy)
                 for c in range(nv3):
                     vals.push_back(self._vals[s * nv3 + c])
-            by_key.reserve(self._by_key.size())
+            by_key.reserve(self._by_key.size() - self._n_empty_keys)
             it = self._by_key.begin()
             while it != self._by_key.end():
                 if deref(it).second.size() == 0:
@@ -518,6 +576,7 @@ cdef class SessionTable:
             self._pending.swap(pending)
             self._by_key.swap(by_key)
             self._n_empty_keys = 0
+            self._rebuild_queues()
             self._free.clear()
             self._free.shrink_to_fit()
             self._pending_free.clear()
@@ -534,6 +593,7 @@ cdef class SessionTable:
         cdef size_t total = (self._slots.capacity() * sizeof(_SessionSlot) + self._vals.capacity() * sizeof(double)
                              + self._free.capacity() * sizeof(int32_t)
                              + self._pending.capacity() * sizeof(_PendingMerge)
+                             + (self._fire_queue.capacity() + self._purge_queue.capacity()) * sizeof(_DueEntry)
                              + self._pending_free.capacity() * sizeof(int32_t)
                              + self._by_key.bucket_count() * sizeof(void*))
         cdef unordered_map[int64_t, vector[int32_t]].iterator it = self._by_key.begin()
@@ -660,10 +720,7 @@ cdef class SessionTable:
                     table._vals[base + nv + c] = min_v[r, c]
                     table._vals[base + 2 * nv + c] = max_v[r, c]
                 table._by_key[k_v[r]].push_back(s)  # the snapshot is sorted by (key, start, end)
-                if e_v[r] < table._min_end:
-                    table._min_end = e_v[r]
-                if p.dirty and e_v[r] < table._min_dirty_end:
-                    table._min_dirty_end = e_v[r]
             for r in range(mo_v.shape[0]):
                 table._push_pending(slot_of[mo_v[r]], ms_v[r], me_v[r])
+            table._rebuild_queues()
         return table
