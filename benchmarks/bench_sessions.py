@@ -67,7 +67,7 @@ def _cases():
     group = "sessions 200k records, 1k keys, gap 30s"
     return [
         Case(group, "engine", make_workload, run_with(_core)),
-        Case(group, "python twin", make_workload, run_with(_reference), target=">= 20x", repeat=1, check=same_result),
+        Case(group, "python twin", make_workload, run_with(_reference), repeat=1, check=same_result),
     ]
 
 
