@@ -113,23 +113,31 @@ VALUES = st.sampled_from([0.0, 1.0, -2.5, 3.25, 7.0, NAN, 1e300, -1e300, -0.0])
 
 
 @st.composite
-def workloads(draw):
+def workloads(draw, merge_heavy=False):
+    """Random records of a few keys with running watermarks, and where to cut them into batches.
+
+    ``merge_heavy`` draws few keys, allowed lateness and much disorder, so sessions are often emitted
+    and then grown or merged by a later record (the ``merged_*`` reports).
+    """
     gap = draw(st.sampled_from([1, 2, 5, 10, 37]))
     lateness = draw(st.sampled_from([0, 0, 1, 7, 25, MAX // 2, MAX]))
+    if merge_heavy:
+        gap = draw(st.sampled_from([3, 5, 10]))
+        lateness = draw(st.sampled_from([10, 30, 100]))
     n_values = draw(st.integers(0, 2))
     region = draw(st.sampled_from(["zero", "negative", "low", "high"]))
-    span = draw(st.sampled_from([20, 80, 300]))
+    span = draw(st.sampled_from([40, 60] if merge_heavy else [20, 80, 300]))
     base = {"zero": 0, "negative": -150, "low": MIN, "high": MAX - gap - span}[region]
     n = draw(st.integers(0, 50))
     keys = draw(st.lists(st.sampled_from([0, 1, 2, 3, -7, 2**62]), min_size=n, max_size=n))
-    if draw(st.booleans()):
+    if merge_heavy or draw(st.booleans()):
         keys = [k % 2 for k in keys]  # few keys: many merges
     offsets = draw(st.lists(st.integers(0, span), min_size=n, max_size=n))
     ts = [base + o for o in offsets]
     rows = draw(st.lists(st.lists(VALUES, min_size=n_values, max_size=n_values), min_size=n, max_size=n))
-    delay = draw(st.sampled_from([0, 3, 15, 60]))
+    delay = draw(st.sampled_from([15, 40] if merge_heavy else [0, 3, 15, 60]))
     wm, final_wm = watermarks_before(ts, delay)
-    cuts = sorted(set(draw(st.lists(st.integers(0, n), max_size=5))))
+    cuts = sorted(set(draw(st.lists(st.integers(0, n), max_size=15 if merge_heavy else 5))))
     return gap, lateness, n_values, list(zip(keys, ts, rows, wm)), final_wm, cuts
 
 
@@ -167,7 +175,7 @@ def drive(table, records, batches, final_wm, n_values, *, fire_each=True, end=Tr
 
 
 @settings(max_examples=150, deadline=None, print_blob=True)
-@given(workloads())
+@given(st.one_of(workloads(), workloads(merge_heavy=True)))
 def test_compiled_equals_twin_step_by_step(work):
     gap, lateness, n_values, records, final_wm, cuts = work
     batches = split(records, cuts)
@@ -209,7 +217,7 @@ def test_compiled_equals_twin_with_arbitrary_watermarks(work, data):
 
 @pytest.mark.parametrize("impl", IMPLS, ids=IMPL_IDS)
 @settings(max_examples=100, deadline=None, print_blob=True)
-@given(work=workloads())
+@given(work=st.one_of(workloads(), workloads(merge_heavy=True)))
 def test_results_do_not_depend_on_batch_boundaries(impl, work):
     gap, lateness, n_values, records, final_wm, cuts = work
     whole = impl.SessionTable(gap, lateness, n_values)
@@ -229,7 +237,7 @@ def test_results_do_not_depend_on_batch_boundaries(impl, work):
 @pytest.mark.parametrize("source", IMPLS, ids=IMPL_IDS)
 @pytest.mark.parametrize("target", IMPLS, ids=IMPL_IDS)
 @settings(max_examples=60, deadline=None, print_blob=True)
-@given(work=workloads(), at=st.integers(0, 6))
+@given(work=st.one_of(workloads(), workloads(merge_heavy=True)), at=st.integers(0, 6))
 def test_snapshot_restore_continue_equals_uninterrupted(source, target, work, at):
     gap, lateness, n_values, records, final_wm, cuts = work
     batches = split(records, cuts)
@@ -275,17 +283,21 @@ def test_compiled_equals_twin_on_a_long_stream_through_compactions(lateness):
     batches = split(records, cuts)
     compiled = _core.SessionTable(100, lateness, 1)
     twin = _reference.SessionTable(100, lateness, 1)
-    peak = 0
+    peak = merged = 0
     for b, w in zip(batches, after_batch(records, batches, final_wm)):
         args = batch(b, 1)
         np.testing.assert_array_equal(compiled.add(*args), twin.add(*args))
         peak = max(peak, compiled.nbytes)
-        assert_fired_equal(compiled.fire(w), twin.fire(w))
+        fired = compiled.fire(w)
+        assert_fired_equal(fired, twin.fire(w))
+        merged += len(fired.merged_key_ids)
         assert compiled.purge(w) == twin.purge(w)
         assert_snapshots_equal(compiled.snapshot(), twin.snapshot())
     assert_fired_equal(compiled.fire(MAX), twin.fire(MAX))
     assert compiled.purge(MAX) == twin.purge(MAX)
     assert len(compiled) == 0 and compiled.nbytes < peak
+    if lateness:
+        assert merged > 0  # emitted sessions were merged: the reports were exercised too
 
 
 # --- hand-computed cases -----------------------------------------------------------------------------
