@@ -302,3 +302,61 @@ def window_agg_snapshot(snapshot: object) -> tuple:
                 f"({int(starts[i])}, {int(key_ids[i])}) before ({int(starts[i + 1])}, {int(key_ids[i + 1])})"
             )
     return size, lateness, n_values, key_ids, starts, counts, sums, mins, maxs, emitted, dirty
+
+
+def span_end_fits(name: str, ts: np.ndarray, span: int, what: str) -> None:
+    """Raise ``ValueError`` naming the first timestamp whose ``ts + span`` exceeds INT64_MAX.
+
+    ``span > 0``. Used where an end (e.g. a session's ``ts + gap``) must be representable exactly,
+    because saturating it would silently change the window.
+    """
+    if ts.size == 0 or int(ts.max()) <= INT64_MAX - span:
+        return
+    bad = int(ts[np.argmax(ts > INT64_MAX - span)])
+    raise ValueError(f"{name}={bad}: {what} {name} + {span} exceeds the int64 range (max {INT64_MAX})")
+
+
+def snapshot_entry(snapshot: object, key: str) -> object:
+    """``snapshot[key]``, or a ``ValueError`` saying the snapshot is not one this kernel wrote."""
+    if not isinstance(snapshot, dict):
+        raise TypeError(f"snapshot must be a dict, got {type(snapshot).__name__}")
+    if key not in snapshot:
+        raise ValueError(f"snapshot is missing {key!r}; was it taken from this kernel?")
+    return snapshot[key]
+
+
+def session_snapshot(snapshot: object) -> dict:
+    """Validate a `SessionTable` snapshot; return its fields as checked Python ints and numpy arrays.
+
+    Shared by both implementations so a damaged snapshot is refused with the same message before any
+    state is built: sessions must be sorted by ``(key_id, start, end)`` without duplicates, every
+    ``end > start``, and every pending merged entry must name an owner session by index.
+    """
+    out: dict = {
+        "gap": positive("gap", snapshot_entry(snapshot, "gap")),
+        "lateness": non_negative("lateness", snapshot_entry(snapshot, "lateness")),
+        "n_values": non_negative("n_values", snapshot_entry(snapshot, "n_values")),
+        "watermark": integer("watermark", snapshot_entry(snapshot, "watermark")),
+    }
+    for name in ("key_ids", "starts", "ends", "counts", "merged_key_ids", "merged_starts", "merged_ends", "merged_owners"):
+        out[name] = int64_column(name, snapshot_entry(snapshot, name))
+    for name in ("dirty", "emitted"):
+        out[name] = bool_column(name, snapshot_entry(snapshot, name))
+    m = same_length(key_ids=out["key_ids"], starts=out["starts"], ends=out["ends"], counts=out["counts"],
+                    dirty=out["dirty"], emitted=out["emitted"])
+    same_length(merged_key_ids=out["merged_key_ids"], merged_starts=out["merged_starts"],
+                merged_ends=out["merged_ends"], merged_owners=out["merged_owners"])
+    for name in ("sums", "mins", "maxs"):
+        out[name] = float64_matrix(name, snapshot_entry(snapshot, name), m, out["n_values"])
+    keys, starts, ends = out["key_ids"], out["starts"], out["ends"]
+    if np.any(ends <= starts):
+        raise ValueError("snapshot holds a session with end <= start")
+    if m > 1:
+        order = np.lexsort((ends, starts, keys))
+        same = (keys[1:] == keys[:-1]) & (starts[1:] == starts[:-1]) & (ends[1:] == ends[:-1])
+        if not np.array_equal(order, np.arange(m)) or np.any(same):
+            raise ValueError("snapshot sessions must be sorted by (key_id, start, end) without duplicates")
+    owners = out["merged_owners"]
+    if owners.size and (int(owners.min()) < 0 or int(owners.max()) >= m):
+        raise ValueError(f"snapshot merged_owners must index the {m} sessions")
+    return out
