@@ -37,6 +37,7 @@ ctypedef pair[pair[int64_t, int64_t], pair[int64_t, int32_t]] _SessionOrder
 ctypedef pair[int64_t, pair[int32_t, uint32_t]] _DueEntry
 
 cdef size_t _SESSION_COMPACT_MIN = 64
+cdef size_t _SESSION_MAX_SLOTS = 2**31 - 1
 
 
 cdef inline double _nan_min(double current, double value) noexcept nogil:
@@ -289,6 +290,10 @@ cdef class SessionTable:
         n = _checks.same_length(key_ids=key_ids, ts=ts, wm_before=wm_before)
         values = _checks.float64_matrix("values", values, n, self._nv)
         _checks.span_end_fits("ts", ts, self._gap, "session end")
+        if self._slots.size() + n > _SESSION_MAX_SLOTS or self._pending.size() + n > _SESSION_MAX_SLOTS:
+            # slot and pending indices are int32 (half the per-key index memory); refuse, never wrap
+            raise ValueError(f"SessionTable cannot hold more than {_SESSION_MAX_SLOTS} sessions; add smaller batches "
+                             f"or purge (it holds {self._n_live} sessions)")
         late = np.zeros(n, dtype=np.bool_)
         cdef const int64_t[::1] k_v = key_ids
         cdef const int64_t[::1] t_v = ts
