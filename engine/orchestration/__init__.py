@@ -1,0 +1,71 @@
+"""Orchestration: DAGs of sync/async tasks with Airflow's semantics, on an asyncio scheduler.
+
+Define DAGs with decorators (`dag`, `task`) or objects (`DAG`, `Task`, `TaskGroup`); run them with a
+`Scheduler` (persistent metadata in SQLite), from Python or with ``engine dags ...``. See the modules:
+`dag`, `task`, `trigger_rules`, `scheduler`, `executors`, `sensors`, `datasets`, `schedules`,
+`backfill`, `store`.
+"""
+
+from engine.orchestration.clock import Clock, FakeClock
+from engine.orchestration.dag import DAG
+from engine.orchestration.datasets import Dataset, DatasetAll, DatasetAny, DatasetEvent
+from engine.orchestration.decorators import dag, task
+from engine.orchestration.exceptions import (
+    CronSyntaxError,
+    DagDefinitionError,
+    DagLoadError,
+    FailFastError,
+    SensorTimeoutError,
+    SkipTaskError,
+    TaskFailedError,
+    TaskTimeoutError,
+    UnknownDagError,
+)
+from engine.orchestration.executors import AsyncioExecutor, Executor, ProcessPoolExecutor
+from engine.orchestration.schedules import CronExpression, DataInterval
+from engine.orchestration.scheduler import DagRunResult, Pool, Scheduler
+from engine.orchestration.states import RunState, TaskState
+from engine.orchestration.store import MetadataStore
+from engine.orchestration.task import MappedTask, Task, TaskContext, WeightRule, XComArg
+from engine.orchestration.task_group import TaskGroup, task_group
+from engine.orchestration.trigger_rules import TriggerRule
+
+__all__ = [
+    "AsyncioExecutor",
+    "Clock",
+    "CronExpression",
+    "CronSyntaxError",
+    "DAG",
+    "DagDefinitionError",
+    "DagLoadError",
+    "DagRunResult",
+    "DataInterval",
+    "Dataset",
+    "DatasetAll",
+    "DatasetAny",
+    "DatasetEvent",
+    "Executor",
+    "FailFastError",
+    "FakeClock",
+    "MappedTask",
+    "MetadataStore",
+    "Pool",
+    "ProcessPoolExecutor",
+    "RunState",
+    "Scheduler",
+    "SensorTimeoutError",
+    "SkipTaskError",
+    "Task",
+    "TaskContext",
+    "TaskFailedError",
+    "TaskGroup",
+    "TaskState",
+    "TaskTimeoutError",
+    "TriggerRule",
+    "UnknownDagError",
+    "WeightRule",
+    "XComArg",
+    "dag",
+    "task",
+    "task_group",
+]
