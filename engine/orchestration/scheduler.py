@@ -458,13 +458,16 @@ class Scheduler:
     def _resume(self) -> None:
         """Pick up runs a previous scheduler left queued or running (after a crash or a restart)."""
         for record in self.store.list_runs(states=[RunState.RUNNING.value]):
+            if (record.dag_id, record.run_id) in self._runs:
+                continue
             if record.dag_id not in self.dags:
                 logger.warning("run %s of unknown DAG %s left as it is", record.run_id, record.dag_id)
                 continue
             logger.info("resuming run %s of DAG %s", record.run_id, record.dag_id)
             self._activate(record)
+        known = {(r.dag_id, r.run_id) for q in self._queued.values() for r in q}
         for record in self.store.list_runs(states=[RunState.QUEUED.value]):
-            if record.dag_id in self.dags:
+            if record.dag_id in self.dags and (record.dag_id, record.run_id) not in known:
                 self._queued.setdefault(record.dag_id, deque()).append(record)
 
     def _start_queued_runs(self) -> None:
