@@ -235,6 +235,10 @@ class Scheduler:
         self._next_time_run: dict[str, RunInfo | None] = {}
         self._datasets_dirty = True
         self._started = False
+        self._looping = False
+        self._run_callbacks: dict[tuple[str, str], list[Callable[[DagRunResult], None]]] = {}
+        self._hooks: list[Callable[[], bool]] = []
+        self._iteration = asyncio.Event()
         self._finished_waiters: dict[tuple[str, str], list[asyncio.Future[DagRunResult]]] = {}
         for dag in dags:
             self.add_dag(dag)
@@ -330,6 +334,13 @@ class Scheduler:
         ``only_failed`` clears failed and upstream_failed instances; otherwise every instance (or those of
         ``task_ids``). Succeeded instances that are not cleared keep their results and do not run again.
         """
+        self._clear_now(dag_id, run_id, only_failed=only_failed, task_ids=task_ids)
+
+    def _on_run_finished(self, dag_id: str, run_id: str, callback: Callable[[DagRunResult], None]) -> None:
+        """Call ``callback(result)`` synchronously when the run finishes (inside the loop iteration)."""
+        self._run_callbacks.setdefault((dag_id, run_id), []).append(callback)
+
+    def _clear_now(self, dag_id: str, run_id: str, *, only_failed: bool = False, task_ids: Iterable[str] | None = None) -> None:
         dag = self.get_dag(dag_id)
         record = self.store.get_run(dag_id, run_id)
         if record is None:
@@ -378,12 +389,53 @@ class Scheduler:
         if self._wake is not None:
             self._wake.set()
 
-    async def _loop(self, done: Callable[[], bool], *, serve: bool = False, stop: asyncio.Event | None = None) -> None:
+    async def _loop(
+        self,
+        done: Callable[[], bool],
+        *,
+        serve: bool = False,
+        stop: asyncio.Event | None = None,
+        hook: Callable[[], bool] | None = None,
+    ) -> None:
+        """Drive the scheduler until ``done()``; ``hook`` runs once per iteration (backfills feed runs).
+
+        If another caller is already driving (e.g. `serve` is running), this one registers its hook
+        and waits for ``done()`` instead of starting a second loop.
+        """
         self._wake = self._wake or asyncio.Event()
+        if self._looping:
+            if hook is not None:
+                self._hooks.append(hook)
+                self._kick()
+            try:
+                while not done() and self._looping:
+                    self._iteration.clear()
+                    await self._iteration.wait()
+            finally:
+                if hook is not None:
+                    self._hooks.remove(hook)
+            if done():
+                return
+            # The driving loop ended before we were done: drive it ourselves.
+        self._looping = True
+        if hook is not None:
+            self._hooks.append(hook)
+        try:
+            await self._run_loop(done, serve=serve, stop=stop)
+        finally:
+            self._looping = False
+            if hook is not None:
+                self._hooks.remove(hook)
+            self._iteration.set()
+
+    async def _run_loop(self, done: Callable[[], bool], *, serve: bool, stop: asyncio.Event | None) -> None:
+        assert self._wake is not None
         if not self._started:
             self._started = True
             self._resume()
         while True:
+            for hook in list(self._hooks):
+                hook()
             self._handle_events()
             if serve:
                 self._schedule_time_runs()
@@ -394,10 +446,13 @@ class Scheduler:
             self.store.commit()
             if self._dispatch():
                 self.store.commit()
+            self._iteration.set()
             if done():
                 return
             if self._events or self._to_evaluate:
                 continue
+            if any([hook() for hook in list(self._hooks)]):
+                continue  # a hook (a backfill) queued more work
             if not serve and not self._inflight:
                 stuck = [f"{k[0]}/{k[1]}" for k in self._runs] + [f"{d} (queued)" for d, q in self._queued.items() if q]
                 raise OrchestrationError(f"the scheduler cannot make progress; waiting runs: {stuck}")
@@ -559,6 +614,8 @@ class Scheduler:
         for fut in self._finished_waiters.pop((record.dag_id, record.run_id), []):
             if not fut.done():
                 fut.set_result(result)
+        for callback in self._run_callbacks.pop((record.dag_id, record.run_id), []):
+            callback(result)
 
     def _result_from_memory(self, run: _Run) -> DagRunResult:
         states: dict[str, TaskState] = {}
