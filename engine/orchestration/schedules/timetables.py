@@ -81,7 +81,7 @@ class CronTimetable(Timetable):
     def __init__(self, expression: str, tz: ZoneInfo):
         self.cron = CronExpression.parse(expression)
         self.tz = tz
-        self.description = f"{expression} ({tz.key})"
+        self.description = f"{expression} ({getattr(tz, 'key', tz)})"
 
     def _next(self, t: datetime) -> datetime:
         return self.cron.next_after(t, self.tz)
