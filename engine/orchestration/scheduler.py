@@ -874,6 +874,7 @@ class Scheduler:
             map_index=ti.map_index, params=params, conf=dict(r.conf),
             upstream_results={u: run.result_of(u) for u in task.upstream_task_ids},
             triggering_dataset_events=list(r.triggering_events),
+            metadata=self.store if isinstance(self.executors[task.executor], AsyncioExecutor) else None,
         )
 
     async def _attempt(self, ti: _TI, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:

@@ -91,6 +91,8 @@ class TaskContext:
     conf: dict[str, Any] = field(default_factory=dict)
     upstream_results: dict[str, Any] = field(default_factory=dict)  # direct upstream task id -> result
     triggering_dataset_events: list[Any] = field(default_factory=list)
+    # The scheduler's metadata store, for in-process tasks only (sensors of other DAGs and datasets).
+    metadata: Any = field(default=None, repr=False, compare=False)
 
     def xcom_pull(self, task_id: str) -> Any:
         """The result of a direct upstream task (``None`` if it did not succeed)."""
