@@ -327,7 +327,7 @@ async def test_max_active_runs_per_dag(scheduler_factory):
 
 
 async def test_process_pool_executor_runs_tasks_in_other_processes(scheduler_factory):
-    from _process_tasks import async_cube, pid_and_square
+    from tests.orchestration._process_tasks import async_cube, pid_and_square
 
     with DAG("procs") as d:
         a = Task("square", pid_and_square, args=(7,), executor="process")

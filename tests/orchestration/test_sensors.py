@@ -221,3 +221,38 @@ def test_kafka_sensor_needs_exactly_one_condition():
             KafkaSensor("wait", "events")
         with pytest.raises(DagDefinitionError, match="timezone-aware"):
             KafkaSensor("wait2", "events", timestamp=datetime(2024, 1, 1))
+
+
+@pytest.mark.kafka
+async def test_kafka_sensor_against_the_test_broker(bootstrap_servers, topic_factory, scheduler_factory):
+    from aiokafka import AIOKafkaProducer
+
+    topic = await topic_factory(partitions=2)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers)
+    await producer.start()
+    try:
+        for i in range(3):
+            await producer.send_and_wait(topic, b"x", partition=0, timestamp_ms=1_000 + i)
+        await producer.send_and_wait(topic, b"y", partition=1, timestamp_ms=5_000)
+    finally:
+        await producer.stop()
+    with DAG("kafka_real") as d:
+        KafkaSensor("offsets_ready", topic, bootstrap_servers=bootstrap_servers, min_offset=1, poke_interval=0.1, timeout=30)
+        KafkaSensor("p0_has_3", topic, bootstrap_servers=bootstrap_servers, min_offset=3, partitions=[0],
+                    poke_interval=0.1, timeout=30)
+        KafkaSensor("not_yet", topic, bootstrap_servers=bootstrap_servers, min_offset=2, poke_interval=0.1,
+                    timeout=0.5, soft_fail=True)  # partition 1 holds one record only
+        KafkaSensor("time_reached", topic, bootstrap_servers=bootstrap_servers, timestamp=1_002, poke_interval=0.1,
+                    timeout=30)
+        KafkaSensor("time_not_reached", topic, bootstrap_servers=bootstrap_servers, timestamp=6_000,
+                    poke_interval=0.1, timeout=0.5, soft_fail=True)
+    result = await scheduler_factory(d).run_dag(d)
+    assert result.states == {
+        "offsets_ready": TaskState.SUCCESS,
+        "p0_has_3": TaskState.SUCCESS,
+        "not_yet": TaskState.SKIPPED,
+        "time_reached": TaskState.SUCCESS,
+        "time_not_reached": TaskState.SKIPPED,
+    }, result.errors
+    assert result.results["p0_has_3"]["highwater"] == {"0": 3}
+    assert result.results["time_reached"]["last_timestamp"] == {"0": 1_002, "1": 5_000}
