@@ -68,6 +68,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_POOL_SLOTS = 128
 DEFAULT_MAX_RESULT_BYTES = 64 * 1024
+_IDLE_FLUSH_SECONDS = 0.05  # how stale "running" states in the store may be while the loop idles
 _COUNTER = {
     TaskState.SUCCESS: "success",
     TaskState.FAILED: "failed",
@@ -236,6 +237,7 @@ class Scheduler:
         self._datasets_dirty = True
         self._started = False
         self._looping = False
+        self._flush_handle: asyncio.TimerHandle | None = None
         self._run_callbacks: dict[tuple[str, str], list[Callable[[DagRunResult], None]]] = {}
         self._hooks: list[Callable[[], bool]] = []
         self._iteration = asyncio.Event()
@@ -370,6 +372,9 @@ class Scheduler:
         self._kick()
 
     async def close(self) -> None:
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
         for t in list(self._inflight):
             t.cancel()
         if self._inflight:
@@ -443,9 +448,9 @@ class Scheduler:
                 self._schedule_dataset_runs()
             self._start_queued_runs()
             self._drain()
+            # Group commit: everything decided above is durable before any task it enables starts.
             self.store.commit()
-            if self._dispatch():
-                self.store.commit()
+            self._dispatch()  # the "running" states it writes are flushed lazily (see _idle_flush)
             self._iteration.set()
             if done():
                 return
@@ -457,6 +462,13 @@ class Scheduler:
                 stuck = [f"{k[0]}/{k[1]}" for k in self._runs] + [f"{d} (queued)" for d, q in self._queued.items() if q]
                 raise OrchestrationError(f"the scheduler cannot make progress; waiting runs: {stuck}")
             self._wake.clear()
+            if self.store.dirty and self._flush_handle is None:
+                # Nothing is waiting on these writes (task starts, retry states); flush them soon
+                # rather than paying a second transaction per iteration on the hot path.
+                self._flush_handle = asyncio.get_running_loop().call_later(_IDLE_FLUSH_SECONDS, self._idle_flush)
+            if not serve and stop is None:
+                await self._wake.wait()
+                continue
             waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._wake.wait())]
             if stop is not None:
                 waiters.append(asyncio.ensure_future(stop.wait()))
@@ -472,6 +484,10 @@ class Scheduler:
                     if not w.done():
                         w.cancel()
                 await asyncio.gather(*waiters, return_exceptions=True)
+
+    def _idle_flush(self) -> None:
+        self._flush_handle = None
+        self.store.commit()
 
     def _post(self, kind: str, ti: _TI, payload: Any = None) -> None:
         self._events.append((kind, ti, payload))
@@ -573,9 +589,8 @@ class Scheduler:
                     for ti in node.instances:
                         ti.mapped_kwargs = None  # recomputed from the (persisted) upstream results below
             elif not task.is_mapped:
-                ti = _TI(run, node, -1)
-                node.instances = [ti]
-                self.store.put_task_instance(ti.record())
+                # No row until the instance is decided: "none" is what a missing row means on resume.
+                node.instances = [_TI(run, node, -1)]
         # Rebuild the upstream counters from the instances that already finished, without re-running them.
         for ti in terminal:
             self._count_finished(ti, evaluate_downstream=False)
@@ -775,7 +790,7 @@ class Scheduler:
         ti.state = state
         if ti.ended_at is None or state is not TaskState.SUCCESS:
             ti.ended_at = self.clock.now()
-        self.store.put_task_instance(ti.record())
+        self.store.put_task_instance(ti)
         self._count_finished(ti, evaluate_downstream=True)
 
     def _count_finished(self, ti: _TI, *, evaluate_downstream: bool) -> None:
@@ -799,7 +814,7 @@ class Scheduler:
     # ================================================================ pools and dispatch ======
     def _enqueue(self, ti: _TI) -> None:
         ti.state = TaskState.SCHEDULED
-        self.store.put_task_instance(ti.record())
+        self.store.put_task_instance(ti)
         task = ti.node.task
         priority = ti.run.priorities[task.task_id]
         heapq.heappush(self._pool_queue[task.pool], (-priority, next(self._seq), ti))
@@ -848,7 +863,7 @@ class Scheduler:
         ti.error = None
         if ti.first_started_at is None:
             ti.first_started_at = now
-        self.store.put_task_instance(ti.record())
+        self.store.put_task_instance(ti)
         try:
             args, kwargs = task.call_arguments(run.result_of)
             if ti.mapped_kwargs:
@@ -953,7 +968,7 @@ class Scheduler:
             delay = retry_delay_seconds(task, ti.try_number, self.rng)
             ti.state = TaskState.UP_FOR_RETRY
             ti.ended_at = now
-            self.store.put_task_instance(ti.record())
+            self.store.put_task_instance(ti)
             logger.warning("%s failed (attempt %d of %d), retrying in %.3gs: %s", where, ti.try_number,
                            task.retries + 1, delay, (outcome.error or "").splitlines()[0] if outcome.error else "")
             handle = asyncio.ensure_future(self._retry_after(ti, delay))

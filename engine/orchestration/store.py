@@ -100,6 +100,8 @@ CREATE TABLE IF NOT EXISTS dataset_queue (
 def iso(value: datetime | None) -> str | None:
     if value is None:
         return None
+    if value.tzinfo is timezone.utc:
+        return value.isoformat()
     if value.tzinfo is None:
         raise ValueError(f"naive datetime {value!r} cannot be stored; use an aware datetime")
     return value.astimezone(timezone.utc).isoformat()
@@ -193,7 +195,7 @@ class MetadataStore:
                     [
                         (r.dag_id, r.run_id, r.task_id, r.map_index, r.state, r.try_number, iso(r.first_started_at),
                          iso(r.started_at), iso(r.ended_at), r.result, r.error)
-                        for r in self._pending_ti.values()
+                        for r in (v if isinstance(v, TaskInstanceRecord) else v.record() for v in self._pending_ti.values())
                     ],
                 )
             db.execute("COMMIT")
@@ -202,6 +204,11 @@ class MetadataStore:
             raise
         self._pending_ti.clear()
         self._pending_sql.clear()
+
+    @property
+    def dirty(self) -> bool:
+        """Whether writes are buffered and not yet committed."""
+        return bool(self._pending_ti or self._pending_sql)
 
     def _later(self, sql: str, params: tuple[Any, ...]) -> None:
         self._pending_sql.append((sql, params))
@@ -290,14 +297,20 @@ class MetadataStore:
     def delete_task_instances(self, dag_id: str, run_id: str, task_ids: Iterable[str]) -> None:
         for task_id in task_ids:
             self._later("DELETE FROM task_instances WHERE dag_id=? AND run_id=? AND task_id=?", (dag_id, run_id, task_id))
-            for key in [k for k in self._pending_ti if k[:3] == (dag_id, run_id, task_id)]:
-                del self._pending_ti[key]
+            for key, value in list(self._pending_ti.items()):
+                r = value if isinstance(value, TaskInstanceRecord) else value.record()
+                if (r.dag_id, r.run_id, r.task_id) == (dag_id, run_id, task_id):
+                    del self._pending_ti[key]
 
     # -- task instances -------------------------------------------------------------------------
-    def put_task_instance(self, record: TaskInstanceRecord) -> None:
-        """Buffer the full current state of a task instance (upsert at the next commit)."""
-        key = (record.dag_id, record.run_id, record.task_id, record.map_index)
-        self._pending_ti.pop(key, None)  # keep insertion order = order of last change
+    def put_task_instance(self, record: Any) -> None:
+        """Buffer the current state of a task instance (upserted at the next commit).
+
+        ``record`` is a `TaskInstanceRecord`, or any object with a ``record()`` method returning one;
+        such an object is read only at commit time, so a task instance that changes state several
+        times between two commits costs one row write.
+        """
+        key = (record.dag_id, record.run_id, record.task_id, record.map_index) if isinstance(record, TaskInstanceRecord) else record
         self._pending_ti[key] = record
 
     def task_instances(self, dag_id: str, run_id: str) -> list[TaskInstanceRecord]:
