@@ -6,6 +6,7 @@ Define DAGs with decorators (`dag`, `task`) or objects (`DAG`, `Task`, `TaskGrou
 `backfill`, `store`.
 """
 
+from engine.orchestration.backfill import BackfillProgress, backfill
 from engine.orchestration.clock import Clock, FakeClock
 from engine.orchestration.dag import DAG
 from engine.orchestration.datasets import Dataset, DatasetAll, DatasetAny, DatasetEvent
@@ -24,14 +25,25 @@ from engine.orchestration.exceptions import (
 from engine.orchestration.executors import AsyncioExecutor, Executor, ProcessPoolExecutor
 from engine.orchestration.schedules import CronExpression, DataInterval
 from engine.orchestration.scheduler import DagRunResult, Pool, Scheduler
+from engine.orchestration.sensors import (
+    DatasetSensor,
+    ExternalDagSensor,
+    FileSensor,
+    KafkaSensor,
+    PokeResult,
+    PythonSensor,
+    Sensor,
+)
 from engine.orchestration.states import RunState, TaskState
 from engine.orchestration.store import MetadataStore
+from engine.orchestration.stream_task import DataflowTask
 from engine.orchestration.task import MappedTask, Task, TaskContext, WeightRule, XComArg
 from engine.orchestration.task_group import TaskGroup, task_group
 from engine.orchestration.trigger_rules import TriggerRule
 
 __all__ = [
     "AsyncioExecutor",
+    "BackfillProgress",
     "Clock",
     "CronExpression",
     "CronSyntaxError",
@@ -40,19 +52,27 @@ __all__ = [
     "DagLoadError",
     "DagRunResult",
     "DataInterval",
+    "DataflowTask",
     "Dataset",
     "DatasetAll",
     "DatasetAny",
     "DatasetEvent",
+    "DatasetSensor",
     "Executor",
+    "ExternalDagSensor",
     "FailFastError",
     "FakeClock",
+    "FileSensor",
+    "KafkaSensor",
     "MappedTask",
     "MetadataStore",
+    "PokeResult",
     "Pool",
     "ProcessPoolExecutor",
+    "PythonSensor",
     "RunState",
     "Scheduler",
+    "Sensor",
     "SensorTimeoutError",
     "SkipTaskError",
     "Task",
@@ -65,6 +85,7 @@ __all__ = [
     "UnknownDagError",
     "WeightRule",
     "XComArg",
+    "backfill",
     "dag",
     "task",
     "task_group",
