@@ -51,6 +51,7 @@ from engine.orchestration.exceptions import (
 from engine.orchestration.executors import AsyncioExecutor, Executor, ProcessPoolExecutor
 from engine.orchestration.retry import retry_delay_seconds
 from engine.orchestration.schedules.timetables import DataInterval, DatasetTimetable, RunInfo
+from engine.orchestration.sensors import RescheduleSignal
 from engine.orchestration.states import TERMINAL_STATES, RunState, TaskState
 from engine.orchestration.store import (
     DEFAULT_DB,
@@ -68,7 +69,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_POOL_SLOTS = 128
 DEFAULT_MAX_RESULT_BYTES = 64 * 1024
-_IDLE_FLUSH_SECONDS = 0.05  # how stale "running" states in the store may be while the loop idles
+_IDLE_FLUSH_SECONDS = 0.25  # how stale "running" states in the store may be while the loop idles
 _COUNTER = {
     TaskState.SUCCESS: "success",
     TaskState.FAILED: "failed",
@@ -119,7 +120,7 @@ class _TI:
     """One task instance of one run (the in-memory twin of a task_instances row)."""
 
     __slots__ = ("run", "node", "map_index", "state", "try_number", "result", "result_json", "error",
-                 "first_started_at", "started_at", "ended_at", "mapped_kwargs", "slots_held")
+                 "first_started_at", "started_at", "ended_at", "mapped_kwargs", "slots_held", "pokes")
 
     def __init__(self, run: "_Run", node: "_Node", map_index: int):
         self.run = run
@@ -135,18 +136,18 @@ class _TI:
         self.ended_at: datetime | None = None
         self.mapped_kwargs: dict[str, Any] | None = None
         self.slots_held = 0
+        self.pokes = 0  # pokes made so far by a reschedule-mode sensor (for its backoff)
 
     @property
     def key(self) -> str:
         tid = self.node.task.task_id
         return tid if self.map_index < 0 else f"{tid}[{self.map_index}]"
 
-    def record(self) -> TaskInstanceRecord:
+    def row(self) -> tuple[Any, ...]:
+        """The task_instances row (what `MetadataStore.put_task_instance` writes at commit time)."""
         run = self.run.record
-        return TaskInstanceRecord(
-            run.dag_id, run.run_id, self.node.task.task_id, self.map_index, self.state.value, self.try_number,
-            self.first_started_at, self.started_at, self.ended_at, self.result_json, self.error,
-        )
+        return (run.dag_id, run.run_id, self.node.task.task_id, self.map_index, self.state.value, self.try_number,
+                iso(self.first_started_at), iso(self.started_at), iso(self.ended_at), self.result_json, self.error)
 
 
 class _Node:
@@ -873,6 +874,10 @@ class Scheduler:
         except Exception as exc:  # noqa: BLE001 - reported as the attempt's failure
             self._post("done", ti, _Outcome("failed", error=_describe(exc)))
             return
+        if task.fn is None:
+            # A task without a callable is a no-op marker (Airflow's EmptyOperator): no coroutine needed.
+            self._post("done", ti, _Outcome("success"))
+            return
         handle = asyncio.ensure_future(self._attempt(ti, args, kwargs))
         self._inflight.add(handle)
         handle.add_done_callback(self._inflight.discard)
@@ -899,7 +904,7 @@ class Scheduler:
             if task.is_sensor:
                 value = await task.sense(  # type: ignore[attr-defined]
                     lambda: executor.run(task.fn, args, kwargs), clock=self.clock, first_started_at=ti.first_started_at,
-                    execution_timeout=task.execution_timeout,
+                    execution_timeout=task.execution_timeout, pokes_before=ti.pokes,
                 )
             elif task.execution_timeout is not None:
                 try:
@@ -912,6 +917,8 @@ class Scheduler:
             else:
                 value = await executor.run(task.fn, args, kwargs)
             outcome = _Outcome("success", value)
+        except RescheduleSignal as signal:
+            outcome = _Outcome("reschedule", signal.delay)
         except SkipTaskError as exc:
             outcome = _Outcome("skipped", error=str(exc) or None)
         except (FailFastError, SensorTimeoutError) as exc:
@@ -957,6 +964,16 @@ class Scheduler:
                 self._finish(ti, TaskState.SUCCESS)
                 return
         ti.error = outcome.error
+        if outcome.kind == "reschedule":
+            # Same try, slot freed until the next poke (Airflow's reschedule mode).
+            ti.try_number -= 1
+            ti.pokes += 1
+            ti.state = TaskState.UP_FOR_RESCHEDULE
+            self.store.put_task_instance(ti)
+            handle = asyncio.ensure_future(self._retry_after(ti, outcome.value))
+            self._inflight.add(handle)
+            handle.add_done_callback(self._inflight.discard)
+            return
         if outcome.kind == "skipped":
             self.store.record_try(run.record.dag_id, run.record.run_id, task.task_id, ti.map_index, ti.try_number,
                                   "skipped", ti.started_at, now, outcome.error)

@@ -5,8 +5,9 @@ A sensor pokes (sync or async) every ``poke_interval`` seconds until the poke re
 ``exponential_backoff`` the interval doubles after each poke, capped by ``max_wait``. ``timeout`` is
 measured from the first poke of the *first* attempt, so retries do not extend it (Airflow's rule); when
 it expires the sensor fails with `SensorTimeoutError` (not retried) or, with ``soft_fail=True``, ends
-``skipped``. A sensor holds its pool slot while it waits (Airflow's "poke" mode); pokes are cheap
-asyncio sleeps, not threads.
+``skipped``. In ``mode="poke"`` (the default) a sensor holds its pool slot while it waits (the waits
+are asyncio sleeps, not threads); in ``mode="reschedule"`` it frees the slot between pokes (state
+``up_for_reschedule``) so long waits do not starve a small pool.
 
 Built-ins: `FileSensor` (a path or glob exists), `KafkaSensor` (a topic's partitions reach an offset or
 a record timestamp), `ExternalDagSensor` (another DAG's run, or one of its tasks, for the same logical
@@ -34,6 +35,14 @@ from engine.orchestration.exceptions import (
 from engine.orchestration.task import Task, TaskContext, _seconds
 
 
+class RescheduleSignal(Exception):
+    """Internal: a ``mode="reschedule"`` sensor asks to be run again after ``delay`` seconds."""
+
+    def __init__(self, delay: float):
+        super().__init__(f"reschedule in {delay:g}s")
+        self.delay = delay
+
+
 @dataclass
 class PokeResult:
     """A poke's answer with a value: ``done`` says whether the condition holds; ``value`` is the result."""
@@ -55,10 +64,14 @@ class Sensor(Task):
         exponential_backoff: bool = False,
         max_wait: float | timedelta | None = None,
         soft_fail: bool = False,
+        mode: str = "poke",
         **options: Any,
     ):
         super().__init__(task_id, poke if poke is not None else self.poke, **options)
         where = self._where
+        if mode not in ("poke", "reschedule"):
+            raise DagDefinitionError(f"{where}: sensor mode must be 'poke' or 'reschedule', got {mode!r}")
+        self.mode = mode
         self.poke_interval = _seconds(poke_interval, "poke_interval", where) or 0.0
         self.timeout = _seconds(timeout, "timeout", where) or 0.0
         self.exponential_backoff = bool(exponential_backoff)
@@ -84,11 +97,17 @@ class Sensor(Task):
         clock: Clock,
         first_started_at: datetime | None,
         execution_timeout: float | None = None,
+        pokes_before: int = 0,
     ) -> Any:
-        """Poke until done; the scheduler calls this for each attempt (``execution_timeout`` bounds one attempt)."""
+        """Poke until done; the scheduler calls this for each attempt (``execution_timeout`` bounds one attempt).
+
+        In ``reschedule`` mode one poke is made per call: a negative answer raises `RescheduleSignal`
+        with the delay, and the scheduler frees the pool slot until then (``pokes_before`` carries the
+        poke count across reschedules for the backoff).
+        """
         started = first_started_at or clock.now()
         attempt_started = clock.now()
-        pokes = 0
+        pokes = pokes_before
         while True:
             answer = await poke()
             pokes += 1
@@ -106,6 +125,8 @@ class Sensor(Task):
                     raise SkipTaskError(message + "; soft_fail: skipped")
                 raise SensorTimeoutError(message)
             wait = min(self.next_interval(pokes), remaining)
+            if self.mode == "reschedule":
+                raise RescheduleSignal(wait)
             if execution_timeout is not None:
                 left = execution_timeout - (now - attempt_started).total_seconds()
                 if left <= 0:

@@ -10,6 +10,7 @@ class TaskState(str, Enum):
     SCHEDULED = "scheduled"  # dependencies met, waiting for a pool slot
     RUNNING = "running"
     UP_FOR_RETRY = "up_for_retry"  # failed, a retry is pending (its delay is running)
+    UP_FOR_RESCHEDULE = "up_for_reschedule"  # a reschedule-mode sensor between two pokes (slot freed)
     SUCCESS = "success"
     FAILED = "failed"
     SKIPPED = "skipped"

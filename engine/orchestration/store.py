@@ -149,8 +149,11 @@ class TaskInstanceRecord:
     result: str | None = None  # JSON text
     error: str | None = None
 
+    def row(self) -> tuple[Any, ...]:
+        return (self.dag_id, self.run_id, self.task_id, self.map_index, self.state, self.try_number,
+                iso(self.first_started_at), iso(self.started_at), iso(self.ended_at), self.result, self.error)
 
-_TI_COLUMNS = ("state", "try_number", "first_started_at", "started_at", "ended_at", "result", "error")
+
 
 
 class MetadataStore:
@@ -170,6 +173,7 @@ class MetadataStore:
         self._db.executescript(_SCHEMA)
         self._pending_ti: dict[tuple[str, str, str, int], TaskInstanceRecord] = {}
         self._pending_sql: list[tuple[str, tuple[Any, ...]]] = []
+        self._pending_tries: list[tuple[Any, ...]] = []
 
     def close(self) -> None:
         self.commit()
@@ -178,13 +182,19 @@ class MetadataStore:
     # -- transactions ---------------------------------------------------------------------------
     def commit(self) -> None:
         """Flush every buffered write in one transaction."""
-        if not self._pending_ti and not self._pending_sql:
+        if not self._pending_ti and not self._pending_sql and not self._pending_tries:
             return
         db = self._db
         db.execute("BEGIN")
         try:
             for sql, params in self._pending_sql:
                 db.execute(sql, params)
+            if self._pending_tries:
+                db.executemany(
+                    "INSERT INTO task_tries (dag_id, run_id, task_id, map_index, try_number, state, started_at, ended_at,"
+                    " error) VALUES (?,?,?,?,?,?,?,?,?)",
+                    self._pending_tries,
+                )
             if self._pending_ti:
                 db.executemany(
                     "INSERT INTO task_instances (dag_id, run_id, task_id, map_index, state, try_number, first_started_at,"
@@ -192,11 +202,7 @@ class MetadataStore:
                     " ON CONFLICT (dag_id, run_id, task_id, map_index) DO UPDATE SET state=excluded.state,"
                     " try_number=excluded.try_number, first_started_at=excluded.first_started_at,"
                     " started_at=excluded.started_at, ended_at=excluded.ended_at, result=excluded.result, error=excluded.error",
-                    [
-                        (r.dag_id, r.run_id, r.task_id, r.map_index, r.state, r.try_number, iso(r.first_started_at),
-                         iso(r.started_at), iso(r.ended_at), r.result, r.error)
-                        for r in (v if isinstance(v, TaskInstanceRecord) else v.record() for v in self._pending_ti.values())
-                    ],
+                    [v.row() for v in self._pending_ti.values()],
                 )
             db.execute("COMMIT")
         except BaseException:
@@ -204,11 +210,12 @@ class MetadataStore:
             raise
         self._pending_ti.clear()
         self._pending_sql.clear()
+        self._pending_tries.clear()
 
     @property
     def dirty(self) -> bool:
         """Whether writes are buffered and not yet committed."""
-        return bool(self._pending_ti or self._pending_sql)
+        return bool(self._pending_ti or self._pending_sql or self._pending_tries)
 
     def _later(self, sql: str, params: tuple[Any, ...]) -> None:
         self._pending_sql.append((sql, params))
@@ -298,17 +305,16 @@ class MetadataStore:
         for task_id in task_ids:
             self._later("DELETE FROM task_instances WHERE dag_id=? AND run_id=? AND task_id=?", (dag_id, run_id, task_id))
             for key, value in list(self._pending_ti.items()):
-                r = value if isinstance(value, TaskInstanceRecord) else value.record()
-                if (r.dag_id, r.run_id, r.task_id) == (dag_id, run_id, task_id):
+                if value.row()[:3] == (dag_id, run_id, task_id):
                     del self._pending_ti[key]
 
     # -- task instances -------------------------------------------------------------------------
     def put_task_instance(self, record: Any) -> None:
         """Buffer the current state of a task instance (upserted at the next commit).
 
-        ``record`` is a `TaskInstanceRecord`, or any object with a ``record()`` method returning one;
-        such an object is read only at commit time, so a task instance that changes state several
-        times between two commits costs one row write.
+        ``record`` is a `TaskInstanceRecord`, or any object with the same ``row()`` method (the
+        scheduler's live task instance); it is read only at commit time, so a task instance that
+        changes state several times between two commits costs one row write.
         """
         key = (record.dag_id, record.run_id, record.task_id, record.map_index) if isinstance(record, TaskInstanceRecord) else record
         self._pending_ti[key] = record
@@ -327,10 +333,8 @@ class MetadataStore:
 
     def record_try(self, dag_id: str, run_id: str, task_id: str, map_index: int, try_number: int, state: str,
                    started_at: datetime | None, ended_at: datetime | None, error: str | None) -> None:
-        self._later(
-            "INSERT INTO task_tries (dag_id, run_id, task_id, map_index, try_number, state, started_at, ended_at, error)"
-            " VALUES (?,?,?,?,?,?,?,?,?)",
-            (dag_id, run_id, task_id, map_index, try_number, state, iso(started_at), iso(ended_at), error),
+        self._pending_tries.append(
+            (dag_id, run_id, task_id, map_index, try_number, state, iso(started_at), iso(ended_at), error)
         )
 
     def tries(self, dag_id: str, run_id: str, task_id: str | None = None) -> list[dict[str, Any]]:

@@ -256,3 +256,44 @@ async def test_kafka_sensor_against_the_test_broker(bootstrap_servers, topic_fac
     }, result.errors
     assert result.results["p0_has_3"]["highwater"] == {"0": 3}
     assert result.results["time_reached"]["last_timestamp"] == {"0": 1_002, "1": 5_000}
+
+
+async def test_reschedule_mode_frees_the_pool_slot_between_pokes(scheduler_factory):
+    flag = {"set": False}
+    pokes = []
+
+    def poke():
+        pokes.append(flag["set"])
+        return flag["set"]
+
+    def setter():
+        flag["set"] = True
+
+    with DAG("reschedule") as d:
+        # One slot: a poke-mode sensor would hold it forever and `setter` could never run.
+        PythonSensor("wait", poke, mode="reschedule", poke_interval=10, exponential_backoff=True, timeout=600,
+                     pool="single", priority_weight=100)
+        Task("setter", setter, pool="single")
+    clock = FakeClock()
+    s = scheduler_factory(d, clock=clock, pools={"single": 1})
+    result = await s.run_dag(d)
+    assert result.states == {"wait": TaskState.SUCCESS, "setter": TaskState.SUCCESS}
+    assert pokes == [False, True] and clock.sleeps == [10]
+    assert [t["try_number"] for t in s.store.tries("reschedule", result.run_id, "wait")] == [1]
+
+
+async def test_reschedule_mode_timeout_counts_from_the_first_poke(scheduler_factory):
+    with DAG("reschedule_timeout") as d:
+        PythonSensor("wait", lambda: False, mode="reschedule", poke_interval=30, timeout=100, exponential_backoff=True)
+    clock = FakeClock()
+    result = await scheduler_factory(d, clock=clock).run_dag(d)
+    assert result.states["wait"] is TaskState.FAILED and "timeout of 100s" in result.errors["wait"]
+    assert clock.sleeps == [30, 60, 10]
+
+
+async def test_empty_task_without_a_callable_is_a_no_op(scheduler_factory):
+    with DAG("markers") as d:
+        Task("start") >> Task("work", lambda: 1) >> Task("end")
+    result = await scheduler_factory(d).run_dag(d)
+    assert result.states == {"start": TaskState.SUCCESS, "work": TaskState.SUCCESS, "end": TaskState.SUCCESS}
+    assert result.results["end"] is None
