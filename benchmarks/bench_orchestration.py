@@ -15,7 +15,6 @@ import asyncio
 import os
 import tempfile
 
-import pytest
 
 from benchmarks._harness import Case, pytest_cases, run_case_with_benchmark
 from engine.orchestration import DAG, Scheduler, Task

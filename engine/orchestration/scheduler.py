@@ -62,7 +62,7 @@ from engine.orchestration.store import (
     encode_json,
     iso,
 )
-from engine.orchestration.task import DEFAULT_POOL, MappedTask, Task, TaskContext
+from engine.orchestration.task import DEFAULT_POOL, MappedTask, Task, TaskContext, resolve_xcom_args
 from engine.orchestration.trigger_rules import Decision, UpstreamCounts, evaluate
 
 logger = logging.getLogger(__name__)
@@ -746,8 +746,6 @@ class Scheduler:
         assert isinstance(task, MappedTask)
         names, lists = [], []
         for name, value in task.expand_kwargs.items():
-            from engine.orchestration.task import resolve_xcom_args
-
             resolved = resolve_xcom_args(value, run.result_of)
             if resolved is None:
                 resolved = []  # the upstream did not succeed (a lenient trigger rule): nothing to map

@@ -272,3 +272,21 @@ async def test_scheduled_runs_are_not_duplicated_after_a_restart(tmp_path, sched
     s2 = scheduler_factory(d, store=db, clock=FrozenClock(datetime(2024, 1, 5, 1, tzinfo=UTC)))
     await _serve_until(s2, lambda: len(s2.store.list_runs("restart", states=["success"])) == 4)
     assert [r.logical_date.day for r in s2.store.list_runs("restart")] == [1, 2, 3, 4]
+
+
+async def test_manual_runs_get_the_interval_containing_their_date_or_an_explicit_one(scheduler_factory):
+    seen = []
+
+    def record(context):
+        seen.append((context.data_interval_start, context.data_interval_end))
+
+    with DAG("manual_intervals", schedule="0 6 * * *", start_date=datetime(2024, 1, 1)) as d:
+        Task("t", record)
+    s = scheduler_factory(d)
+    await s.run_dag(d, logical_date=datetime(2024, 2, 10, 12, tzinfo=UTC))
+    explicit = DataInterval(datetime(2024, 2, 1, tzinfo=UTC), datetime(2024, 2, 8, tzinfo=UTC))
+    await s.run_dag(d, logical_date=datetime(2024, 2, 11, tzinfo=UTC), data_interval=explicit)
+    assert seen == [
+        (datetime(2024, 2, 10, 6, tzinfo=UTC), datetime(2024, 2, 11, 6, tzinfo=UTC)),
+        (explicit.start, explicit.end),
+    ]
