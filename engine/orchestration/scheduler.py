@@ -451,7 +451,7 @@ class Scheduler:
             self._drain()
             # Group commit: everything decided above is durable before any task it enables starts.
             self.store.commit()
-            self._dispatch()  # the "running" states it writes are flushed lazily (see _idle_flush)
+            self._dispatch()  # the queued/running states it writes are transient: flushed when idle
             self._iteration.set()
             if done():
                 return
@@ -488,7 +488,7 @@ class Scheduler:
 
     def _idle_flush(self) -> None:
         self._flush_handle = None
-        self.store.commit()
+        self.store.commit(include_transient=True)
 
     def _post(self, kind: str, ti: _TI, payload: Any = None) -> None:
         self._events.append((kind, ti, payload))
@@ -813,7 +813,7 @@ class Scheduler:
     # ================================================================ pools and dispatch ======
     def _enqueue(self, ti: _TI) -> None:
         ti.state = TaskState.SCHEDULED
-        self.store.put_task_instance(ti)
+        self.store.put_task_instance(ti, transient=True)
         task = ti.node.task
         priority = ti.run.priorities[task.task_id]
         heapq.heappush(self._pool_queue[task.pool], (-priority, next(self._seq), ti))
@@ -862,7 +862,7 @@ class Scheduler:
         ti.error = None
         if ti.first_started_at is None:
             ti.first_started_at = now
-        self.store.put_task_instance(ti)
+        self.store.put_task_instance(ti, transient=True)
         try:
             args, kwargs = task.call_arguments(run.result_of)
             if ti.mapped_kwargs:

@@ -174,14 +174,23 @@ class MetadataStore:
         self._pending_ti: dict[tuple[str, str, str, int], TaskInstanceRecord] = {}
         self._pending_sql: list[tuple[str, tuple[Any, ...]]] = []
         self._pending_tries: list[tuple[Any, ...]] = []
+        self._transient_ti: dict[Any, Any] = {}
 
     def close(self) -> None:
-        self.commit()
+        self.commit(include_transient=True)
         self._db.close()
 
     # -- transactions ---------------------------------------------------------------------------
-    def commit(self) -> None:
-        """Flush every buffered write in one transaction."""
+    def commit(self, *, include_transient: bool = False) -> None:
+        """Flush the buffered writes in one transaction.
+
+        Transient task-instance states (queued, running; see `put_task_instance`) are included only
+        with ``include_transient`` or when the same instance also has a durable change pending.
+        """
+        if include_transient and self._transient_ti:
+            for key, value in self._transient_ti.items():
+                self._pending_ti.setdefault(key, value)
+            self._transient_ti.clear()
         if not self._pending_ti and not self._pending_sql and not self._pending_tries:
             return
         db = self._db
@@ -215,7 +224,7 @@ class MetadataStore:
     @property
     def dirty(self) -> bool:
         """Whether writes are buffered and not yet committed."""
-        return bool(self._pending_ti or self._pending_sql or self._pending_tries)
+        return bool(self._pending_ti or self._pending_sql or self._pending_tries or self._transient_ti)
 
     def _later(self, sql: str, params: tuple[Any, ...]) -> None:
         self._pending_sql.append((sql, params))
@@ -304,19 +313,29 @@ class MetadataStore:
     def delete_task_instances(self, dag_id: str, run_id: str, task_ids: Iterable[str]) -> None:
         for task_id in task_ids:
             self._later("DELETE FROM task_instances WHERE dag_id=? AND run_id=? AND task_id=?", (dag_id, run_id, task_id))
-            for key, value in list(self._pending_ti.items()):
-                if value.row()[:3] == (dag_id, run_id, task_id):
-                    del self._pending_ti[key]
+            for pending in (self._pending_ti, self._transient_ti):
+                for key, value in list(pending.items()):
+                    if value.row()[:3] == (dag_id, run_id, task_id):
+                        del pending[key]
 
     # -- task instances -------------------------------------------------------------------------
-    def put_task_instance(self, record: Any) -> None:
+    def put_task_instance(self, record: Any, *, transient: bool = False) -> None:
         """Buffer the current state of a task instance (upserted at the next commit).
 
         ``record`` is a `TaskInstanceRecord`, or any object with the same ``row()`` method (the
         scheduler's live task instance); it is read only at commit time, so a task instance that
         changes state several times between two commits costs one row write.
+
+        A ``transient`` state (queued, running) matters for observing a run but not for resuming it
+        (a resumed scheduler re-runs such an instance either way), so it is written at the next
+        ``commit(include_transient=True)`` (the scheduler's idle flush) rather than on the hot path.
         """
         key = (record.dag_id, record.run_id, record.task_id, record.map_index) if isinstance(record, TaskInstanceRecord) else record
+        if transient:
+            if key not in self._pending_ti:
+                self._transient_ti[key] = record
+            return
+        self._transient_ti.pop(key, None)
         self._pending_ti[key] = record
 
     def task_instances(self, dag_id: str, run_id: str) -> list[TaskInstanceRecord]:
