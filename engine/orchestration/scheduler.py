@@ -783,6 +783,9 @@ class Scheduler:
             node.instances.append(ti)
         for ti in node.instances:
             self._enqueue(ti)
+            # The expansion itself is durable (not a transient state): a resumed run must see every
+            # instance, including those that had not started yet.
+            self.store.put_task_instance(ti)
 
     def _finish(self, ti: _TI, state: TaskState) -> None:
         """Put an instance in a terminal state, persist it and propagate to the downstream tasks."""

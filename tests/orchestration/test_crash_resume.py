@@ -164,3 +164,50 @@ def test_sigkill_mid_run_then_resume(tmp_path):
     status = subprocess.run([*cmd, "status", str(dag_file), "crashy", "--db", str(db)], env=env,
                             capture_output=True, text=True, timeout=60)
     assert status.returncode == 0 and "success" in status.stdout and "part[3]: success" in status.stdout
+
+
+async def test_resume_in_process_keeps_every_mapped_instance(tmp_path):
+    """A scheduler that stops mid-run (no idle flush) resumes with all mapped instances and counts."""
+    import asyncio
+
+    from engine.orchestration import DAG, MappedTask, Scheduler, Task
+
+    db = tmp_path / "m.db"
+    release = asyncio.Event()
+    calls = []
+
+    async def part(i):
+        calls.append(i)
+        if i % 2:
+            await release.wait()
+        return i
+
+    def build():
+        with DAG("resume_mapped", max_active_tasks=2) as d:
+            src = Task("src", lambda: [0, 1, 2, 3, 4])
+            m = MappedTask("part", part, expand={"i": src.output})
+            Task("total", lambda xs: sum(xs), args=(m.output,))
+        return d
+
+    s1 = Scheduler([build()], store=db)
+    run_id = await s1.trigger("resume_mapped")
+    waiter = asyncio.ensure_future(s1.wait_for_run("resume_mapped", run_id))
+    while len(calls) < 3:
+        await asyncio.sleep(0.001)
+    waiter.cancel()  # the "crash": the loop stops without flushing transient states
+    await asyncio.gather(waiter, return_exceptions=True)
+    for t in list(s1._inflight):
+        t.cancel()
+    await asyncio.gather(*s1._inflight, return_exceptions=True)
+    s1.store._transient_ti.clear()
+    s1.store._db.close()
+
+    release.set()
+    s2 = Scheduler([build()], store=db)
+    try:
+        result = await s2.wait_for_run("resume_mapped", run_id)
+    finally:
+        await s2.close()
+    assert result.results["part"] == [0, 1, 2, 3, 4]
+    assert result.results["total"] == 10
+    assert sorted(k for k in result.states if k.startswith("part")) == [f"part[{i}]" for i in range(5)]

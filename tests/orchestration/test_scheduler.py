@@ -349,3 +349,27 @@ async def test_unknown_executor_is_refused(scheduler_factory):
         Task("t", lambda: None, executor="gpu")
     with pytest.raises(DagDefinitionError, match="unknown executor 'gpu'"):
         scheduler_factory(d)
+
+
+async def test_run_dag_while_serve_drives_the_loop(scheduler_factory):
+    with DAG("served") as d:
+        Task("a", lambda: 1) >> Task("b", lambda: 2)
+    s = scheduler_factory(d)
+    stop = asyncio.Event()
+    server = asyncio.ensure_future(s.serve(stop))
+    await asyncio.sleep(0.01)
+    first = await s.run_dag("served")  # waits on the loop serve() drives
+    second = await s.run_dag("served")
+    stop.set()
+    await server
+    assert first.state is RunState.SUCCESS and second.state is RunState.SUCCESS
+    assert first.run_id != second.run_id
+
+
+async def test_wait_for_a_finished_run_reads_the_store(scheduler_factory):
+    with DAG("finished") as d:
+        Task("a", lambda: {"x": 1})
+    s = scheduler_factory(d)
+    done = await s.run_dag(d)
+    again = await s.wait_for_run("finished", done.run_id)
+    assert again.state is RunState.SUCCESS and again.results == {"a": {"x": 1}}
