@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import os
 import itertools
 import logging
 import random
@@ -238,6 +239,8 @@ class Scheduler:
         self._datasets_dirty = True
         self._started = False
         self._looping = False
+        self._poll_interval = 2.0
+        self._lock_file: Any = None
         self._flush_handle: asyncio.TimerHandle | None = None
         self._run_callbacks: dict[tuple[str, str], list[Callable[[DagRunResult], None]]] = {}
         self._hooks: list[Callable[[], bool]] = []
@@ -319,9 +322,14 @@ class Scheduler:
         """Run every queued and running DAG run (and the dataset-triggered runs they cause) to the end."""
         await self._loop(lambda: not self._runs and not any(self._queued.values()) and not self._datasets_dirty)
 
-    async def serve(self, stop: asyncio.Event | None = None) -> None:
-        """The long-running scheduler: time schedules, datasets, queued runs; returns when ``stop`` is set."""
+    async def serve(self, stop: asyncio.Event | None = None, *, poll_interval: float = 2.0) -> None:
+        """The long-running scheduler: time schedules, datasets, queued runs; returns when ``stop`` is set.
+
+        Every ``poll_interval`` seconds (wall clock) it also picks up runs queued and dataset events
+        recorded by other processes (``engine dags trigger``) in the same metadata database.
+        """
         stop = stop or asyncio.Event()
+        self._poll_interval = poll_interval
         await self._loop(stop.is_set, serve=True, stop=stop)
 
     async def emit_dataset_event(self, uri: str, extra: Mapping[str, Any] | None = None) -> None:
@@ -383,6 +391,7 @@ class Scheduler:
         for executor in self.executors.values():
             await executor.shutdown()
         self.store.close()
+        self._release_lock()
 
     async def __aenter__(self) -> "Scheduler":
         return self
@@ -437,6 +446,7 @@ class Scheduler:
     async def _run_loop(self, done: Callable[[], bool], *, serve: bool, stop: asyncio.Event | None) -> None:
         assert self._wake is not None
         if not self._started:
+            self._acquire_lock()
             self._started = True
             self._resume()
         while True:
@@ -474,17 +484,57 @@ class Scheduler:
             if stop is not None:
                 waiters.append(asyncio.ensure_future(stop.wait()))
             timeout = self._seconds_to_next_time_run() if serve else None
-            sleeper = None
             if timeout is not None:
-                sleeper = asyncio.ensure_future(self.clock.sleep(timeout))
-                waiters.append(sleeper)
+                waiters.append(asyncio.ensure_future(self.clock.sleep(timeout)))
+            poller = None
+            if serve:
+                # Other processes may queue runs or record dataset events: look again in wall-clock time.
+                poller = asyncio.ensure_future(asyncio.sleep(self._poll_interval))
+                waiters.append(poller)
             try:
                 await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+                if poller is not None and poller.done():
+                    self._poll_store()
             finally:
                 for w in waiters:
                     if not w.done():
                         w.cancel()
                 await asyncio.gather(*waiters, return_exceptions=True)
+
+    def _acquire_lock(self) -> None:
+        """Hold an exclusive lock on ``<db>.lock`` while this scheduler owns a database file.
+
+        Two schedulers resuming the same runs would run their tasks twice. The lock is an OS file
+        lock (``flock``): it is released when the process dies, even by SIGKILL, so crash resume works.
+        Other processes may still read the database and queue runs (``engine dags trigger``).
+        """
+        if self.store.path == ":memory:" or self._lock_file is not None:
+            return
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not on POSIX: no protection against a second scheduler
+            return
+        lock = open(self.store.path + ".lock", "a+")  # noqa: SIM115 - held until close()
+        try:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lock.seek(0)
+            owner = lock.read().strip() or "unknown"
+            lock.close()
+            raise OrchestrationError(
+                f"another scheduler (pid {owner}) is running on {self.store.path}; stop it first, or queue runs "
+                "with `engine dags trigger` and let it execute them"
+            ) from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(str(os.getpid()))
+        lock.flush()
+        self._lock_file = lock
+
+    def _release_lock(self) -> None:
+        if self._lock_file is not None:
+            self._lock_file.close()  # closing the file releases the flock
+            self._lock_file = None
 
     def _idle_flush(self) -> None:
         self._flush_handle = None
@@ -541,6 +591,16 @@ class Scheduler:
         for record in self.store.list_runs(states=[RunState.QUEUED.value]):
             if record.dag_id in self.dags and (record.dag_id, record.run_id) not in known:
                 self._queued.setdefault(record.dag_id, deque()).append(record)
+
+    def _poll_store(self) -> None:
+        """Pick up runs queued by other processes and re-check the dataset queues."""
+        known = {(r.dag_id, r.run_id) for q in self._queued.values() for r in q} | set(self._runs)
+        for record in self.store.list_runs(states=[RunState.QUEUED.value]):
+            key = (record.dag_id, record.run_id)
+            if record.dag_id in self.dags and key not in known:
+                logger.info("picked up queued run %s of DAG %s", record.run_id, record.dag_id)
+                self._queued.setdefault(record.dag_id, deque()).append(record)
+        self._datasets_dirty = True
 
     def _start_queued_runs(self) -> None:
         for dag_id, queue in self._queued.items():

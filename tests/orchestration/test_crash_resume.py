@@ -201,6 +201,7 @@ async def test_resume_in_process_keeps_every_mapped_instance(tmp_path):
     await asyncio.gather(*s1._inflight, return_exceptions=True)
     s1.store._transient_ti.clear()
     s1.store._db.close()
+    s1._release_lock()  # what the OS does when a crashed process's files are closed
 
     release.set()
     s2 = Scheduler([build()], store=db)

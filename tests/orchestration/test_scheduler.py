@@ -373,3 +373,40 @@ async def test_wait_for_a_finished_run_reads_the_store(scheduler_factory):
     done = await s.run_dag(d)
     again = await s.wait_for_run("finished", done.run_id)
     assert again.state is RunState.SUCCESS and again.results == {"a": {"x": 1}}
+
+
+async def test_a_second_scheduler_on_the_same_database_is_refused(tmp_path, scheduler_factory):
+    from engine.errors import OrchestrationError
+
+    with DAG("locked") as d:
+        Task("a", lambda: 1)
+    db = tmp_path / "meta.db"
+    first = scheduler_factory(d, store=db)
+    await first.run_dag(d)  # its loop took the lock
+    second = scheduler_factory(d, store=db)
+    with pytest.raises(OrchestrationError, match=r"another scheduler \(pid \d+\) is running on"):
+        await second.run_dag(d)
+    run_id = await second.trigger("locked")  # queueing a run is still allowed
+    await first.close()
+    result = await scheduler_factory(d, store=db).wait_for_run("locked", run_id)
+    assert result.state is RunState.SUCCESS
+
+
+async def test_serve_picks_up_runs_queued_by_another_process(tmp_path, scheduler_factory):
+    with DAG("polled") as d:
+        Task("a", lambda: 1)
+    db = tmp_path / "meta.db"
+    server = scheduler_factory(d, store=db)
+    stop = asyncio.Event()
+    serving = asyncio.ensure_future(server.serve(stop, poll_interval=0.02))
+    await asyncio.sleep(0.05)
+    other = scheduler_factory(d, store=db)  # e.g. `engine dags trigger` in another process
+    run_id = await other.trigger("polled")
+    for _ in range(500):
+        record = server.store.get_run("polled", run_id)
+        if record.state == "success":
+            break
+        await asyncio.sleep(0.01)
+    stop.set()
+    await serving
+    assert record.state == "success"
