@@ -9,7 +9,8 @@ Options Airflow users know: ``schedule`` (None = manual only, ``"@once"``, a cro
 a ``timedelta``, a timetable, or datasets), ``start_date``/``end_date`` (naive datetimes are local to
 ``timezone``), ``catchup`` (default False: only the most recent interval runs when the DAG is first
 scheduled or after downtime; True creates a run for every missed interval), ``max_active_runs``,
-``max_active_tasks``, ``default_args`` (task options), ``params``, ``tags``.
+``max_active_tasks``, ``default_args`` (task options), ``params``, ``tags``, ``on_success_callback`` /
+``on_failure_callback`` (called with the `DagRunResult` when a run ends).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import re
 from collections import deque
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from engine.orchestration import _context
@@ -56,6 +57,8 @@ class DAG:
         params: Mapping[str, Any] | None = None,
         tags: Iterable[str] = (),
         description: str | None = None,
+        on_success_callback: Callable[[Any], Any] | None = None,
+        on_failure_callback: Callable[[Any], Any] | None = None,
     ):
         from engine.orchestration.schedules import make_timetable
 
@@ -85,6 +88,11 @@ class DAG:
         self.params = dict(params or {})
         self.tags = list(tags)
         self.description = description
+        for name, cb in (("on_success_callback", on_success_callback), ("on_failure_callback", on_failure_callback)):
+            if cb is not None and not callable(cb):
+                raise DagDefinitionError(f"{where}{name} must be callable, got {cb!r}")
+        self.on_success_callback = on_success_callback  # called with the DagRunResult
+        self.on_failure_callback = on_failure_callback
         self.task_dict: dict[str, Task] = {}
         self.task_groups: dict[str, "TaskGroup"] = {}
         self._validated = False

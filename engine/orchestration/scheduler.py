@@ -692,6 +692,8 @@ class Scheduler:
                 fut.set_result(result)
         for callback in self._run_callbacks.pop((record.dag_id, record.run_id), []):
             callback(result)
+        dag_callback = run.dag.on_failure_callback if result.state is RunState.FAILED else run.dag.on_success_callback
+        self._callback(dag_callback, result, f"DAG {record.dag_id!r} run {record.run_id!r}")
 
     def _result_from_memory(self, run: _Run) -> DagRunResult:
         states: dict[str, TaskState] = {}
@@ -1023,6 +1025,7 @@ class Scheduler:
                 if follow is not None:
                     self._skip_unfollowed(run, task, follow)
                 self._finish(ti, TaskState.SUCCESS)
+                self._callback(task.on_success_callback, ti, where)
                 return
         ti.error = outcome.error
         if outcome.kind == "reschedule":
@@ -1052,9 +1055,33 @@ class Scheduler:
             handle = asyncio.ensure_future(self._retry_after(ti, delay))
             self._inflight.add(handle)
             handle.add_done_callback(self._inflight.discard)
+            self._callback(task.on_retry_callback, ti, where)
             return
         logger.error("%s failed (attempt %d): %s", where, ti.try_number, outcome.error)
         self._finish(ti, TaskState.FAILED)
+        self._callback(task.on_failure_callback, ti, where)
+
+    def _callback(self, fn: Callable[..., Any] | None, subject: Any, where: str) -> None:
+        """Run a user callback in the background; its failure is logged, never fatal."""
+        if fn is None:
+            return
+        if isinstance(subject, _TI):
+            arg: Any = self._context(subject)
+            arg.error = subject.error
+        else:
+            arg = subject
+
+        async def call() -> None:
+            try:
+                await self.executors["default"].run(fn, (arg,), {})
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - a broken callback must not break the scheduler
+                logger.exception("%s: callback %s raised", where, getattr(fn, "__name__", fn))
+
+        handle = asyncio.ensure_future(call())
+        self._inflight.add(handle)
+        handle.add_done_callback(self._inflight.discard)
 
     async def _retry_after(self, ti: _TI, delay: float) -> None:
         await self.clock.sleep(delay)

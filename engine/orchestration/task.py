@@ -69,6 +69,9 @@ TASK_OPTION_DEFAULTS: dict[str, Any] = {
     "weight_rule": WeightRule.DOWNSTREAM,
     "executor": "default",
     "max_map_length": None,
+    "on_success_callback": None,
+    "on_failure_callback": None,
+    "on_retry_callback": None,
 }
 
 
@@ -91,6 +94,7 @@ class TaskContext:
     conf: dict[str, Any] = field(default_factory=dict)
     upstream_results: dict[str, Any] = field(default_factory=dict)  # direct upstream task id -> result
     triggering_dataset_events: list[Any] = field(default_factory=list)
+    error: str | None = None  # the failure, for on_failure_callback / on_retry_callback
     # The scheduler's metadata store, for in-process tasks only (sensors of other DAGs and datasets).
     metadata: Any = field(default=None, repr=False, compare=False)
 
@@ -248,7 +252,10 @@ class Task(DependencyMixin):
     - ``pool``, ``pool_slots``, ``priority_weight``, ``weight_rule`` (downstream | upstream | absolute);
     - ``outlets``: datasets updated when the task succeeds;
     - ``executor``: ``"default"`` (in-process asyncio) or the name of another executor, e.g. ``"process"``;
-    - ``is_branch``: the callable returns the id(s) of the direct downstream tasks to follow.
+    - ``is_branch``: the callable returns the id(s) of the direct downstream tasks to follow;
+    - ``on_success_callback``, ``on_failure_callback`` (final failure), ``on_retry_callback``: called
+      with the `TaskContext` (``context.error`` holds the failure); sync or async; an exception in a
+      callback is logged and never changes the task's state.
     """
 
     is_sensor = False
@@ -279,6 +286,9 @@ class Task(DependencyMixin):
         weight_rule: WeightRule | str = UNSET,
         executor: str = UNSET,
         max_map_length: int | None = UNSET,
+        on_success_callback: Callable[[TaskContext], Any] | None = UNSET,
+        on_failure_callback: Callable[[TaskContext], Any] | None = UNSET,
+        on_retry_callback: Callable[[TaskContext], Any] | None = UNSET,
         _group: "TaskGroup | None | _Unset" = UNSET,
         _auto_id: bool = False,
     ):
@@ -332,6 +342,9 @@ class Task(DependencyMixin):
             "weight_rule": weight_rule,
             "executor": executor,
             "max_map_length": max_map_length,
+            "on_success_callback": on_success_callback,
+            "on_failure_callback": on_failure_callback,
+            "on_retry_callback": on_retry_callback,
         }
         opts = {}
         for name, value in given.items():
@@ -363,6 +376,12 @@ class Task(DependencyMixin):
         self.executor = str(opts["executor"])
         mml = opts["max_map_length"]
         self.max_map_length = int(mml) if mml is not None else dag.max_map_length
+        self.on_success_callback = opts["on_success_callback"]
+        self.on_failure_callback = opts["on_failure_callback"]
+        self.on_retry_callback = opts["on_retry_callback"]
+        for name in ("on_success_callback", "on_failure_callback", "on_retry_callback"):
+            if opts[name] is not None and not callable(opts[name]):
+                raise DagDefinitionError(f"{where}: {name} must be callable, got {opts[name]!r}")
 
         self.upstream_task_ids: set[str] = set()
         self.downstream_task_ids: set[str] = set()

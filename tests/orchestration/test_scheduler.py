@@ -410,3 +410,35 @@ async def test_serve_picks_up_runs_queued_by_another_process(tmp_path, scheduler
     stop.set()
     await serving
     assert record.state == "success"
+
+
+async def test_callbacks_are_called_and_cannot_break_the_run(scheduler_factory, caplog):
+    seen = []
+
+    def on_retry(context):
+        seen.append(("retry", context.task_id, context.try_number, "flaky" in context.error))
+
+    async def on_failure(context):
+        seen.append(("failure", context.task_id, context.try_number))
+
+    def on_success(context):
+        seen.append(("success", context.task_id))
+        raise RuntimeError("the alerting system is down")
+
+    def on_dag_failure(result):
+        seen.append(("dag failed", result.dag_id, result.states["bad"].value))
+
+    def flaky():
+        raise RuntimeError("flaky")
+
+    with DAG("callbacks", on_failure_callback=on_dag_failure,
+             default_args={"on_failure_callback": on_failure, "on_retry_callback": on_retry}) as d:
+        Task("good", lambda: 1, on_success_callback=on_success)
+        Task("bad", flaky, retries=1, retry_delay=0)
+    s = scheduler_factory(d)
+    result = await s.run_dag(d)
+    await asyncio.sleep(0.05)  # callbacks run in the background
+    assert result.states == {"good": TaskState.SUCCESS, "bad": TaskState.FAILED}
+    assert sorted(seen) == sorted([("success", "good"), ("retry", "bad", 1, True), ("failure", "bad", 2),
+                                   ("dag failed", "callbacks", "failed")])
+    assert "callback on_success raised" in caplog.text
