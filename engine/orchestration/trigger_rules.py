@@ -31,6 +31,12 @@ always                           immediately, without waiting             -
 
 "upstream_failed" is what makes failures travel down a DAG while "skipped" travels down branches: with
 the default rule a failure ends the downstream in ``upstream_failed`` and a skip in ``skipped``.
+
+**Deterministic early decisions.** A rule decides before every upstream has finished only when no
+later upstream state could change the decision, so the final state never depends on the order in
+which upstream tasks finish. The one place this differs from Airflow's timing: with ``all_success``,
+a skipped upstream makes the task ``skipped`` once the other upstreams are done (Airflow may skip it
+at once and miss a failure that arrives later, which should win as ``upstream_failed``).
 """
 
 from __future__ import annotations
@@ -106,9 +112,11 @@ def evaluate(rule: TriggerRule, c: UpstreamCounts) -> Decision:
     if rule is TriggerRule.ALL_SUCCESS:
         if failed:
             return Decision.UPSTREAM_FAILED
-        if c.skipped:
-            return Decision.SKIP
-        return Decision.RUN if done else Decision.WAIT
+        if not done:
+            # Not SKIP yet even if one upstream was skipped: a later failure must still win, so the
+            # outcome does not depend on which upstream happened to finish first.
+            return Decision.WAIT
+        return Decision.SKIP if c.skipped else Decision.RUN
     if rule is TriggerRule.ALL_FAILED:
         if c.success or c.skipped:
             return Decision.SKIP

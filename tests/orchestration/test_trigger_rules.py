@@ -76,6 +76,37 @@ def test_early_decisions_do_not_wait_for_every_upstream():
     assert evaluate(TriggerRule.ALWAYS, _counts("SS", finished=0)) is Decision.RUN
 
 
+@pytest.mark.parametrize("rule", [r.value for r in TriggerRule])
+@pytest.mark.parametrize("mix", MIXES)
+def test_early_decisions_never_contradict_the_final_one(rule, mix):
+    """Whatever order the upstreams finish in, an early decision equals the all-done decision."""
+    import itertools
+
+    final = evaluate(TriggerRule(rule), _counts(mix))
+    for order in set(itertools.permutations(mix)):
+        for finished in range(len(mix)):
+            early = evaluate(TriggerRule(rule), _counts("".join(order), finished=finished))
+            assert early in (Decision.WAIT, final), (rule, order, finished, early, final)
+
+
+async def test_all_success_with_a_skip_then_a_failure_is_upstream_failed(scheduler_factory):
+    gate = asyncio.Event()
+
+    async def skip_first():
+        gate.set()
+        raise SkipTaskError("first")
+
+    async def fail_later():
+        await asyncio.wait_for(gate.wait(), 5)
+        await asyncio.sleep(0.01)
+        raise FailFastError("later")
+
+    with DAG("skip_then_fail") as d:
+        [Task("skipper", skip_first), Task("failer", fail_later)] >> Task("target", _ok)
+    result = await scheduler_factory(d).run_dag(d)
+    assert result.states["target"] is TaskState.UPSTREAM_FAILED
+
+
 def _ok():
     return "ok"
 
