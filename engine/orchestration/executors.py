@@ -20,6 +20,7 @@ import concurrent.futures
 import functools
 import inspect
 import multiprocessing
+import weakref
 from typing import Any, Callable
 
 
@@ -44,9 +45,17 @@ class AsyncioExecutor(Executor):
     def __init__(self, max_threads: int | None = None):
         self._max_threads = max_threads
         self._threads: concurrent.futures.ThreadPoolExecutor | None = None
+        # Callables are checked once (a weak cache: DAG callables come and go with their DAGs).
+        self._is_async: "weakref.WeakKeyDictionary[Any, bool]" = weakref.WeakKeyDictionary()
 
     async def run(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if inspect.iscoroutinefunction(fn):
+        try:
+            is_async = self._is_async.get(fn)
+            if is_async is None:
+                is_async = self._is_async[fn] = inspect.iscoroutinefunction(fn)
+        except TypeError:  # not weak-referenceable (e.g. a callable with __slots__)
+            is_async = inspect.iscoroutinefunction(fn)
+        if is_async:
             return await fn(*args, **kwargs)
         if self._threads is None:
             self._threads = concurrent.futures.ThreadPoolExecutor(self._max_threads, thread_name_prefix="engine-task")

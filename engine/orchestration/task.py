@@ -437,6 +437,8 @@ class Task(DependencyMixin):
     # -- execution ------------------------------------------------------------------------------
     def call_arguments(self, results: Callable[[str], Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """The positional and keyword arguments for one attempt, upstream outputs resolved."""
+        if not self.args and not self.kwargs:
+            return (), {}
         args = resolve_xcom_args(self.args, results)
         kwargs = resolve_xcom_args(self.kwargs, results)
         return args, kwargs

@@ -442,3 +442,19 @@ async def test_callbacks_are_called_and_cannot_break_the_run(scheduler_factory, 
     assert sorted(seen) == sorted([("success", "good"), ("retry", "bad", 1, True), ("failure", "bad", 2),
                                    ("dag failed", "callbacks", "failed")])
     assert "callback on_success raised" in caplog.text
+
+
+async def test_callable_objects_without_weakref_support_run(scheduler_factory):
+    class Slotted:
+        __slots__ = ("n",)
+
+        def __init__(self, n):
+            self.n = n
+
+        def __call__(self):
+            return self.n
+
+    with DAG("slotted") as d:
+        Task("t", Slotted(7))
+    result = await scheduler_factory(d).run_dag(d)
+    assert result.results["t"] == 7
