@@ -229,7 +229,9 @@ class Scheduler:
         self._active_runs: Counter[str] = Counter()
         self._running_tasks: Counter[str] = Counter()
         self._pool_used: Counter[str] = Counter()
-        self._pool_queue: dict[str, list[tuple[int, int, _TI]]] = {name: [] for name in self.pools}
+        # pool -> DAG id -> heap of (-priority, sequence, instance). One heap per DAG, so a DAG at its
+        # max_active_tasks limit is skipped in O(1) instead of popping and re-pushing its whole queue.
+        self._pool_queue: dict[str, dict[str, list[tuple[int, int, _TI]]]] = {name: {} for name in self.pools}
         self._seq = itertools.count()
         self._events: deque[tuple[str, _TI, Any]] = deque()
         self._wake: asyncio.Event | None = None
@@ -881,36 +883,44 @@ class Scheduler:
         self.store.put_task_instance(ti, transient=True)
         task = ti.node.task
         priority = ti.run.priorities[task.task_id]
-        heapq.heappush(self._pool_queue[task.pool], (-priority, next(self._seq), ti))
+        per_dag = self._pool_queue[task.pool]
+        heap = per_dag.get(ti.run.record.dag_id)
+        if heap is None:
+            heap = per_dag[ti.run.record.dag_id] = []
+        heapq.heappush(heap, (-priority, next(self._seq), ti))
 
     def _dispatch(self) -> bool:
+        """Start queued instances: per pool, highest priority first among DAGs below max_active_tasks."""
         started = False
-        for name, heap in self._pool_queue.items():
-            if not heap:
+        runs = self._runs
+        for name, per_dag in self._pool_queue.items():
+            if not per_dag:
                 continue
             pool = self.pools[name]
-            blocked = []
-            while heap:
+            while True:
                 free = pool.slots - self._pool_used[name]
                 if free <= 0:
                     break
-                entry = heap[0]
-                ti = entry[2]
-                if (ti.run.record.dag_id, ti.run.record.run_id) not in self._runs:
-                    heapq.heappop(heap)  # its run was finished or cleared meanwhile
-                    continue
-                task = ti.node.task
-                if task.pool_slots > free:
+                best: tuple[int, int, _TI] | None = None
+                best_heap: list[tuple[int, int, _TI]] | None = None
+                for dag_id in list(per_dag):
+                    heap = per_dag[dag_id]
+                    while heap and (heap[0][2].run.record.dag_id, heap[0][2].run.record.run_id) not in runs:
+                        heapq.heappop(heap)  # its run was finished or cleared meanwhile
+                    if not heap:
+                        del per_dag[dag_id]
+                        continue
+                    if self._running_tasks[dag_id] >= self.dags[dag_id].max_active_tasks:
+                        continue
+                    if best is None or heap[0] < best:
+                        best, best_heap = heap[0], heap
+                if best is None or best_heap is None:
+                    break
+                if best[2].node.task.pool_slots > free:
                     break  # strict priority: a bigger task is not starved by smaller ones behind it
-                heapq.heappop(heap)
-                dag_id = ti.run.record.dag_id
-                if self._running_tasks[dag_id] >= ti.run.dag.max_active_tasks:
-                    blocked.append(entry)
-                    continue
-                self._start(ti)
+                heapq.heappop(best_heap)
+                self._start(best[2])
                 started = True
-            for entry in blocked:
-                heapq.heappush(heap, entry)
         return started
 
     def _start(self, ti: _TI) -> None:

@@ -458,3 +458,42 @@ async def test_callable_objects_without_weakref_support_run(scheduler_factory):
         Task("t", Slotted(7))
     result = await scheduler_factory(d).run_dag(d)
     assert result.results["t"] == 7
+
+
+async def test_priority_order_holds_across_dags_sharing_a_pool(scheduler_factory):
+    order = []
+
+    async def work(name):
+        order.append(name)
+        await asyncio.sleep(0.005)
+
+    with DAG("dag_a", max_active_tasks=1) as a:
+        for name, w in [("a_low", 1), ("a_high", 40)]:
+            Task(name, work, args=(name,), pool="shared", priority_weight=w, weight_rule="absolute")
+    with DAG("dag_b") as b:
+        for name, w in [("b_mid", 20), ("b_top", 50)]:
+            Task(name, work, args=(name,), pool="shared", priority_weight=w, weight_rule="absolute")
+    s = scheduler_factory(a, b, pools={"shared": 1})
+    await s.trigger("dag_a")
+    await s.trigger("dag_b")
+    await s.run_until_idle()
+    assert order == ["b_top", "a_high", "b_mid", "a_low"]
+
+
+async def test_a_wide_dag_under_a_small_max_active_tasks(scheduler_factory):
+    running = 0
+    peak = 0
+
+    async def work():
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0)
+        running -= 1
+
+    with DAG("wide", max_active_tasks=3) as d:
+        root = Task("root")
+        for i in range(2000):
+            root >> Task(f"t{i}", work)
+    result = await scheduler_factory(d).run_dag(d)
+    assert result.state is RunState.SUCCESS and peak == 3
