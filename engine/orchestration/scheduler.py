@@ -674,10 +674,17 @@ class Scheduler:
             self._finish_run(run)
 
     def _finish_run(self, run: _Run) -> None:
+        """Airflow's rule: the run fails if a leaf ends failed or upstream_failed.
+
+        Teardown tasks do not count: the leaves are the non-teardown tasks with no non-teardown task
+        downstream, so a clean-up task at the end cannot turn a failed run into a success.
+        """
         record = run.record
         failed = False
+        tasks = run.dag.task_dict
         for node in run.nodes.values():
-            if node.task.downstream_task_ids:
+            task = node.task
+            if task.is_teardown or any(not tasks[d].is_teardown for d in task.downstream_task_ids):
                 continue
             for ti in node.instances or ():
                 if ti.state in (TaskState.FAILED, TaskState.UPSTREAM_FAILED):

@@ -253,6 +253,8 @@ class Task(DependencyMixin):
     - ``outlets``: datasets updated when the task succeeds;
     - ``executor``: ``"default"`` (in-process asyncio) or the name of another executor, e.g. ``"process"``;
     - ``is_branch``: the callable returns the id(s) of the direct downstream tasks to follow;
+    - ``is_teardown``: a clean-up task (default rule ``all_done``) that does not decide the run's state,
+      so a successful clean-up leaf cannot hide a failure upstream of it;
     - ``on_success_callback``, ``on_failure_callback`` (final failure), ``on_retry_callback``: called
       with the `TaskContext` (``context.error`` holds the failure); sync or async; an exception in a
       callback is logged and never changes the task's state.
@@ -272,6 +274,7 @@ class Task(DependencyMixin):
         upstream: Iterable[str] = (),
         outlets: Iterable[Dataset] = (),
         is_branch: bool = False,
+        is_teardown: bool = False,
         doc: str | None = None,
         retries: int = UNSET,
         retry_delay: Any = UNSET,
@@ -323,6 +326,7 @@ class Task(DependencyMixin):
         self.kwargs = dict(kwargs or {})
         self.doc = doc if doc is not None else (inspect.getdoc(fn) if fn is not None else None)
         self.is_branch = bool(is_branch)
+        self.is_teardown = bool(is_teardown)
         self.outlets = tuple(outlets)
         for ds in self.outlets:
             if not isinstance(ds, Dataset):
@@ -361,6 +365,8 @@ class Task(DependencyMixin):
         if not 0.0 <= self.retry_jitter <= 1.0:
             raise DagDefinitionError(f"{where}: retry_jitter must be between 0 and 1, got {self.retry_jitter}")
         self.execution_timeout = _seconds(opts["execution_timeout"], "execution_timeout", where)
+        if self.is_teardown and trigger_rule is UNSET:
+            opts["trigger_rule"] = TriggerRule.ALL_DONE  # clean up whatever happened upstream
         self.trigger_rule = TriggerRule.parse(opts["trigger_rule"], where=f"{where}: ")
         self.pool = str(opts["pool"])
         self.pool_slots = int(opts["pool_slots"])

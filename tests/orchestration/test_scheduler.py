@@ -497,3 +497,54 @@ async def test_a_wide_dag_under_a_small_max_active_tasks(scheduler_factory):
             root >> Task(f"t{i}", work)
     result = await scheduler_factory(d).run_dag(d)
     assert result.state is RunState.SUCCESS and peak == 3
+
+
+async def test_mapping_over_a_mapped_output_and_lenient_rules_get_none_for_failed_upstreams(scheduler_factory):
+    @dag
+    def chained_maps():
+        @task
+        def numbers():
+            return [1, 2, 3]
+
+        @task
+        def square(x):
+            if x == 2:
+                raise FailFastError("two is not welcome")
+            return x * x
+
+        @task(trigger_rule="all_done")
+        def describe(values):
+            return values  # the failed instance's slot is None
+
+        @task(trigger_rule="all_done")
+        def plus_one(v):
+            return None if v is None else v + 1
+
+        squares = square.expand(x=numbers())
+        describe(squares)
+        plus_one.expand(v=squares)
+
+    d = chained_maps()
+    result = await scheduler_factory(d).run_dag(d)
+    assert result.states["square[1]"] is TaskState.FAILED
+    assert result.results["describe"] == [1, None, 9]
+    assert result.results["plus_one"] == [2, None, 10]
+    # Airflow's rule: the leaves (describe, plus_one) succeeded, so the run succeeded.
+    assert result.state is RunState.SUCCESS
+
+
+async def test_a_teardown_leaf_does_not_hide_a_failure(scheduler_factory):
+    def broken():
+        raise RuntimeError("load failed")
+
+    with DAG("with_teardown") as d:
+        load = Task("load", broken)
+        load >> Task("cleanup", lambda: "cleaned", is_teardown=True)
+    with DAG("plain_cleanup") as d2:
+        load2 = Task("load", broken)
+        load2 >> Task("cleanup", lambda: "cleaned", trigger_rule="all_done")
+    s = scheduler_factory(d, d2)
+    with_teardown = await s.run_dag(d)
+    plain = await s.run_dag(d2)
+    assert with_teardown.states["cleanup"] is TaskState.SUCCESS and with_teardown.state is RunState.FAILED
+    assert plain.states["cleanup"] is TaskState.SUCCESS and plain.state is RunState.SUCCESS  # Airflow's trap
