@@ -197,7 +197,10 @@ def _status(args: argparse.Namespace) -> int:
         print(f"\ntasks of {chosen.run_id} ({chosen.state}):")
         for ti in store.task_instances(args.dag_id, chosen.run_id):
             key = ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"
-            print(f"  {key}: {ti.state} (tries: {ti.try_number})")
+            line = f"  {key}: {ti.state} (tries: {ti.try_number})"
+            if ti.error and ti.state in ("failed", "up_for_retry"):
+                line += f"  {ti.error.splitlines()[0]}"
+            print(line)
     finally:
         store.close()
     return 0

@@ -76,6 +76,8 @@ def test_run_prints_states_and_sets_the_exit_code(dag_folder, capsys):
     assert main(["dags", "run", str(dag_folder), "broken"]) == 1
     out = capsys.readouterr().out
     assert "boom: failed  (RuntimeError: kaput)" in out and "after: upstream_failed" in out
+    assert main(["dags", "status", str(dag_folder), "broken"]) == 0
+    assert "boom: failed (tries: 1)  RuntimeError: kaput" in capsys.readouterr().out
 
 
 def test_trigger_then_scheduler_then_status(dag_folder, capsys):
