@@ -1,9 +1,11 @@
 """Orchestration: DAGs of sync/async tasks with Airflow's semantics, on an asyncio scheduler.
 
 Define DAGs with decorators (`dag`, `task`) or objects (`DAG`, `Task`, `TaskGroup`); run them with a
-`Scheduler` (persistent metadata in SQLite), from Python or with ``engine dags ...``. See the modules:
-`dag`, `task`, `trigger_rules`, `scheduler`, `executors`, `sensors`, `datasets`, `schedules`,
-`backfill`, `store`.
+`Scheduler` (persistent metadata in SQLite), from Python or with ``engine dags ...``. Modules:
+`dag`, `task`, `task_group`, `decorators` (definitions); `trigger_rules`, `scheduler`, `run_model`,
+`pools`, `retry`, `executors`, `clock` (execution); `schedules` (cron, timetables), `datasets`,
+`sensors`, `backfill`, `stream_task`; `store` (SQLite metadata), `loader` and `cli`.
+User guide: docs/orchestration.md.
 """
 
 from engine.orchestration.backfill import BackfillProgress, backfill
@@ -24,7 +26,9 @@ from engine.orchestration.exceptions import (
 )
 from engine.orchestration.executors import AsyncioExecutor, Executor, ProcessPoolExecutor
 from engine.orchestration.schedules import CronExpression, DataInterval
-from engine.orchestration.scheduler import DagRunResult, Pool, Scheduler
+from engine.orchestration.pools import Pool
+from engine.orchestration.run_model import DagRunResult
+from engine.orchestration.scheduler import Scheduler
 from engine.orchestration.sensors import (
     DatasetSensor,
     ExternalDagSensor,

@@ -24,13 +24,11 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-import os
 import itertools
 import logging
 import random
-import traceback
 from collections import Counter, deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
@@ -50,7 +48,19 @@ from engine.orchestration.exceptions import (
     UnknownDagError,
 )
 from engine.orchestration.executors import AsyncioExecutor, Executor, ProcessPoolExecutor
+from engine.orchestration.pools import Pool
 from engine.orchestration.retry import retry_delay_seconds
+from engine.orchestration.run_model import (
+    ActiveRun,
+    DagRunResult,
+    Outcome,
+    TaskInstance,
+    TaskNode,
+    describe_error,
+    result_from_memory,
+    result_from_store,
+    short_repr,
+)
 from engine.orchestration.schedules.timetables import DataInterval, DatasetTimetable, RunInfo
 from engine.orchestration.sensors import RescheduleSignal
 from engine.orchestration.states import TERMINAL_STATES, RunState, TaskState
@@ -64,7 +74,7 @@ from engine.orchestration.store import (
     iso,
 )
 from engine.orchestration.task import DEFAULT_POOL, MappedTask, Task, TaskContext, resolve_xcom_args
-from engine.orchestration.trigger_rules import Decision, UpstreamCounts, evaluate
+from engine.orchestration.trigger_rules import Decision, evaluate
 
 logger = logging.getLogger(__name__)
 
@@ -79,115 +89,6 @@ _COUNTER = {
     TaskState.REMOVED: "removed",
 }
 _DECISION_STATE = {Decision.SKIP: TaskState.SKIPPED, Decision.UPSTREAM_FAILED: TaskState.UPSTREAM_FAILED}
-
-
-@dataclass
-class Pool:
-    """A named number of slots shared by every task (of every DAG) that names it."""
-
-    name: str
-    slots: int
-
-    def __post_init__(self) -> None:
-        if self.slots < 1:
-            raise OrchestrationError(f"pool {self.name!r} needs at least one slot, got {self.slots}")
-
-
-@dataclass
-class DagRunResult:
-    """The outcome of one DAG run: its state, every task instance's state and the results."""
-
-    dag_id: str
-    run_id: str
-    state: RunState
-    logical_date: datetime
-    data_interval: DataInterval | None
-    states: dict[str, TaskState]  # "task" or "task[i]" for mapped instances
-    results: dict[str, Any]  # task id -> result (a list ordered by map index for mapped tasks)
-    errors: dict[str, str] = field(default_factory=dict)
-
-
-class _Outcome:
-    __slots__ = ("kind", "value", "error", "retry")
-
-    def __init__(self, kind: str, value: Any = None, error: str | None = None, retry: bool = False):
-        self.kind = kind  # success | skipped | failed
-        self.value = value
-        self.error = error
-        self.retry = retry
-
-
-class _TI:
-    """One task instance of one run (the in-memory twin of a task_instances row)."""
-
-    __slots__ = ("run", "node", "map_index", "state", "try_number", "result", "result_json", "error",
-                 "first_started_at", "started_at", "ended_at", "mapped_kwargs", "slots_held", "pokes")
-
-    def __init__(self, run: "_Run", node: "_Node", map_index: int):
-        self.run = run
-        self.node = node
-        self.map_index = map_index
-        self.state = TaskState.NONE
-        self.try_number = 0
-        self.result: Any = None
-        self.result_json: str | None = None
-        self.error: str | None = None
-        self.first_started_at: datetime | None = None
-        self.started_at: datetime | None = None
-        self.ended_at: datetime | None = None
-        self.mapped_kwargs: dict[str, Any] | None = None
-        self.slots_held = 0
-        self.pokes = 0  # pokes made so far by a reschedule-mode sensor (for its backoff)
-
-    @property
-    def key(self) -> str:
-        tid = self.node.task.task_id
-        return tid if self.map_index < 0 else f"{tid}[{self.map_index}]"
-
-    def row(self) -> tuple[Any, ...]:
-        """The task_instances row (what `MetadataStore.put_task_instance` writes at commit time)."""
-        run = self.run.record
-        return (run.dag_id, run.run_id, self.node.task.task_id, self.map_index, self.state.value, self.try_number,
-                iso(self.first_started_at), iso(self.started_at), iso(self.ended_at), self.result_json, self.error)
-
-
-class _Node:
-    """One task of one run: its upstream counters, decision and instances."""
-
-    __slots__ = ("task", "counts", "decided", "instances", "finished")
-
-    def __init__(self, task: Task):
-        self.task = task
-        n = len(task.upstream_task_ids)
-        self.counts = UpstreamCounts(total_tasks=n, waiting=n)
-        self.decided = False
-        self.instances: list[_TI] | None = None
-        self.finished = 0
-
-    @property
-    def complete(self) -> bool:
-        return self.instances is not None and self.finished == len(self.instances)
-
-
-class _Run:
-    def __init__(self, record: DagRunRecord, dag: DAG):
-        self.record = record
-        self.dag = dag
-        self.nodes: dict[str, _Node] = {tid: _Node(t) for tid, t in dag.task_dict.items()}
-        self.unfinished = len(self.nodes)
-        self.priorities = dag.priority_weights()
-        self.waiters: list[asyncio.Future[DagRunResult]] = []
-
-    def result_of(self, task_id: str) -> Any:
-        node = self.nodes[task_id]
-        if node.task.is_mapped:
-            if not node.instances or node.instances[0].map_index < 0:
-                return []
-            return [ti.result if ti.state is TaskState.SUCCESS else None for ti in node.instances]
-        if not node.instances:
-            return None
-        ti = node.instances[0]
-        return ti.result if ti.state is TaskState.SUCCESS else None
 
 
 class Scheduler:
@@ -224,25 +125,24 @@ class Scheduler:
             self.pools[pool.name] = pool
         self.dags: dict[str, DAG] = {}
         self._dataset_consumers: dict[str, list[str]] = {}
-        self._runs: dict[tuple[str, str], _Run] = {}
+        self._runs: dict[tuple[str, str], ActiveRun] = {}
         self._queued: dict[str, deque[DagRunRecord]] = {}
         self._active_runs: Counter[str] = Counter()
         self._running_tasks: Counter[str] = Counter()
         self._pool_used: Counter[str] = Counter()
         # pool -> DAG id -> heap of (-priority, sequence, instance). One heap per DAG, so a DAG at its
         # max_active_tasks limit is skipped in O(1) instead of popping and re-pushing its whole queue.
-        self._pool_queue: dict[str, dict[str, list[tuple[int, int, _TI]]]] = {name: {} for name in self.pools}
+        self._pool_queue: dict[str, dict[str, list[tuple[int, int, TaskInstance]]]] = {name: {} for name in self.pools}
         self._seq = itertools.count()
-        self._events: deque[tuple[str, _TI, Any]] = deque()
+        self._events: deque[tuple[str, TaskInstance, Any]] = deque()
         self._wake: asyncio.Event | None = None
-        self._to_evaluate: deque[tuple[_Run, _Node]] = deque()
+        self._to_evaluate: deque[tuple[ActiveRun, TaskNode]] = deque()
         self._inflight: set[asyncio.Task[Any]] = set()
         self._next_time_run: dict[str, RunInfo | None] = {}
         self._datasets_dirty = True
         self._started = False
         self._looping = False
         self._poll_interval = 2.0
-        self._lock_file: Any = None
         self._flush_handle: asyncio.TimerHandle | None = None
         self._run_callbacks: dict[tuple[str, str], list[Callable[[DagRunResult], None]]] = {}
         self._hooks: list[Callable[[], bool]] = []
@@ -315,7 +215,7 @@ class Scheduler:
         if record is None:
             raise UnknownDagError(f"DAG {dag_id!r} has no run {run_id!r}")
         if record.state in (RunState.SUCCESS.value, RunState.FAILED.value):
-            return self._result_from_store(record)
+            return result_from_store(self.store, record)
         self._finished_waiters.setdefault((dag_id, run_id), []).append(fut)
         await self._loop(lambda: fut.done())
         return fut.result()
@@ -392,8 +292,7 @@ class Scheduler:
             await asyncio.gather(*self._inflight, return_exceptions=True)
         for executor in self.executors.values():
             await executor.shutdown()
-        self.store.close()
-        self._release_lock()
+        self.store.close()  # also releases the scheduler lock
 
     async def __aenter__(self) -> "Scheduler":
         return self
@@ -504,45 +403,16 @@ class Scheduler:
                 await asyncio.gather(*waiters, return_exceptions=True)
 
     def _acquire_lock(self) -> None:
-        """Hold an exclusive lock on ``<db>.lock`` while this scheduler owns a database file.
-
-        Two schedulers resuming the same runs would run their tasks twice. The lock is an OS file
-        lock (``flock``): it is released when the process dies, even by SIGKILL, so crash resume works.
-        Other processes may still read the database and queue runs (``engine dags trigger``).
-        """
-        if self.store.path == ":memory:" or self._lock_file is not None:
-            return
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - not on POSIX: no protection against a second scheduler
-            return
-        lock = open(self.store.path + ".lock", "a+")  # noqa: SIM115 - held until close()
-        try:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            lock.seek(0)
-            owner = lock.read().strip() or "unknown"
-            lock.close()
-            raise OrchestrationError(
-                f"another scheduler (pid {owner}) is running on {self.store.path}; stop it first, or queue runs "
-                "with `engine dags trigger` and let it execute them"
-            ) from None
-        lock.seek(0)
-        lock.truncate()
-        lock.write(str(os.getpid()))
-        lock.flush()
-        self._lock_file = lock
+        self.store.acquire_scheduler_lock()
 
     def _release_lock(self) -> None:
-        if self._lock_file is not None:
-            self._lock_file.close()  # closing the file releases the flock
-            self._lock_file = None
+        self.store.release_scheduler_lock()
 
     def _idle_flush(self) -> None:
         self._flush_handle = None
         self.store.commit(include_transient=True)
 
-    def _post(self, kind: str, ti: _TI, payload: Any = None) -> None:
+    def _post(self, kind: str, ti: TaskInstance, payload: Any = None) -> None:
         self._events.append((kind, ti, payload))
         self._kick()
 
@@ -612,7 +482,7 @@ class Scheduler:
 
     def _activate(self, record: DagRunRecord) -> None:
         dag = self.dags[record.dag_id]
-        run = _Run(record, dag)
+        run = ActiveRun(record, dag)
         self._runs[(record.dag_id, record.run_id)] = run
         self._active_runs[record.dag_id] += 1
         now = self.clock.now()
@@ -623,8 +493,8 @@ class Scheduler:
         rows: dict[str, list[TaskInstanceRecord]] = {}
         for r in self.store.task_instances(record.dag_id, record.run_id):
             rows.setdefault(r.task_id, []).append(r)
-        terminal: list[_TI] = []
-        pending: list[_TI] = []
+        terminal: list[TaskInstance] = []
+        pending: list[TaskInstance] = []
         for tid in dag.topological_order():
             node = run.nodes[tid]
             task = node.task
@@ -632,7 +502,7 @@ class Scheduler:
             if existing:
                 node.instances = []
                 for r in sorted(existing, key=lambda r: r.map_index):
-                    ti = _TI(run, node, r.map_index)
+                    ti = TaskInstance(run, node, r.map_index)
                     ti.state = TaskState(r.state)
                     ti.try_number = r.try_number
                     ti.first_started_at, ti.started_at, ti.ended_at = r.first_started_at, r.started_at, r.ended_at
@@ -653,7 +523,7 @@ class Scheduler:
                         ti.mapped_kwargs = None  # recomputed from the (persisted) upstream results below
             elif not task.is_mapped:
                 # No row until the instance is decided: "none" is what a missing row means on resume.
-                node.instances = [_TI(run, node, -1)]
+                node.instances = [TaskInstance(run, node, -1)]
         # Rebuild the upstream counters from the instances that already finished, without re-running them.
         for ti in terminal:
             self._count_finished(ti, evaluate_downstream=False)
@@ -673,7 +543,7 @@ class Scheduler:
         if run.unfinished == 0:
             self._finish_run(run)
 
-    def _finish_run(self, run: _Run) -> None:
+    def _finish_run(self, run: ActiveRun) -> None:
         """Airflow's rule: the run fails if a leaf ends failed or upstream_failed.
 
         Teardown tasks do not count: the leaves are the non-teardown tasks with no non-teardown task
@@ -695,7 +565,7 @@ class Scheduler:
         del self._runs[(record.dag_id, record.run_id)]
         self._active_runs[record.dag_id] -= 1
         logger.info("run %s of DAG %s finished: %s", record.run_id, record.dag_id, record.state)
-        result = self._result_from_memory(run)
+        result = result_from_memory(run)
         for fut in self._finished_waiters.pop((record.dag_id, record.run_id), []):
             if not fut.done():
                 fut.set_result(result)
@@ -703,37 +573,6 @@ class Scheduler:
             callback(result)
         dag_callback = run.dag.on_failure_callback if result.state is RunState.FAILED else run.dag.on_success_callback
         self._callback(dag_callback, result, f"DAG {record.dag_id!r} run {record.run_id!r}")
-
-    def _result_from_memory(self, run: _Run) -> DagRunResult:
-        states: dict[str, TaskState] = {}
-        results: dict[str, Any] = {}
-        errors: dict[str, str] = {}
-        for tid, node in run.nodes.items():
-            for ti in node.instances or ():
-                states[ti.key] = ti.state
-                if ti.error:
-                    errors[ti.key] = ti.error
-            results[tid] = run.result_of(tid)
-        r = run.record
-        interval = DataInterval(r.interval_start, r.interval_end) if r.interval_start and r.interval_end else None
-        return DagRunResult(r.dag_id, r.run_id, RunState(r.state), r.logical_date, interval, states, results, errors)
-
-    def _result_from_store(self, record: DagRunRecord) -> DagRunResult:
-        states: dict[str, TaskState] = {}
-        results: dict[str, Any] = {}
-        errors: dict[str, str] = {}
-        for r in self.store.task_instances(record.dag_id, record.run_id):
-            key = r.task_id if r.map_index < 0 else f"{r.task_id}[{r.map_index}]"
-            states[key] = TaskState(r.state)
-            if r.error:
-                errors[key] = r.error
-            value = decode_json(r.result) if r.result is not None and r.state == TaskState.SUCCESS.value else None
-            if r.map_index < 0:
-                results[r.task_id] = value
-            else:
-                results.setdefault(r.task_id, []).append(value)
-        interval = DataInterval(record.interval_start, record.interval_end) if record.interval_start and record.interval_end else None
-        return DagRunResult(record.dag_id, record.run_id, RunState(record.state), record.logical_date, interval, states, results, errors)
 
     # ================================================================ schedules ================
     def _schedule_time_runs(self) -> None:
@@ -807,11 +646,11 @@ class Scheduler:
             else:
                 state = _DECISION_STATE[decision]
                 if node.instances is None:
-                    node.instances = [_TI(run, node, -1)]
+                    node.instances = [TaskInstance(run, node, -1)]
                 for ti in node.instances:
                     self._finish(ti, state)
 
-    def _compute_mapped_kwargs(self, run: _Run, node: _Node) -> list[dict[str, Any]] | str:
+    def _compute_mapped_kwargs(self, run: ActiveRun, node: TaskNode) -> list[dict[str, Any]] | str:
         """The per-instance keyword arguments of a mapped task, or an error message."""
         task = node.task
         assert isinstance(task, MappedTask)
@@ -822,7 +661,7 @@ class Scheduler:
                 resolved = []  # the upstream did not succeed (a lenient trigger rule): nothing to map
             if not isinstance(resolved, (list, tuple)):
                 return (f"DAG {run.dag.dag_id!r}, task {task.task_id!r}: cannot map over argument {name!r}: "
-                        f"expected a list, got {type(resolved).__name__} {_short(resolved)}")
+                        f"expected a list, got {type(resolved).__name__} {short_repr(resolved)}")
             names.append(name)
             lists.append(list(resolved))
         combos = [dict(zip(names, values)) for values in itertools.product(*lists)]
@@ -834,22 +673,22 @@ class Scheduler:
                 ti.mapped_kwargs = combos[ti.map_index] if ti.map_index < len(combos) else {}
         return combos
 
-    def _expand(self, run: _Run, node: _Node) -> None:
+    def _expand(self, run: ActiveRun, node: TaskNode) -> None:
         combos = self._compute_mapped_kwargs(run, node)
         if isinstance(combos, str):
-            ti = _TI(run, node, -1)
+            ti = TaskInstance(run, node, -1)
             node.instances = [ti]
             ti.error = combos
             logger.error("%s", combos)
             self._finish(ti, TaskState.FAILED)
             return
         if not combos:
-            node.instances = [_TI(run, node, -1)]
+            node.instances = [TaskInstance(run, node, -1)]
             self._finish(node.instances[0], TaskState.SKIPPED)
             return
         node.instances = []
         for i, kwargs in enumerate(combos):
-            ti = _TI(run, node, i)
+            ti = TaskInstance(run, node, i)
             ti.mapped_kwargs = kwargs
             node.instances.append(ti)
         for ti in node.instances:
@@ -858,7 +697,7 @@ class Scheduler:
             # instance, including those that had not started yet.
             self.store.put_task_instance(ti)
 
-    def _finish(self, ti: _TI, state: TaskState) -> None:
+    def _finish(self, ti: TaskInstance, state: TaskState) -> None:
         """Put an instance in a terminal state, persist it and propagate to the downstream tasks."""
         ti.state = state
         if ti.ended_at is None or state is not TaskState.SUCCESS:
@@ -866,7 +705,7 @@ class Scheduler:
         self.store.put_task_instance(ti)
         self._count_finished(ti, evaluate_downstream=True)
 
-    def _count_finished(self, ti: _TI, *, evaluate_downstream: bool) -> None:
+    def _count_finished(self, ti: TaskInstance, *, evaluate_downstream: bool) -> None:
         node, run = ti.node, ti.run
         node.finished += 1
         complete = node.complete
@@ -885,7 +724,7 @@ class Scheduler:
                 self._finish_run(run)
 
     # ================================================================ pools and dispatch ======
-    def _enqueue(self, ti: _TI) -> None:
+    def _enqueue(self, ti: TaskInstance) -> None:
         ti.state = TaskState.SCHEDULED
         self.store.put_task_instance(ti, transient=True)
         task = ti.node.task
@@ -908,8 +747,8 @@ class Scheduler:
                 free = pool.slots - self._pool_used[name]
                 if free <= 0:
                     break
-                best: tuple[int, int, _TI] | None = None
-                best_heap: list[tuple[int, int, _TI]] | None = None
+                best: tuple[int, int, TaskInstance] | None = None
+                best_heap: list[tuple[int, int, TaskInstance]] | None = None
                 for dag_id in list(per_dag):
                     heap = per_dag[dag_id]
                     while heap and (heap[0][2].run.record.dag_id, heap[0][2].run.record.run_id) not in runs:
@@ -930,7 +769,7 @@ class Scheduler:
                 started = True
         return started
 
-    def _start(self, ti: _TI) -> None:
+    def _start(self, ti: TaskInstance) -> None:
         task = ti.node.task
         run = ti.run
         self._pool_used[task.pool] += task.pool_slots
@@ -952,17 +791,17 @@ class Scheduler:
             if task._wants_context:
                 kwargs["context"] = self._context(ti)
         except Exception as exc:  # noqa: BLE001 - reported as the attempt's failure
-            self._post("done", ti, _Outcome("failed", error=_describe(exc)))
+            self._post("done", ti, Outcome("failed", error=describe_error(exc)))
             return
         if task.fn is None:
             # A task without a callable is a no-op marker (Airflow's EmptyOperator): no coroutine needed.
-            self._post("done", ti, _Outcome("success"))
+            self._post("done", ti, Outcome("success"))
             return
         handle = asyncio.ensure_future(self._attempt(ti, args, kwargs))
         self._inflight.add(handle)
         handle.add_done_callback(self._inflight.discard)
 
-    def _context(self, ti: _TI) -> TaskContext:
+    def _context(self, ti: TaskInstance) -> TaskContext:
         run = ti.run
         r = run.record
         task = ti.node.task
@@ -977,7 +816,7 @@ class Scheduler:
             metadata=self.store if isinstance(self.executors[task.executor], AsyncioExecutor) else None,
         )
 
-    async def _attempt(self, ti: _TI, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    async def _attempt(self, ti: TaskInstance, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         task = ti.node.task
         executor = self.executors[task.executor]
         try:
@@ -996,26 +835,26 @@ class Scheduler:
                     ) from None
             else:
                 value = await executor.run(task.fn, args, kwargs)
-            outcome = _Outcome("success", value)
+            outcome = Outcome("success", value)
         except RescheduleSignal as signal:
-            outcome = _Outcome("reschedule", signal.delay)
+            outcome = Outcome("reschedule", signal.delay)
         except SkipTaskError as exc:
-            outcome = _Outcome("skipped", error=str(exc) or None)
+            outcome = Outcome("skipped", error=str(exc) or None)
         except (FailFastError, SensorTimeoutError) as exc:
-            outcome = _Outcome("failed", error=_describe(exc), retry=False)
+            outcome = Outcome("failed", error=describe_error(exc), retry=False)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - a task's failure is data for the scheduler
-            outcome = _Outcome("failed", error=_describe(exc), retry=True)
+            outcome = Outcome("failed", error=describe_error(exc), retry=True)
         self._post("done", ti, outcome)
 
-    def _release(self, ti: _TI) -> None:
+    def _release(self, ti: TaskInstance) -> None:
         task = ti.node.task
         self._pool_used[task.pool] -= ti.slots_held
         ti.slots_held = 0
         self._running_tasks[ti.run.record.dag_id] -= 1
 
-    def _on_attempt_done(self, ti: _TI, outcome: _Outcome) -> None:
+    def _on_attempt_done(self, ti: TaskInstance, outcome: Outcome) -> None:
         self._release(ti)
         run, task = ti.run, ti.node.task
         if (run.record.dag_id, run.record.run_id) not in self._runs:
@@ -1027,7 +866,7 @@ class Scheduler:
                 ti.result_json = self._encode_result(outcome.value, where)
                 follow = self._branch_targets(run, task, outcome.value, where) if task.is_branch else None
             except OrchestrationError as exc:
-                outcome = _Outcome("failed", error=str(exc), retry=False)
+                outcome = Outcome("failed", error=str(exc), retry=False)
             else:
                 ti.result = decode_json(ti.result_json)
                 ti.ended_at = now
@@ -1082,7 +921,7 @@ class Scheduler:
         """Run a user callback in the background; its failure is logged, never fatal."""
         if fn is None:
             return
-        if isinstance(subject, _TI):
+        if isinstance(subject, TaskInstance):
             arg: Any = self._context(subject)
             arg.error = subject.error
         else:
@@ -1100,7 +939,7 @@ class Scheduler:
         self._inflight.add(handle)
         handle.add_done_callback(self._inflight.discard)
 
-    async def _retry_after(self, ti: _TI, delay: float) -> None:
+    async def _retry_after(self, ti: TaskInstance, delay: float) -> None:
         await self.clock.sleep(delay)
         self._post("retry", ti)
 
@@ -1109,7 +948,7 @@ class Scheduler:
             text = encode_json(value)
         except (TypeError, msgspec.EncodeError) as exc:
             raise TaskFailedError(
-                f"{where}: the return value {_short(value)} cannot be stored as JSON ({exc}); return small "
+                f"{where}: the return value {short_repr(value)} cannot be stored as JSON ({exc}); return small "
                 "JSON-compatible values and pass large data through files or datasets"
             ) from None
         if len(text) > self.max_result_bytes:
@@ -1119,7 +958,7 @@ class Scheduler:
             )
         return text
 
-    def _branch_targets(self, run: _Run, task: Task, value: Any, where: str) -> set[str]:
+    def _branch_targets(self, run: ActiveRun, task: Task, value: Any, where: str) -> set[str]:
         if value is None:
             ids: list[Any] = []
         elif isinstance(value, str):
@@ -1127,7 +966,7 @@ class Scheduler:
         elif isinstance(value, (list, tuple, set)):
             ids = list(value)
         else:
-            raise TaskFailedError(f"{where}: a branch task must return a task id or a list of ids, got {_short(value)}")
+            raise TaskFailedError(f"{where}: a branch task must return a task id or a list of ids, got {short_repr(value)}")
         follow: set[str] = set()
         for tid in ids:
             if isinstance(tid, str) and tid in task.downstream_task_ids:
@@ -1144,7 +983,7 @@ class Scheduler:
                 )
         return follow
 
-    def _skip_unfollowed(self, run: _Run, task: Task, follow: set[str]) -> None:
+    def _skip_unfollowed(self, run: ActiveRun, task: Task, follow: set[str]) -> None:
         # Tasks reachable from a followed task are not skipped even if also directly downstream (a join).
         reachable: set[str] = set()
         stack = list(follow)
@@ -1160,20 +999,8 @@ class Scheduler:
                 continue
             node.decided = True
             if node.instances is None:
-                node.instances = [_TI(run, node, -1)]
+                node.instances = [TaskInstance(run, node, -1)]
             for ti in node.instances:
                 self._finish(ti, TaskState.SKIPPED)
 
 
-def _describe(exc: BaseException) -> str:
-    """The error text kept for a failed attempt: type, message and the innermost frames."""
-    text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-    tb = traceback.extract_tb(exc.__traceback__)[-3:]
-    if tb:
-        text += "\n" + "".join(traceback.format_list(tb)).rstrip()
-    return text
-
-
-def _short(value: Any, limit: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -13,6 +13,7 @@ Timestamps are stored as ISO-8601 UTC strings; results and extras as JSON (msgsp
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -175,10 +176,49 @@ class MetadataStore:
         self._pending_sql: list[tuple[str, tuple[Any, ...]]] = []
         self._pending_tries: list[tuple[Any, ...]] = []
         self._transient_ti: dict[Any, Any] = {}
+        self._lock_file: Any = None
 
     def close(self) -> None:
         self.commit(include_transient=True)
         self._db.close()
+        self.release_scheduler_lock()
+
+    # -- one scheduler per database ---------------------------------------------------------------
+    def acquire_scheduler_lock(self) -> None:
+        """Hold an exclusive lock on ``<db>.lock`` while a scheduler owns this database file.
+
+        Two schedulers resuming the same runs would run their tasks twice. The lock is an OS file lock
+        (``flock``): it is released when the process dies, even by SIGKILL, so crash resume works.
+        Other processes may still read the database and queue runs (``engine dags trigger``).
+        Raises `OrchestrationError` naming the holder's pid when another scheduler has it.
+        """
+        if self.path == ":memory:" or self._lock_file is not None:
+            return
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX: no protection against a second scheduler
+            return
+        lock = open(self.path + ".lock", "a+")  # noqa: SIM115 - held until release
+        try:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lock.seek(0)
+            owner = lock.read().strip() or "unknown"
+            lock.close()
+            raise OrchestrationError(
+                f"another scheduler (pid {owner}) is running on {self.path}; stop it first, or queue runs "
+                "with `engine dags trigger` and let it execute them"
+            ) from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(str(os.getpid()))
+        lock.flush()
+        self._lock_file = lock
+
+    def release_scheduler_lock(self) -> None:
+        if self._lock_file is not None:
+            self._lock_file.close()  # closing the file releases the flock
+            self._lock_file = None
 
     # -- transactions ---------------------------------------------------------------------------
     def commit(self, *, include_transient: bool = False) -> None:
