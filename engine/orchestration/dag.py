@@ -73,6 +73,11 @@ class DAG:
             raise DagDefinitionError(f"{where}end_date {end_date} is before start_date {start_date}")
         self.schedule = schedule
         self.timetable = make_timetable(schedule, self.timezone, where=where)
+        if (self.timetable.periodic or isinstance(schedule, str) and schedule.strip().lower() == "@once") and self.start_date is None:
+            raise DagDefinitionError(
+                f"{where}schedule {schedule!r} needs a start_date (the first data interval starts there); "
+                "use schedule=None for a DAG that only runs when triggered"
+            )
         self.catchup = bool(catchup)
         if int(max_active_runs) < 1 or int(max_active_tasks) < 1:
             raise DagDefinitionError(f"{where}max_active_runs and max_active_tasks must be >= 1")

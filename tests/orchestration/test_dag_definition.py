@@ -232,3 +232,11 @@ def test_default_args_and_timezone_and_dates():
         t = Task("t", noop)
     assert t.trigger_rule is TriggerRule.ALL_DONE
     assert TaskState.SUCCESS == "success"
+
+
+def test_a_time_schedule_needs_a_start_date():
+    with pytest.raises(DagDefinitionError, match=r"DAG 'no_start': schedule '@daily' needs a start_date"):
+        DAG("no_start", schedule="@daily")
+    with pytest.raises(DagDefinitionError, match="needs a start_date"):
+        DAG("no_start2", schedule=timedelta(hours=1))
+    DAG("manual", schedule=None)  # fine: triggered only
