@@ -209,8 +209,12 @@ cdef class WindowAggTable:
       drops once windows are purged.
     * ``snapshot()`` is canonical (live windows sorted by ``(start, key_id)``, with their ``emitted``
       and ``dirty`` flags), identical to the one of ``engine._reference.WindowAggTable``.
+
+    A table belongs to one operator instance: ``add`` releases the GIL, so calls on one table must
+    not run concurrently from several threads.
     """
 
+    cdef object _nothing_fired       # the shared empty FiredWindows returned when nothing is due
     cdef int64_t _size
     cdef int64_t _lateness
     cdef Py_ssize_t _n_values
@@ -235,6 +239,7 @@ cdef class WindowAggTable:
         self._lateness = _checks.non_negative("lateness", lateness)
         self._n_values = _checks.value_columns("n_values", n_values)
         self._stride = sizeof(_AggHead) + 3 * self._n_values * sizeof(double)
+        self._nothing_fired = None
         self._n = 0
         self._pending = 0
         self._min_live_end = C_INT64_MAX
@@ -532,6 +537,8 @@ cdef class WindowAggTable:
         finally:
             free(recs)
             free(pvals)
+        if self._n < ((<int64_t>1 << self._bits) // 8):  # the batch hit few windows: give the index back
+            self._reindex(_agg_bits_for(self._n))
         return 0
 
     cdef int64_t _collect(self, vector[uint64_t]& order, bint due_only, int64_t watermark) except? -2 nogil:
@@ -743,9 +750,16 @@ cdef class WindowAggTable:
         cdef int64_t w = _checks.integer("watermark", watermark)
         cdef vector[uint64_t] order
         cdef int64_t next_pending = C_INT64_MAX
-        if self._pending and w >= self._min_pending_end - 1:
-            with nogil:
-                next_pending = self._collect(order, True, w)
+        if self._pending == 0 or w < self._min_pending_end - 1:
+            # the common case after a micro-batch: O(1), and no new arrays
+            if self._nothing_fired is None:
+                empty = self._gather(order, True)[:7]
+                for array in empty:
+                    array.flags.writeable = False
+                self._nothing_fired = FiredWindows(*empty)
+            return self._nothing_fired
+        with nogil:
+            next_pending = self._collect(order, True, w)
         out = self._gather(order, True)
         if order.size():
             self._pending -= order.size()
