@@ -140,7 +140,7 @@ cdef inline int _agg_bits_for(int64_t n) noexcept nogil:
     return bits
 
 
-cdef void _agg_radix_sort(vector[uint64_t]& a, int lo_bit, int nbits) noexcept nogil:
+cdef int _agg_radix_sort(vector[uint64_t]& a, int lo_bit, int nbits) except -1 nogil:
     """Stable LSD radix sort of ``a`` on bits ``[lo_bit, lo_bit + nbits)`` (digits of <= 11 bits)."""
     cdef size_t n = a.size(), i
     cdef int passes = (nbits + 10) // 11
@@ -183,6 +183,7 @@ cdef void _agg_radix_sort(vector[uint64_t]& a, int lo_bit, int nbits) noexcept n
         dst = swap
     if src != a.data():
         memcpy(a.data(), src, n * sizeof(uint64_t))
+    return 0
 
 
 cdef class WindowAggTable:
