@@ -3,7 +3,7 @@
 #
 # Layout (two buffers):
 # * entries: the live windows, dense (no holes), in insertion order. Each is an `_AggHead` (key, start,
-#   count, flags) followed by `n_values` sums, `n_values` mins and `n_values` maxs: one record's update
+#   count with the two flags in its top bits) followed by `n_values` sums, `n_values` mins and `n_values` maxs: one record's update
 #   touches one or two cache lines. Grows by doubling (realloc, which for large blocks remaps pages
 #   instead of copying); purge compacts it in place, keeping the order, and gives memory back.
 # * index: 2^bits uint64 slots, linear probing. A slot is 0 (empty) or ``tag << 32 | (entry + 1)``
@@ -86,12 +86,19 @@ cdef extern from *:
 cdef struct _AggHead:
     int64_t key
     int64_t start
-    int64_t count      # records added (>= 1)
-    int64_t flags      # _AGG_DIRTY | _AGG_EMITTED
+    uint64_t meta      # records added (>= 1, low 62 bits) | _AGG_DIRTY | _AGG_EMITTED (top bits)
+
+cdef extern from *:
+    """
+    #define ENGINE_AGG_DIRTY (((uint64_t)1) << 63)
+    #define ENGINE_AGG_EMITTED (((uint64_t)1) << 62)
+    #define ENGINE_AGG_COUNT (ENGINE_AGG_EMITTED - 1)
+    """
+    uint64_t _AGG_DIRTY "ENGINE_AGG_DIRTY"      # has additions not emitted yet
+    uint64_t _AGG_EMITTED "ENGINE_AGG_EMITTED"  # fired at least once
+    uint64_t _AGG_COUNT "ENGINE_AGG_COUNT"      # mask of the record count
 
 cdef enum:
-    _AGG_DIRTY = 1     # has additions not emitted yet
-    _AGG_EMITTED = 2   # fired at least once
     _AGG_MIN_BITS = 4  # smallest index: 16 slots
     _AGG_MAX_BITS = 32  # the tag (32 bits) must hold the home slot
     _AGG_MIN_ENTRIES = 8
@@ -387,8 +394,7 @@ cdef class WindowAggTable:
             acc = <double*>(hd + 1)
             hd.key = key
             hd.start = start
-            hd.count = 1
-            hd.flags = _AGG_DIRTY
+            hd.meta = 1 | _AGG_DIRTY
             for j in range(nv):
                 acc[j] = row[j]
                 acc[nv + j] = row[j]
@@ -407,7 +413,7 @@ cdef class WindowAggTable:
             return 0
         hd = self._entry(e)
         acc = <double*>(hd + 1)
-        hd.count += 1
+        hd.meta += 1  # the count; 2**62 records in one window are out of reach
         for j in range(nv):
             v = row[j]
             acc[j] += v
@@ -416,8 +422,8 @@ cdef class WindowAggTable:
                 acc[nv + j] = v
             if v > acc[2 * nv + j] or acc[2 * nv + j] != acc[2 * nv + j]:
                 acc[2 * nv + j] = v
-        if not (hd.flags & _AGG_DIRTY):
-            hd.flags |= _AGG_DIRTY
+        if not (hd.meta & _AGG_DIRTY):
+            hd.meta |= _AGG_DIRTY
             self._pending += 1
             end = hd.start + self._size
             if end < self._min_pending_end:
@@ -572,7 +578,7 @@ cdef class WindowAggTable:
             for r in range(self._n):
                 hd = <_AggHead*>(self._entries + r * stride)
                 if due_only:
-                    if not (hd.flags & _AGG_DIRTY):
+                    if not (hd.meta & _AGG_DIRTY):
                         continue
                     end = hd.start + self._size
                     if end - 1 > watermark:
@@ -594,7 +600,7 @@ cdef class WindowAggTable:
         for r in range(self._n):
             hd = <_AggHead*>(self._entries + r * stride)
             if due_only:
-                if not (hd.flags & _AGG_DIRTY):
+                if not (hd.meta & _AGG_DIRTY):
                     continue
                 end = hd.start + self._size
                 if end - 1 > watermark:
@@ -717,16 +723,16 @@ cdef class WindowAggTable:
                 ok[r] = hd.key
                 os[r] = hd.start
                 oe[r] = hd.start + self._size
-                oc[r] = hd.count
+                oc[r] = <int64_t>(hd.meta & _AGG_COUNT)
                 for j in range(nv):
                     osum[r * nv + j] = acc[j]
                     omin[r * nv + j] = acc[nv + j]
                     omax[r * nv + j] = acc[2 * nv + j]
                 if mark_emitted:
-                    hd.flags = _AGG_EMITTED
+                    hd.meta = (hd.meta & _AGG_COUNT) | _AGG_EMITTED
                 else:
-                    oem[r] = (hd.flags & _AGG_EMITTED) != 0
-                    odi[r] = (hd.flags & _AGG_DIRTY) != 0
+                    oem[r] = (hd.meta & _AGG_EMITTED) != 0
+                    odi[r] = (hd.meta & _AGG_DIRTY) != 0
         return key_ids, starts, ends, counts, sums, mins, maxs, emitted, dirty
 
     # --- public API --------------------------------------------------------------------------------
@@ -830,8 +836,7 @@ cdef class WindowAggTable:
                 acc = <double*>(hd + 1)
                 hd.key = kp[r]
                 hd.start = sp[r]
-                hd.count = cp[r]
-                hd.flags = (_AGG_EMITTED if emp[r] else 0) | (_AGG_DIRTY if dip[r] else 0)
+                hd.meta = <uint64_t>cp[r] | (_AGG_EMITTED if emp[r] else 0) | (_AGG_DIRTY if dip[r] else 0)
                 for j in range(nv):
                     acc[j] = sump[r * nv + j]
                     acc[nv + j] = minp[r * nv + j]

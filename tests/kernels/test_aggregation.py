@@ -246,6 +246,7 @@ def _good_snapshot():
         (lambda s: s.update(starts=s["starts"][::-1].copy()), ValueError, "strictly ordered by \\(start, key_id\\)"),
         (lambda s: s.update(key_ids=np.array([1, 1, 1])), ValueError, "strictly ordered"),
         (lambda s: s.update(counts=np.array([1, 0, 1])), ValueError, "counts'\\] must be >= 1"),
+        (lambda s: s.update(counts=np.array([1, 2**62, 1])), ValueError, "counts'\\] must be < 2\\*\\*62"),
         (lambda s: s.update(counts=np.array([1.0, 1.0, 1.0])), TypeError, "counts'\\] must be an int64 array"),
         (lambda s: s.update(sums=np.ones((3, 2))), ValueError, "sums'\\] must have shape \\(3, 1\\)"),
         (lambda s: s.update(emitted=np.zeros(3, bool), dirty=np.zeros(3, bool)), ValueError, "neither emitted nor dirty"),
