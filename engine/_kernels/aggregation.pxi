@@ -14,7 +14,7 @@
 # fire/purge/snapshot scan the dense entries (O(live), never O(capacity)); fired windows are ordered
 # by a radix sort of a packed (start, key_id, entry) integer.
 
-from libc.stdlib cimport malloc, free
+from libc.stdlib cimport malloc, calloc, free
 from libc.string cimport memcpy, memset
 from libcpp.vector cimport vector
 from libcpp.pair cimport pair
@@ -81,6 +81,30 @@ cdef extern from *:
     void* _agg_alloc "engine_agg_alloc"(size_t nbytes) noexcept nogil
     void _agg_free "engine_agg_free"(void* p, size_t nbytes) noexcept nogil
     void* _agg_realloc "engine_agg_realloc"(void* p, size_t old_nbytes, size_t new_nbytes) noexcept nogil
+
+
+cdef extern from *:
+    """
+    #include <math.h>
+    /* Linear counting: the number of distinct hashes that set `ones` of the m bits of a bitmap is
+       about m * ln(m / zeros) (a few percent off while the bitmap is not saturated). */
+    static int64_t engine_agg_distinct(const uint64_t* words, size_t nwords, int64_t n) {
+        size_t ones = 0, i;
+        for (i = 0; i < nwords; i++) {
+    #if defined(__GNUC__) || defined(__clang__)
+            ones += (size_t)__builtin_popcountll(words[i]);
+    #else
+            uint64_t w = words[i];
+            while (w) { w &= w - 1; ones++; }
+    #endif
+        }
+        double m = (double)nwords * 64.0, zeros = m - (double)ones;
+        if (zeros < 1.0) return n;
+        double estimate = m * log(m / zeros);
+        return estimate >= (double)n ? n : (int64_t)estimate + 1;
+    }
+    """
+    int64_t _agg_distinct "engine_agg_distinct"(const uint64_t* words, size_t nwords, int64_t n) noexcept nogil
 
 
 cdef struct _AggHead:
@@ -489,42 +513,59 @@ cdef class WindowAggTable:
         cdef uint64_t h, e, ahead
         cdef uint64_t ring[_AGG_AHEAD]
         cdef int bits = self._bits
-        # Records arrive sorted by hash: were the index to grow during the batch, a partition would
-        # pile up behind its few home slots in one long cluster (quadratic probing). Size the index
-        # for the worst case (every record a new window) up front; it is 8 bytes per slot.
-        while 4 * (self._n + n) > 3 * ((<int64_t>1) << bits):
-            bits += 1
-        if bits != self._bits:
-            self._reindex(bits)
-        # plain malloc: these need no zeroing, and the allocator hands the same block back to the
+        cdef int mbits = min(max(_agg_bit_length(<uint64_t>n), 10), 24)
+        cdef size_t nwords = ((<size_t>1) << mbits) // 64
+        cdef uint64_t* bitmap
+        cdef uint8_t* part
+        cdef int64_t distinct
+        # plain malloc for what needs no zeroing: the allocator hands the same blocks back to the
         # next large batch (no fresh pages to fault in and clear)
         recs = <_AggRec*>malloc(rec_bytes)
         pvals = <double*>malloc(val_bytes if val_bytes else 8)
-        if recs == NULL or pvals == NULL:
+        part = <uint8_t*>malloc(n)
+        bitmap = <uint64_t*>calloc(nwords, sizeof(uint64_t))
+        if recs == NULL or pvals == NULL or part == NULL or bitmap == NULL:
             free(recs)
             free(pvals)
+            free(part)
+            free(bitmap)
             with gil:
                 raise MemoryError(f"WindowAggTable: cannot allocate a batch of {n} records")
+        # pass 1: partition of each record, partition sizes, and a bitmap to estimate how many
+        # distinct windows the batch holds
         for b in range(parts):
             offsets[b] = 0
         for i in range(n):
-            offsets[_agg_hash(keys[i], starts[i]) >> (64 - pbits)] += 1
+            h = _agg_hash(keys[i], starts[i])
+            part[i] = <uint8_t>(h >> (64 - pbits))
+            offsets[part[i]] += 1
+            bitmap[(h & ((nwords << 6) - 1)) >> 6] |= (<uint64_t>1) << (h & 63)
+        distinct = _agg_distinct(bitmap, nwords, n)
+        free(bitmap)
         total = 0
         for b in range(parts):
             cnt = offsets[b]
             offsets[b] = total
             total += cnt
+        # pass 2: stable scatter into partitions
         for i in range(n):
-            h = _agg_hash(keys[i], starts[i])
-            b = h >> (64 - pbits)
-            pos = offsets[b]
-            offsets[b] += 1
+            pos = offsets[part[i]]
+            offsets[part[i]] += 1
             rec = &recs[pos]
             rec.key = keys[i]
             rec.start = starts[i]
             for j in range(nv):
                 pvals[pos * nv + j] = vals[i * nv + j]
+        free(part)
+        # Records now come sorted by hash: were the index far too small for them, a partition would
+        # pile up behind its few home slots in one long cluster (quadratic probing). Size the index
+        # for the estimated new windows (+10%) up front; if the estimate falls short, the usual
+        # growth at load 3/4 still happens, when every stretch already processed is at that load.
+        while 4 * (self._n + distinct + distinct // 10 + 16) > 3 * ((<int64_t>1) << bits):
+            bits += 1
         try:
+            if bits != self._bits:
+                self._reindex(bits)
             # the same two-stage prefetch pipeline as the direct path (see `_add`)
             for i in range(min(n, <Py_ssize_t>_AGG_AHEAD)):
                 ring[i] = _agg_hash(recs[i].key, recs[i].start)
