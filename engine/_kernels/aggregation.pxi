@@ -2,17 +2,22 @@
 # holding count, and per value column sum, min and max.
 #
 # Layout (two buffers):
-# * entries: the live windows, dense (no holes), in insertion order. Each is an `_AggHead` (key, start,
-#   count with the two flags in its top bits) followed by `n_values` sums, `n_values` mins and `n_values` maxs: one record's update
-#   touches one or two cache lines. Grows by doubling (realloc, which for large blocks remaps pages
-#   instead of copying); purge compacts it in place, keeping the order, and gives memory back.
+# * entries: the live windows, dense (no holes), in insertion order. Each is an `_AggHead` (key,
+#   start, and the count with the dirty/emitted flags in its top bits: 24 bytes) followed by
+#   `n_values` sums, mins and maxs, so one record's update touches one or two cache lines. Grows by
+#   doubling (large blocks are remapped with mremap, not copied); purge compacts it in place, keeping
+#   the order, and gives memory back.
 # * index: 2^bits uint64 slots, linear probing. A slot is 0 (empty) or ``tag << 32 | (entry + 1)``
 #   with ``tag`` the top 32 bits of the splitmix64 hash of (key, start). The home slot is the top
 #   ``bits`` bits of the hash, so the index is ordered by hash: it is rebuilt when it grows without
 #   touching the entries (a near-sequential merge), and the tag rejects nearly every foreign entry
 #   before its cache line is read. 8 bytes per slot keep the index mostly in cache.
-# fire/purge/snapshot scan the dense entries (O(live), never O(capacity)); fired windows are ordered
-# by a radix sort of a packed (start, key_id, entry) integer.
+# add: small batches go record by record with a two-stage prefetch pipeline; large ones are first
+# partitioned (stably) by the top hash bits, so each partition works on one cache-sized stretch of
+# the index and of the entries it creates. Per window, records are always added in batch order, so
+# sums are bit-identical to the twin's.
+# fire/purge/snapshot scan the dense entries (O(live), never O(capacity)) and are O(1) when nothing
+# is due; fired windows are ordered by an LSD radix sort of a packed (start, key_id, entry) integer.
 
 from libc.stdlib cimport malloc, calloc, free
 from libc.string cimport memcpy, memset
