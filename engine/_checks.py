@@ -290,6 +290,8 @@ def window_agg_snapshot(snapshot: object) -> tuple:
     maxs = float64_matrix("snapshot['maxs']", snapshot["maxs"], m, n_values)
     if m and int(counts.min()) < 1:
         raise ValueError(f"snapshot['counts'] must be >= 1, got {int(counts.min())}")
+    if m and int(counts.max()) >= 2**62:
+        raise ValueError(f"snapshot['counts'] must be < 2**62, got {int(counts.max())}")
     if m and not bool(np.all(emitted | dirty)):
         raise ValueError("snapshot has a window that is neither emitted nor dirty")
     window_ends_fit("snapshot['starts']", starts, size)

@@ -115,10 +115,17 @@ class WindowAggTable:
     Windows are ``[start, start + size)``. ``fire`` emits a window once the watermark reaches
     ``end - 1`` and again after every later ``add`` to it (allowed lateness); ``purge`` drops windows
     with ``W >= end - 1 + lateness``. Grows without limit; shrinks its memory when windows are purged.
-    The caller filters late records before ``add``.
+    The caller filters late records before ``add``. ``purge`` never drops a window whose additions
+    were not emitted yet: it raises ``ValueError`` instead (call ``fire(W)`` before ``purge(W)``).
     """
 
-    def __init__(self, size: int, lateness: int, n_values: int) -> None: ...
+    def __init__(self, size: int, lateness: int, n_values: int) -> None: ...  # 0 <= n_values <= 65536
+    @property
+    def size(self) -> int: ...
+    @property
+    def lateness(self) -> int: ...
+    @property
+    def n_values(self) -> int: ...
     def add(self, key_ids: I64, starts: I64, values: F64) -> None: ...
     def fire(self, watermark: int) -> FiredWindows: ...
     def purge(self, watermark: int) -> int: ...  # number of windows dropped
@@ -126,6 +133,8 @@ class WindowAggTable:
     @property
     def nbytes(self) -> int: ...  # memory held by the table
     def snapshot(self) -> dict[str, object]: ...
+    # {"size", "lateness", "n_values": int, "key_ids", "starts", "counts": int64 (m,),
+    #  "sums", "mins", "maxs": float64 (m, n_values), "emitted", "dirty": bool (m,)}, sorted by (start, key_id)
     @classmethod
     def restore(cls, snapshot: dict[str, object]) -> "WindowAggTable": ...
 

@@ -2,19 +2,24 @@
 # holding count, and per value column sum, min and max.
 #
 # Layout (two buffers):
-# * entries: the live windows, dense (no holes), in insertion order. Each is an `_AggHead` (key, start,
-#   count, flags) followed by `n_values` sums, `n_values` mins and `n_values` maxs: one record's update
-#   touches one or two cache lines. Grows by doubling (realloc, which for large blocks remaps pages
-#   instead of copying); purge compacts it in place, keeping the order, and gives memory back.
+# * entries: the live windows, dense (no holes), in insertion order. Each is an `_AggHead` (key,
+#   start, and the count with the dirty/emitted flags in its top bits: 24 bytes) followed by
+#   `n_values` sums, mins and maxs, so one record's update touches one or two cache lines. Grows by
+#   doubling (large blocks are remapped with mremap, not copied); purge compacts it in place, keeping
+#   the order, and gives memory back.
 # * index: 2^bits uint64 slots, linear probing. A slot is 0 (empty) or ``tag << 32 | (entry + 1)``
 #   with ``tag`` the top 32 bits of the splitmix64 hash of (key, start). The home slot is the top
 #   ``bits`` bits of the hash, so the index is ordered by hash: it is rebuilt when it grows without
 #   touching the entries (a near-sequential merge), and the tag rejects nearly every foreign entry
 #   before its cache line is read. 8 bytes per slot keep the index mostly in cache.
-# fire/purge/snapshot scan the dense entries (O(live), never O(capacity)); fired windows are ordered
-# by a radix sort of a packed (start, key_id, entry) integer.
+# add: small batches go record by record with a two-stage prefetch pipeline; large ones are first
+# partitioned (stably) by the top hash bits, so each partition works on one cache-sized stretch of
+# the index and of the entries it creates. Per window, records are always added in batch order, so
+# sums are bit-identical to the twin's.
+# fire/purge/snapshot scan the dense entries (O(live), never O(capacity)) and are O(1) when nothing
+# is due; fired windows are ordered by an LSD radix sort of a packed (start, key_id, entry) integer.
 
-from libc.stdlib cimport malloc, free
+from libc.stdlib cimport malloc, calloc, free
 from libc.string cimport memcpy, memset
 from libcpp.vector cimport vector
 from libcpp.pair cimport pair
@@ -83,15 +88,46 @@ cdef extern from *:
     void* _agg_realloc "engine_agg_realloc"(void* p, size_t old_nbytes, size_t new_nbytes) noexcept nogil
 
 
+cdef extern from *:
+    """
+    #include <math.h>
+    /* Linear counting: the number of distinct hashes that set `ones` of the m bits of a bitmap is
+       about m * ln(m / zeros) (a few percent off while the bitmap is not saturated). */
+    static int64_t engine_agg_distinct(const uint64_t* words, size_t nwords, int64_t n) {
+        size_t ones = 0, i;
+        for (i = 0; i < nwords; i++) {
+    #if defined(__GNUC__) || defined(__clang__)
+            ones += (size_t)__builtin_popcountll(words[i]);
+    #else
+            uint64_t w = words[i];
+            while (w) { w &= w - 1; ones++; }
+    #endif
+        }
+        double m = (double)nwords * 64.0, zeros = m - (double)ones;
+        if (zeros < 1.0) return n;
+        double estimate = m * log(m / zeros);
+        return estimate >= (double)n ? n : (int64_t)estimate + 1;
+    }
+    """
+    int64_t _agg_distinct "engine_agg_distinct"(const uint64_t* words, size_t nwords, int64_t n) noexcept nogil
+
+
 cdef struct _AggHead:
     int64_t key
     int64_t start
-    int64_t count      # records added (>= 1)
-    int64_t flags      # _AGG_DIRTY | _AGG_EMITTED
+    uint64_t meta      # records added (>= 1, low 62 bits) | _AGG_DIRTY | _AGG_EMITTED (top bits)
+
+cdef extern from *:
+    """
+    #define ENGINE_AGG_DIRTY (((uint64_t)1) << 63)
+    #define ENGINE_AGG_EMITTED (((uint64_t)1) << 62)
+    #define ENGINE_AGG_COUNT (ENGINE_AGG_EMITTED - 1)
+    """
+    uint64_t _AGG_DIRTY "ENGINE_AGG_DIRTY"      # has additions not emitted yet
+    uint64_t _AGG_EMITTED "ENGINE_AGG_EMITTED"  # fired at least once
+    uint64_t _AGG_COUNT "ENGINE_AGG_COUNT"      # mask of the record count
 
 cdef enum:
-    _AGG_DIRTY = 1     # has additions not emitted yet
-    _AGG_EMITTED = 2   # fired at least once
     _AGG_MIN_BITS = 4  # smallest index: 16 slots
     _AGG_MAX_BITS = 32  # the tag (32 bits) must hold the home slot
     _AGG_MIN_ENTRIES = 8
@@ -140,7 +176,7 @@ cdef inline int _agg_bits_for(int64_t n) noexcept nogil:
     return bits
 
 
-cdef void _agg_radix_sort(vector[uint64_t]& a, int lo_bit, int nbits) noexcept nogil:
+cdef int _agg_radix_sort(vector[uint64_t]& a, int lo_bit, int nbits) except -1 nogil:
     """Stable LSD radix sort of ``a`` on bits ``[lo_bit, lo_bit + nbits)`` (digits of <= 11 bits)."""
     cdef size_t n = a.size(), i
     cdef int passes = (nbits + 10) // 11
@@ -183,6 +219,7 @@ cdef void _agg_radix_sort(vector[uint64_t]& a, int lo_bit, int nbits) noexcept n
         dst = swap
     if src != a.data():
         memcpy(a.data(), src, n * sizeof(uint64_t))
+    return 0
 
 
 cdef class WindowAggTable:
@@ -209,8 +246,12 @@ cdef class WindowAggTable:
       drops once windows are purged.
     * ``snapshot()`` is canonical (live windows sorted by ``(start, key_id)``, with their ``emitted``
       and ``dirty`` flags), identical to the one of ``engine._reference.WindowAggTable``.
+
+    A table belongs to one operator instance: ``add`` releases the GIL, so calls on one table must
+    not run concurrently from several threads.
     """
 
+    cdef object _nothing_fired       # the shared empty FiredWindows returned when nothing is due
     cdef int64_t _size
     cdef int64_t _lateness
     cdef Py_ssize_t _n_values
@@ -235,6 +276,7 @@ cdef class WindowAggTable:
         self._lateness = _checks.non_negative("lateness", lateness)
         self._n_values = _checks.value_columns("n_values", n_values)
         self._stride = sizeof(_AggHead) + 3 * self._n_values * sizeof(double)
+        self._nothing_fired = None
         self._n = 0
         self._pending = 0
         self._min_live_end = C_INT64_MAX
@@ -381,8 +423,7 @@ cdef class WindowAggTable:
             acc = <double*>(hd + 1)
             hd.key = key
             hd.start = start
-            hd.count = 1
-            hd.flags = _AGG_DIRTY
+            hd.meta = 1 | _AGG_DIRTY
             for j in range(nv):
                 acc[j] = row[j]
                 acc[nv + j] = row[j]
@@ -401,7 +442,7 @@ cdef class WindowAggTable:
             return 0
         hd = self._entry(e)
         acc = <double*>(hd + 1)
-        hd.count += 1
+        hd.meta += 1  # the count; 2**62 records in one window are out of reach
         for j in range(nv):
             v = row[j]
             acc[j] += v
@@ -410,8 +451,8 @@ cdef class WindowAggTable:
                 acc[nv + j] = v
             if v > acc[2 * nv + j] or acc[2 * nv + j] != acc[2 * nv + j]:
                 acc[2 * nv + j] = v
-        if not (hd.flags & _AGG_DIRTY):
-            hd.flags |= _AGG_DIRTY
+        if not (hd.meta & _AGG_DIRTY):
+            hd.meta |= _AGG_DIRTY
             self._pending += 1
             end = hd.start + self._size
             if end < self._min_pending_end:
@@ -477,42 +518,59 @@ cdef class WindowAggTable:
         cdef uint64_t h, e, ahead
         cdef uint64_t ring[_AGG_AHEAD]
         cdef int bits = self._bits
-        # Records arrive sorted by hash: were the index to grow during the batch, a partition would
-        # pile up behind its few home slots in one long cluster (quadratic probing). Size the index
-        # for the worst case (every record a new window) up front; it is 8 bytes per slot.
-        while 4 * (self._n + n) > 3 * ((<int64_t>1) << bits):
-            bits += 1
-        if bits != self._bits:
-            self._reindex(bits)
-        # plain malloc: these need no zeroing, and the allocator hands the same block back to the
+        cdef int mbits = min(max(_agg_bit_length(<uint64_t>n), 10), 24)
+        cdef size_t nwords = ((<size_t>1) << mbits) // 64
+        cdef uint64_t* bitmap
+        cdef uint8_t* part
+        cdef int64_t distinct
+        # plain malloc for what needs no zeroing: the allocator hands the same blocks back to the
         # next large batch (no fresh pages to fault in and clear)
         recs = <_AggRec*>malloc(rec_bytes)
         pvals = <double*>malloc(val_bytes if val_bytes else 8)
-        if recs == NULL or pvals == NULL:
+        part = <uint8_t*>malloc(n)
+        bitmap = <uint64_t*>calloc(nwords, sizeof(uint64_t))
+        if recs == NULL or pvals == NULL or part == NULL or bitmap == NULL:
             free(recs)
             free(pvals)
+            free(part)
+            free(bitmap)
             with gil:
                 raise MemoryError(f"WindowAggTable: cannot allocate a batch of {n} records")
+        # pass 1: partition of each record, partition sizes, and a bitmap to estimate how many
+        # distinct windows the batch holds
         for b in range(parts):
             offsets[b] = 0
         for i in range(n):
-            offsets[_agg_hash(keys[i], starts[i]) >> (64 - pbits)] += 1
+            h = _agg_hash(keys[i], starts[i])
+            part[i] = <uint8_t>(h >> (64 - pbits))
+            offsets[part[i]] += 1
+            bitmap[(h & ((nwords << 6) - 1)) >> 6] |= (<uint64_t>1) << (h & 63)
+        distinct = _agg_distinct(bitmap, nwords, n)
+        free(bitmap)
         total = 0
         for b in range(parts):
             cnt = offsets[b]
             offsets[b] = total
             total += cnt
+        # pass 2: stable scatter into partitions
         for i in range(n):
-            h = _agg_hash(keys[i], starts[i])
-            b = h >> (64 - pbits)
-            pos = offsets[b]
-            offsets[b] += 1
+            pos = offsets[part[i]]
+            offsets[part[i]] += 1
             rec = &recs[pos]
             rec.key = keys[i]
             rec.start = starts[i]
             for j in range(nv):
                 pvals[pos * nv + j] = vals[i * nv + j]
+        free(part)
+        # Records now come sorted by hash: were the index far too small for them, a partition would
+        # pile up behind its few home slots in one long cluster (quadratic probing). Size the index
+        # for the estimated new windows (+10%) up front; if the estimate falls short, the usual
+        # growth at load 3/4 still happens, when every stretch already processed is at that load.
+        while 4 * (self._n + distinct + distinct // 10 + 16) > 3 * ((<int64_t>1) << bits):
+            bits += 1
         try:
+            if bits != self._bits:
+                self._reindex(bits)
             # the same two-stage prefetch pipeline as the direct path (see `_add`)
             for i in range(min(n, <Py_ssize_t>_AGG_AHEAD)):
                 ring[i] = _agg_hash(recs[i].key, recs[i].start)
@@ -532,6 +590,8 @@ cdef class WindowAggTable:
         finally:
             free(recs)
             free(pvals)
+        if self._n < ((<int64_t>1 << self._bits) // 8):  # the batch hit few windows: give the index back
+            self._reindex(_agg_bits_for(self._n))
         return 0
 
     cdef int64_t _collect(self, vector[uint64_t]& order, bint due_only, int64_t watermark) except? -2 nogil:
@@ -564,7 +624,7 @@ cdef class WindowAggTable:
             for r in range(self._n):
                 hd = <_AggHead*>(self._entries + r * stride)
                 if due_only:
-                    if not (hd.flags & _AGG_DIRTY):
+                    if not (hd.meta & _AGG_DIRTY):
                         continue
                     end = hd.start + self._size
                     if end - 1 > watermark:
@@ -586,7 +646,7 @@ cdef class WindowAggTable:
         for r in range(self._n):
             hd = <_AggHead*>(self._entries + r * stride)
             if due_only:
-                if not (hd.flags & _AGG_DIRTY):
+                if not (hd.meta & _AGG_DIRTY):
                     continue
                 end = hd.start + self._size
                 if end - 1 > watermark:
@@ -709,16 +769,16 @@ cdef class WindowAggTable:
                 ok[r] = hd.key
                 os[r] = hd.start
                 oe[r] = hd.start + self._size
-                oc[r] = hd.count
+                oc[r] = <int64_t>(hd.meta & _AGG_COUNT)
                 for j in range(nv):
                     osum[r * nv + j] = acc[j]
                     omin[r * nv + j] = acc[nv + j]
                     omax[r * nv + j] = acc[2 * nv + j]
                 if mark_emitted:
-                    hd.flags = _AGG_EMITTED
+                    hd.meta = (hd.meta & _AGG_COUNT) | _AGG_EMITTED
                 else:
-                    oem[r] = (hd.flags & _AGG_EMITTED) != 0
-                    odi[r] = (hd.flags & _AGG_DIRTY) != 0
+                    oem[r] = (hd.meta & _AGG_EMITTED) != 0
+                    odi[r] = (hd.meta & _AGG_DIRTY) != 0
         return key_ids, starts, ends, counts, sums, mins, maxs, emitted, dirty
 
     # --- public API --------------------------------------------------------------------------------
@@ -743,9 +803,16 @@ cdef class WindowAggTable:
         cdef int64_t w = _checks.integer("watermark", watermark)
         cdef vector[uint64_t] order
         cdef int64_t next_pending = C_INT64_MAX
-        if self._pending and w >= self._min_pending_end - 1:
-            with nogil:
-                next_pending = self._collect(order, True, w)
+        if self._pending == 0 or w < self._min_pending_end - 1:
+            # the common case after a micro-batch: O(1), and no new arrays
+            if self._nothing_fired is None:
+                empty = self._gather(order, True)[:7]
+                for array in empty:
+                    array.flags.writeable = False
+                self._nothing_fired = FiredWindows(*empty)
+            return self._nothing_fired
+        with nogil:
+            next_pending = self._collect(order, True, w)
         out = self._gather(order, True)
         if order.size():
             self._pending -= order.size()
@@ -815,8 +882,7 @@ cdef class WindowAggTable:
                 acc = <double*>(hd + 1)
                 hd.key = kp[r]
                 hd.start = sp[r]
-                hd.count = cp[r]
-                hd.flags = (_AGG_EMITTED if emp[r] else 0) | (_AGG_DIRTY if dip[r] else 0)
+                hd.meta = <uint64_t>cp[r] | (_AGG_EMITTED if emp[r] else 0) | (_AGG_DIRTY if dip[r] else 0)
                 for j in range(nv):
                     acc[j] = sump[r * nv + j]
                     acc[nv + j] = minp[r * nv + j]

@@ -246,6 +246,7 @@ def _good_snapshot():
         (lambda s: s.update(starts=s["starts"][::-1].copy()), ValueError, "strictly ordered by \\(start, key_id\\)"),
         (lambda s: s.update(key_ids=np.array([1, 1, 1])), ValueError, "strictly ordered"),
         (lambda s: s.update(counts=np.array([1, 0, 1])), ValueError, "counts'\\] must be >= 1"),
+        (lambda s: s.update(counts=np.array([1, 2**62, 1])), ValueError, "counts'\\] must be < 2\\*\\*62"),
         (lambda s: s.update(counts=np.array([1.0, 1.0, 1.0])), TypeError, "counts'\\] must be an int64 array"),
         (lambda s: s.update(sums=np.ones((3, 2))), ValueError, "sums'\\] must have shape \\(3, 1\\)"),
         (lambda s: s.update(emitted=np.zeros(3, bool), dirty=np.zeros(3, bool)), ValueError, "neither emitted nor dirty"),
@@ -459,3 +460,23 @@ def test_benchmark_shaped_batch_matches_numpy_groupby(partitioned):
     np.testing.assert_array_equal(fired.counts, np.bincount(inverse))
     np.testing.assert_allclose(fired.sums[:, 0], np.bincount(inverse, weights=vals), rtol=1e-12)
     np.testing.assert_array_equal(fired.ends, fired.starts + 1000)
+
+
+def test_large_batch_over_few_windows_does_not_keep_a_large_index(partitioned):
+    n = 200_000
+    t = _core.WindowAggTable(10, 0, 1)
+    t.add(np.arange(n) % 7, np.zeros(n, dtype=np.int64), np.ones((n, 1)))
+    assert len(t) == 7
+    assert t.nbytes < 64 * 1024
+    assert t.fire(9).counts.tolist() == [n // 7 + (1 if k < n % 7 else 0) for k in range(7)]
+
+
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS, ids=impl_ids)
+def test_fire_and_purge_with_nothing_due_leave_state_alone(impl):
+    t = impl.WindowAggTable(1000, 500, 1)
+    add(t, [1, 2], [0, 1000], [1.0, 2.0])
+    before = t.snapshot()
+    for w in (INT64_MIN, -1, 998):
+        assert len(t.fire(w).key_ids) == 0
+        assert t.purge(w) == 0
+    assert_snapshots_equal(t.snapshot(), before)
