@@ -9,7 +9,9 @@ A `Batch` holds, for ``n`` records of one input partition, in record order:
 * ``columns``: named numpy columns (the data itself on the columnar path, e.g. from ``ArraySource``);
 * ``records``: the Python records, when the stream carries them (``None`` on the columnar path; they
   are built from ``columns`` only when a step asks for them, e.g. a ``map`` callable or a ``CollectSink``);
-* ``partition``: the source partition the batch came from;
+* ``origin``/``partition``: the source step and partition the batch derives from (multi-input
+  operators bound each record's watermark by the *other* origins only, so two streams split from one
+  source stay batch-size invariant when joined or merged again);
 * ``watermark``: the emitting operator's watermark after this batch (an empty batch only moves it);
 * ``idle``: the emitter has had no input for its idle timeout and should not hold watermarks back.
 """
@@ -41,7 +43,7 @@ def columns_to_records(columns: dict[str, np.ndarray]) -> list[dict[str, Any]]:
 class Batch:
     """A micro-batch; see the module docstring. Arrays are never mutated in place once built."""
 
-    __slots__ = ("ts", "wm", "key_ids", "columns", "_records", "partition", "watermark", "idle")
+    __slots__ = ("ts", "wm", "key_ids", "columns", "_records", "origin", "partition", "watermark", "idle")
 
     def __init__(
         self,
@@ -51,6 +53,7 @@ class Batch:
         key_ids: np.ndarray | None = None,
         columns: dict[str, np.ndarray] | None = None,
         records: list | None = None,
+        origin: str | None = None,
         partition: int = 0,
         watermark: int = INT64_MIN,
         idle: bool = False,
@@ -60,17 +63,38 @@ class Batch:
         self.key_ids = key_ids
         self.columns = columns if columns is not None else {}
         self._records = records
+        self.origin = origin
         self.partition = partition
         self.watermark = watermark
         self.idle = idle
 
     @classmethod
-    def empty(cls, watermark: int, *, partition: int = 0, idle: bool = False, keyed: bool = False) -> Batch:
+    def empty(
+        cls, watermark: int, *, origin: str | None = None, partition: int = 0, idle: bool = False, keyed: bool = False
+    ) -> Batch:
         """A batch with no records that only carries a watermark (and idleness) downstream."""
         return cls(
             _EMPTY_I64, _EMPTY_I64, key_ids=_EMPTY_I64 if keyed else None, records=[],
-            partition=partition, watermark=watermark, idle=idle,
+            origin=origin, partition=partition, watermark=watermark, idle=idle,
         )
+
+    def emptied(self, watermark: int | None = None, *, keyed: bool = False) -> Batch:
+        """An empty batch with this batch's origin and idleness (and its watermark unless given)."""
+        return Batch.empty(
+            self.watermark if watermark is None else watermark, origin=self.origin, partition=self.partition,
+            idle=self.idle, keyed=keyed,
+        )
+
+    def replace(self, **changes: Any) -> Batch:
+        """A copy with some attributes replaced (arrays are shared, not copied)."""
+        fields = {
+            "key_ids": self.key_ids, "columns": self.columns, "records": self._records, "origin": self.origin,
+            "partition": self.partition, "watermark": self.watermark, "idle": self.idle,
+        }
+        fields.update(changes)
+        ts = fields.pop("ts", self.ts)
+        wm = fields.pop("wm", self.wm)
+        return Batch(ts, wm, **fields)
 
     def __len__(self) -> int:
         return len(self.ts)
@@ -106,6 +130,7 @@ class Batch:
             key_ids=None if self.key_ids is None else self.key_ids[index],
             columns={name: col[index] for name, col in self.columns.items()},
             records=records,
+            origin=self.origin,
             partition=self.partition,
             watermark=self.watermark,
             idle=self.idle,
@@ -119,6 +144,6 @@ class Batch:
         if keep_keys and self.key_ids is not None:
             key_ids = self.key_ids if index is None else self.key_ids[index]
         return Batch(
-            ts, wm, key_ids=key_ids, records=records, partition=self.partition,
+            ts, wm, key_ids=key_ids, records=records, origin=self.origin, partition=self.partition,
             watermark=self.watermark, idle=self.idle,
         )

@@ -115,12 +115,12 @@ class Execution:
             elif step.kind == "key_by":
                 node.op = KeyByOperator(name, p["key"], domain(name))
             elif step.kind == "union":
-                node.op = UnionOperator(name, len(step.inputs))
+                node.op = UnionOperator(name, len(step.inputs), plan.origins[name])
             elif step.kind == "window":
                 node.op = make_window_operator(name, p, domain(name))
             elif step.kind == "interval_join":
                 node.op = IntervalJoinOperator(name, p["lower"], p["upper"], p["lower_exclusive"],
-                                               p["upper_exclusive"], p["combine"])
+                                               p["upper_exclusive"], p["combine"], plan.origins[name])
             elif step.kind in ("late", "dead_letters"):
                 node.op = PassThrough(name)
             elif step.kind == "sink":
@@ -285,7 +285,7 @@ class Execution:
             await self._push(child, out.main, index)
         if node.late_child is not None:
             # An empty late batch still carries the watermark, so the late stream's consumers progress.
-            late = out.late if out.late is not None else Batch.empty(out.main.watermark, partition=out.main.partition)
+            late = out.late if out.late is not None else out.main.emptied()
             await self._push(node.late_child, late, 0)
 
     async def _route_errors(self, node: _Node, letters: list[DeadLetter]) -> None:

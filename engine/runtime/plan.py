@@ -32,6 +32,7 @@ class Plan:
     late_output: dict[str, str]  # window step -> its late step
     dead_letter_output: dict[str, str]  # step -> the dead-letter step its bad records go to
     key_domain: dict[str, int]  # key_by / window / join step -> key domain id
+    origins: dict[str, list[str]] = field(default_factory=dict)  # step -> the source steps upstream of it
     chains: list[list[str]] = field(default_factory=list)
 
     def describe(self) -> str:
@@ -180,7 +181,19 @@ def compile_flow(flow: Dataflow) -> Plan:
         elif step.kind == "window":
             key_domain[step.name] = key_domain[_key_root(steps, step.inputs[0], step.name)]
 
-    plan = Plan(flow.name, steps, consumers, late_output, dead_letter_output, key_domain)
+    origins: dict[str, list[str]] = {}
+    for step in steps.values():
+        if step.kind == "source":
+            origins[step.name] = [step.name]
+        elif step.kind == "dead_letters":
+            origins[step.name] = []  # dead letters carry no event time
+        else:
+            found: list[str] = []
+            for upstream in step.inputs:
+                found += [o for o in origins[upstream] if o not in found]
+            origins[step.name] = found
+
+    plan = Plan(flow.name, steps, consumers, late_output, dead_letter_output, key_domain, origins)
     plan.chains = _chains(plan)
     return plan
 

@@ -21,7 +21,7 @@ from engine.runtime.extract import Problem
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 
-__all__ = ["InputWatermarks", "Operator", "Output", "dead_letters_for"]
+__all__ = ["InputWatermarks", "Operator", "Output", "PartitionWatermarks", "dead_letters_for"]
 
 
 @dataclass
@@ -65,19 +65,59 @@ def dead_letters_for(step: str, records: list, problems: list[Problem]) -> list[
 
 
 class InputWatermarks:
-    """The current watermark and idleness of each input of a multi-input operator.
+    """Watermark bookkeeping of a multi-input operator (union, interval join).
 
-    The operator's watermark is `kernels.combine_watermarks` over its inputs (idle ones do not hold it
-    back). Under the per-record rule, a record from input ``i`` sees ``min(its own watermark, the
-    current watermark of the other active inputs)``.
+    Per input edge: the current watermark and idleness; the operator's watermark (which fires and
+    purges) is `kernels.combine_watermarks` over the edges, so it never runs ahead of a record still
+    to arrive on any edge. Per origin (source step): its current watermark; under the per-record rule
+    a record sees ``min(its own watermark, the current watermarks of the other active origins)``. Two
+    inputs split from one source thus judge each record by that source's own per-record watermark,
+    whatever the batch size.
     """
 
-    def __init__(self, n_inputs: int) -> None:
+    def __init__(self, n_inputs: int, origins: list[str]) -> None:
         self.watermarks = np.full(n_inputs, INT64_MIN, dtype=np.int64)
         self.idle = np.zeros(n_inputs, dtype=bool)
+        self.origin_watermarks = {origin: INT64_MIN for origin in origins}
+        self.origin_idle = {origin: False for origin in origins}
+
+    def update(self, index: int, batch: Batch) -> None:
+        # Watermarks never go backwards, even if an input that was idle reappears behind the others.
+        if batch.watermark > self.watermarks[index]:
+            self.watermarks[index] = batch.watermark
+        self.idle[index] = batch.idle
+        origin = batch.origin
+        if origin in self.origin_watermarks:
+            if batch.watermark > self.origin_watermarks[origin]:
+                self.origin_watermarks[origin] = batch.watermark
+            self.origin_idle[origin] = batch.idle
+
+    def combined(self) -> int:
+        return int(kernels.combine_watermarks(self.watermarks, self.idle))
+
+    def all_idle(self) -> bool:
+        return bool(self.idle.all())
+
+    def per_record(self, origin: str | None, wm: np.ndarray) -> np.ndarray:
+        """The per-record watermarks of a batch from ``origin``, bounded by the other active origins."""
+        others = INT64_MAX
+        for other, watermark in self.origin_watermarks.items():
+            if other != origin and not self.origin_idle[other] and watermark < others:
+                others = watermark
+        if others == INT64_MAX or not len(wm):
+            return wm
+        return np.minimum(wm, np.int64(others))
+
+
+class PartitionWatermarks:
+    """The partitions of one source: the source's watermark is `kernels.combine_watermarks` over them,
+    and a record of partition ``i`` sees the minimum of its own and the other active partitions'."""
+
+    def __init__(self, n_partitions: int) -> None:
+        self.watermarks = np.full(n_partitions, INT64_MIN, dtype=np.int64)
+        self.idle = np.zeros(n_partitions, dtype=bool)
 
     def update(self, index: int, watermark: int, idle: bool) -> None:
-        # Watermarks never go backwards, even if an input that was idle reappears behind the others.
         if watermark > self.watermarks[index]:
             self.watermarks[index] = watermark
         self.idle[index] = idle
@@ -88,17 +128,10 @@ class InputWatermarks:
     def all_idle(self) -> bool:
         return bool(self.idle.all())
 
-    def others(self, index: int) -> int:
-        """Min current watermark of the active inputs other than ``index`` (INT64_MAX when none)."""
-        best = INT64_MAX
-        for j in range(len(self.watermarks)):
-            if j != index and not self.idle[j]:
-                best = min(best, int(self.watermarks[j]))
-        return best
-
     def per_record(self, index: int, wm: np.ndarray) -> np.ndarray:
-        """The per-record watermarks of a batch from input ``index``, combined with the other inputs."""
-        others = self.others(index)
-        if others == INT64_MAX or not len(wm):
+        if len(self.watermarks) == 1 or not len(wm):
             return wm
-        return np.minimum(wm, np.int64(others))
+        active = [int(w) for j, w in enumerate(self.watermarks) if j != index and not self.idle[j]]
+        if not active:
+            return wm
+        return np.minimum(wm, np.int64(min(active)))

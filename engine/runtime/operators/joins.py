@@ -23,11 +23,11 @@ __all__ = ["IntervalJoinOperator"]
 
 class IntervalJoinOperator(Operator):
     def __init__(self, step: str, lower: int, upper: int, lower_exclusive: bool, upper_exclusive: bool,
-                 combine: Callable[[Any, Any], Any] | None) -> None:
+                 combine: Callable[[Any, Any], Any] | None, origins: list[str]) -> None:
         super().__init__(step)
         self.buffers = kernels.IntervalJoinBuffers(lower, upper, lower_exclusive, upper_exclusive)
         self.combine = combine
-        self.inputs = InputWatermarks(2)
+        self.inputs = InputWatermarks(2, origins)
         self.rows: tuple[dict[int, Any], dict[int, Any]] = ({}, {})  # row id -> record, per side
         self.row_ts: tuple[dict[int, int], dict[int, int]] = ({}, {})
         self.next_row = 0
@@ -43,7 +43,7 @@ class IntervalJoinOperator(Operator):
         out_wm = np.empty(0, dtype=np.int64)
         n = len(batch)
         if n:
-            wm = np.maximum(self.inputs.per_record(input_index, batch.wm), np.int64(self.watermark))
+            wm = np.maximum(self.inputs.per_record(batch.origin, batch.wm), np.int64(self.watermark))
             base = self.next_row
             row_ids = np.arange(base, base + n, dtype=np.int64)
             self.next_row += n
@@ -58,7 +58,7 @@ class IntervalJoinOperator(Operator):
                 store_ts[base + i] = ts_list[i]
             if len(pairs.left_rows):
                 out_records, out_ts, out_wm, errors = self._emit(pairs, side, base, wm)
-        self.inputs.update(input_index, batch.watermark, batch.idle)
+        self.inputs.update(input_index, batch)
         self.watermark = max(self.watermark, self.inputs.combined())
         left_gone, right_gone = self.buffers.purge(self.watermark)
         for side_index, gone in ((0, left_gone), (1, right_gone)):
@@ -66,8 +66,8 @@ class IntervalJoinOperator(Operator):
             for row in gone.tolist():
                 del store[row]
                 del store_ts[row]
-        main = Batch(out_ts, out_wm, records=out_records, partition=batch.partition, watermark=self.watermark,
-                     idle=self.inputs.all_idle())
+        main = Batch(out_ts, out_wm, records=out_records, origin=batch.origin, partition=batch.partition,
+                     watermark=self.watermark, idle=self.inputs.all_idle())
         return Output(main, errors=errors, late_count=late_count)
 
     def _emit(self, pairs: Any, side: int, base: int, wm: np.ndarray) -> tuple[list, np.ndarray, np.ndarray, list]:

@@ -19,7 +19,7 @@ from engine.batch import Batch
 from engine.dead_letters import DeadLetter
 from engine.io import SourceChunk
 from engine.runtime.extract import call_per_record, field_values, good_index, timestamp_column
-from engine.runtime.operators.base import INT64_MAX, InputWatermarks, Operator, Output, dead_letters_for
+from engine.runtime.operators.base import INT64_MAX, Operator, Output, PartitionWatermarks, dead_letters_for
 from engine.time import BoundedOutOfOrderness
 
 __all__ = ["SourceOperator"]
@@ -41,7 +41,7 @@ class SourceOperator(Operator):
         self.idle_timeout = watermark.idle_timeout
         self.partition_index = {p: i for i, p in enumerate(partitions)}
         self.trackers = [kernels.WatermarkTracker(self.delay) for _ in partitions]
-        self.inputs = InputWatermarks(len(partitions))
+        self.inputs = PartitionWatermarks(len(partitions))
         self.last_seen = [time.monotonic()] * len(partitions)
         self.watermark = kernels.INT64_MIN
 
@@ -76,7 +76,7 @@ class SourceOperator(Operator):
         wm = self.inputs.per_record(index, wm)
         self.watermark = max(self.watermark, self.inputs.combined())
         batch = Batch(ts, wm, columns=columns, records=records if columns is None else None,
-                      partition=chunk.partition, watermark=self.watermark)
+                      origin=self.step, partition=chunk.partition, watermark=self.watermark)
         return Output(batch, errors=errors)
 
     def _record_timestamps(self, records: list) -> tuple[np.ndarray, list]:
@@ -106,7 +106,7 @@ class SourceOperator(Operator):
         self.trackers[index].end_input()
         self.inputs.update(index, INT64_MAX, False)
         self.watermark = max(self.watermark, self.inputs.combined())
-        return Output(Batch.empty(self.watermark, partition=partition))
+        return Output(Batch.empty(self.watermark, origin=self.step, partition=partition))
 
     def tick(self, now: float) -> Output | None:
         """Mark partitions silent for ``idle_timeout`` as idle; an output only when something changed."""
@@ -121,7 +121,7 @@ class SourceOperator(Operator):
         if not changed:
             return None
         self.watermark = max(self.watermark, self.inputs.combined())
-        return Output(Batch.empty(self.watermark, idle=self.inputs.all_idle()))
+        return Output(Batch.empty(self.watermark, origin=self.step, idle=self.inputs.all_idle()))
 
     def snapshot(self) -> dict[str, Any]:
         return {"trackers": [t.snapshot() for t in self.trackers], "watermark": self.watermark}

@@ -103,7 +103,7 @@ class KeyByOperator(Operator):
         self.watermark = batch.watermark
         n = len(batch)
         if not n:
-            return Output(Batch.empty(batch.watermark, partition=batch.partition, idle=batch.idle, keyed=True))
+            return Output(batch.emptied(keyed=True))
         problems: list[Problem] = []
         keys: Any
         if isinstance(self.key, str) and self.key in batch.columns:
@@ -130,10 +130,7 @@ class KeyByOperator(Operator):
             present = np.array([pos for pos, _ in hashable], dtype=np.int64)
             ids = self.domain.intern([key for _, key in hashable])
         if not problems:
-            out = Batch(batch.ts, batch.wm, key_ids=ids, columns=batch.columns,
-                        records=batch.records if batch.has_records else None,
-                        partition=batch.partition, watermark=batch.watermark, idle=batch.idle)
-            return Output(out)
+            return Output(batch.replace(key_ids=ids))
         errors = dead_letters_for(self.step, batch.records, problems)
         out = batch.take(present)
         out.key_ids = ids
@@ -143,14 +140,12 @@ class KeyByOperator(Operator):
 class UnionOperator(Operator):
     """Merges its inputs; each record's watermark is also bounded by the other inputs' current ones."""
 
-    def __init__(self, step: str, n_inputs: int) -> None:
+    def __init__(self, step: str, n_inputs: int, origins: list[str]) -> None:
         super().__init__(step)
-        self.inputs = InputWatermarks(n_inputs)
+        self.inputs = InputWatermarks(n_inputs, origins)
 
     def process(self, batch: Batch, input_index: int) -> Output:
-        self.inputs.update(input_index, batch.watermark, batch.idle)
+        wm = self.inputs.per_record(batch.origin, batch.wm)
+        self.inputs.update(input_index, batch)
         self.watermark = max(self.watermark, self.inputs.combined())
-        wm = self.inputs.per_record(input_index, batch.wm)
-        out = Batch(batch.ts, wm, columns=batch.columns, records=batch.records if batch.has_records else None,
-                    partition=batch.partition, watermark=self.watermark, idle=self.inputs.all_idle())
-        return Output(out)
+        return Output(batch.replace(wm=wm, key_ids=None, watermark=self.watermark, idle=self.inputs.all_idle()))

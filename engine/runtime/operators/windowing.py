@@ -106,12 +106,13 @@ def _result_columns(
     return columns
 
 
-def _result_batch(columns: dict[str, np.ndarray], ends: np.ndarray, before: int, watermark: int) -> Batch:
+def _result_batch(columns: dict[str, np.ndarray], ends: np.ndarray, before: int, source: Batch) -> Batch:
     # A window result's event time is its max timestamp (end - 1), as in Flink; downstream it is on time
     # unless it is an update within the allowed lateness.
     ts = ends - 1
     wm = np.full(len(ts), before, dtype=np.int64)
-    return Batch(ts, wm, columns=columns, watermark=watermark)
+    return Batch(ts, wm, columns=columns, origin=source.origin, partition=source.partition,
+                 watermark=source.watermark, idle=source.idle)
 
 
 class WindowAggregateOperator(Operator):
@@ -150,7 +151,7 @@ class WindowAggregateOperator(Operator):
         fired = self.table.fire(self.watermark)
         self.table.purge(self.watermark)
         columns = _result_columns(self.domain, self.aggregations, self.values.refs, self.values.integer, *fired)
-        main = _result_batch(columns, fired.ends, before, self.watermark)
+        main = _result_batch(columns, fired.ends, before, batch)
         late = batch.take(late_rows) if late_count else None
         return Output(main, late=late, errors=errors, late_count=late_count)
 
@@ -231,7 +232,7 @@ class SessionWindowOperator(Operator):
         self.table.purge(self.watermark)
         columns = _result_columns(self.domain, self.aggregations, self.values.refs, self.values.integer,
                                   *fired[:7])
-        main = _result_batch(columns, fired.ends, before, self.watermark)
+        main = _result_batch(columns, fired.ends, before, batch)
         late = batch.take(late_rows) if late_count else None
         return Output(main, late=late, errors=errors, late_count=late_count)
 
@@ -289,7 +290,7 @@ class ReduceWindowOperator(Operator):
             late = batch.take(late_rows) if late_count else None
         before = self.watermark
         self.watermark = max(self.watermark, batch.watermark)
-        main, fold_errors = self._fire_and_purge(before)
+        main, fold_errors = self._fire_and_purge(before, batch)
         return Output(main, late=late, errors=errors + fold_errors, late_count=late_count)
 
     def _add_windows(self, batch: Batch, wm: np.ndarray) -> tuple[np.ndarray, list[DeadLetter]]:
@@ -352,7 +353,7 @@ class ReduceWindowOperator(Operator):
             sessions.append([start, end, members, True])
         return late_rows, []
 
-    def _fire_and_purge(self, before: int) -> tuple[Batch, list[DeadLetter]]:
+    def _fire_and_purge(self, before: int, source: Batch) -> tuple[Batch, list[DeadLetter]]:
         W = self.watermark
         fired: list[tuple[int, int, int, Any]] = []
         errors: list[DeadLetter] = []
@@ -396,7 +397,7 @@ class ReduceWindowOperator(Operator):
             "end": ends,
             self.field: accs,
         }
-        return _result_batch(columns, ends, before, W), errors
+        return _result_batch(columns, ends, before, source), errors
 
     def state_size(self) -> int:
         return len(self.windows) + sum(len(s) for s in self.sessions.values())
