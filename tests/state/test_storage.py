@@ -1,0 +1,124 @@
+import logging
+import os
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engine.errors import CheckpointError
+from engine.state import codec
+from engine.state.storage import Checkpoint, LocalCheckpointStorage, read_savepoint, write_savepoint
+
+
+def make_checkpoint(checkpoint_id: int, job: str = "job") -> Checkpoint:
+    return Checkpoint(
+        checkpoint_id=checkpoint_id,
+        job=job,
+        graph=[{"name": "source", "kind": "source"}],
+        state={
+            "source": {"position": checkpoint_id * 10},
+            "windows": {"starts": np.arange(5, dtype=np.int64) * checkpoint_id, "sums": np.ones((5, 2))},
+            "keys": {"keys": ["a", 1, ("t", 2), None]},
+        },
+    )
+
+
+def assert_same(a: Checkpoint, b: Checkpoint) -> None:
+    assert (a.checkpoint_id, a.job, a.graph, a.savepoint) == (b.checkpoint_id, b.job, b.graph, b.savepoint)
+    assert a.state["source"] == b.state["source"]
+    assert a.state["keys"] == b.state["keys"]
+    for name, arr in a.state["windows"].items():
+        np.testing.assert_array_equal(arr, b.state["windows"][name])
+        assert arr.dtype == b.state["windows"][name].dtype
+
+
+def test_round_trip_keeps_arrays_tuples_and_types(tmp_path):
+    storage = LocalCheckpointStorage(tmp_path)
+    original = make_checkpoint(1)
+    storage.write(original)
+    restored = storage.latest()
+    assert_same(original, restored)
+    assert isinstance(restored.state["keys"]["keys"][2], tuple)  # still hashable as a key
+
+
+def test_keeps_the_newest_n(tmp_path):
+    storage = LocalCheckpointStorage(tmp_path, keep=3)
+    for i in range(1, 7):
+        storage.write(make_checkpoint(i))
+    assert storage.ids() == [4, 5, 6]
+    assert storage.latest().checkpoint_id == 6
+    assert storage.next_id() == 7
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "empty", "garbage"])
+def test_corrupt_latest_falls_back_to_previous_with_a_warning(tmp_path, caplog, damage):
+    storage = LocalCheckpointStorage(tmp_path)
+    storage.write(make_checkpoint(1))
+    storage.write(make_checkpoint(2))
+    path = tmp_path / "chk-000000000002.ckpt"
+    data = bytearray(path.read_bytes())
+    if damage == "truncate":
+        data = data[: len(data) // 2]
+    elif damage == "flip":
+        data[len(data) // 2] ^= 0xFF
+    elif damage == "empty":
+        data = bytearray()
+    else:
+        data = bytearray(os.urandom(len(data)))
+    path.write_bytes(bytes(data))
+    with caplog.at_level(logging.WARNING, logger="engine.state.storage"):
+        latest = storage.latest()
+    assert latest.checkpoint_id == 1
+    assert_same(make_checkpoint(1), latest)
+    assert "skipping checkpoint 2" in caplog.text
+
+
+def test_all_corrupt_gives_none_and_direct_read_says_why(tmp_path):
+    storage = LocalCheckpointStorage(tmp_path)
+    storage.write(make_checkpoint(1))
+    (tmp_path / "chk-000000000001.ckpt").write_bytes(b"ENGCKPT1" + b"x" * 40)
+    assert storage.latest() is None
+    with pytest.raises(CheckpointError, match="checksum mismatch"):
+        storage.read(1)
+
+
+def test_leftover_temp_files_are_removed_and_ignored(tmp_path):
+    (tmp_path / ".chk-000000000009.ckpt.123.tmp").write_bytes(b"half written")
+    storage = LocalCheckpointStorage(tmp_path)
+    assert storage.ids() == []
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_savepoints_live_outside_rotation(tmp_path):
+    storage = LocalCheckpointStorage(tmp_path / "checkpoints", keep=1)
+    storage.write(make_checkpoint(1))
+    saved = write_savepoint(tmp_path / "savepoints" / "before-upgrade.ckpt", storage.latest())
+    for i in range(2, 5):
+        storage.write(make_checkpoint(i))
+    restored = read_savepoint(saved)
+    assert restored.savepoint and restored.checkpoint_id == 1
+    assert storage.ids() == [4]
+
+
+def test_object_arrays_are_refused_with_a_clear_error():
+    with pytest.raises(TypeError, match="object array"):
+        codec.encode({"bad": np.array(["a", None], dtype=object)})
+
+
+keys = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**63 - 1), st.text(max_size=5), st.binary(max_size=5)),
+    lambda inner: st.tuples(inner, inner) | st.frozensets(st.integers(0, 5), max_size=3),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(keys, max_size=20), st.lists(st.integers(-(2**63), 2**63 - 1), max_size=50))
+def test_codec_round_trips_keys_and_arrays(key_list, numbers):
+    state = {"keys": key_list, "arr": np.array(numbers, dtype=np.int64), "nested": [{"x": np.float64(1.5)}]}
+    back = codec.decode(codec.encode(state))
+    assert back["keys"] == key_list
+    assert [type(k) for k in back["keys"]] == [type(k) for k in key_list]
+    np.testing.assert_array_equal(back["arr"], state["arr"])
+    assert back["nested"] == [{"x": 1.5}]
