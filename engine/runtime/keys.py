@@ -57,3 +57,12 @@ class KeyDomain:
 
     def __len__(self) -> int:
         return len(self.interner)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"interner": self.interner.snapshot(), "int_keys": self._int_keys}
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        """Restore in place: the domain object is shared by several operators."""
+        self.interner = kernels.KeyInterner.restore(snapshot["interner"])
+        int_keys = snapshot["int_keys"]
+        self._int_keys = None if int_keys is None else np.asarray(int_keys, dtype=np.int64)
