@@ -40,10 +40,13 @@ class KeyDomain:
         if isinstance(keys, np.ndarray):
             keys = keys.tolist()
         before = len(self.interner)
-        ids = self.interner.intern(keys)
-        if len(self.interner) > before:
-            self._int_keys = None  # a key of another type arrived: map back through the interner
-        return ids
+        try:
+            return self.interner.intern(keys)
+        finally:
+            # Keys that are not from an int64 column arrived (perhaps before an unhashable one made the
+            # interner raise): map back through the interner from now on.
+            if len(self.interner) > before:
+                self._int_keys = None
 
     def keys_of(self, key_ids: np.ndarray) -> np.ndarray:
         """The keys of ``key_ids`` as a numpy column (int64 when every key was an int64, else object)."""
