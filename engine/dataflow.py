@@ -109,7 +109,8 @@ class Dataflow:
         """Start a stream reading ``source``.
 
         ``timestamp`` is the event time in int milliseconds: a field name (read as a column, the fast
-        path) or a callable ``record -> int``. ``watermark`` defaults to ``BoundedOutOfOrderness(0)``
+        path) or a callable ``record -> int``; it may be left out for a source that provides its own
+        timestamps (``provides_timestamps``, e.g. Kafka record timestamps). ``watermark`` defaults to ``BoundedOutOfOrderness(0)``
         (records may not be out of order); each source partition gets its own watermark tracker.
         """
         if not isinstance(source, Source):
@@ -117,11 +118,11 @@ class Dataflow:
                 f"flow.source() needs an engine.io.Source (e.g. connectors.memory.CollectionSource), got {source!r}"
             )
         label = f"source {name!r}" if name else f"source {source.describe()}"
-        if timestamp is None:
+        if timestamp is None and not source.provides_timestamps:
             raise FlowDefinitionError(
                 f"{label} needs timestamp=: a field name holding int milliseconds, or a callable record -> int"
             )
-        if not (isinstance(timestamp, str) and timestamp) and not callable(timestamp):
+        if timestamp is not None and not (isinstance(timestamp, str) and timestamp) and not callable(timestamp):
             raise FlowDefinitionError(f"{label}: timestamp= must be a field name or a callable, got {timestamp!r}")
         if watermark is None:
             watermark = BoundedOutOfOrderness(0)
@@ -194,23 +195,25 @@ class Dataflow:
 
         return compile_flow(self).describe()
 
-    def run(self, *, batch_size: int | None = None, queue_size: int = 4) -> None:
+    def run(self, *, batch_size: int | None = None, queue_size: int = 4, checkpointer: Any = None) -> None:
         """Run the flow until every source ends; blocking. See `run_async`."""
         from engine.runtime.executor import run_blocking
 
-        run_blocking(self, batch_size=batch_size, queue_size=queue_size)
+        run_blocking(self, batch_size=batch_size, queue_size=queue_size, checkpointer=checkpointer)
 
-    async def run_async(self, *, batch_size: int | None = None, queue_size: int = 4) -> None:
+    async def run_async(self, *, batch_size: int | None = None, queue_size: int = 4, checkpointer: Any = None) -> None:
         """Run the flow in the current event loop until every source ends.
 
         ``batch_size`` overrides every source's batch size; ``queue_size`` bounds the batches queued
         between the sources and the operators (backpressure). A bad record without a dead-letter output
         raises `JobFailedError`; cancelling stops the sources, aborts (does not flush) the sinks and
-        closes every connector.
+        closes every connector. ``checkpointer`` is the seam for `engine.state`: an object with
+        ``async restore(execution)`` (called before sources open) and ``async maybe_checkpoint(execution)``
+        (called between batches); see `engine.runtime.executor.Execution` for what it can reach.
         """
         from engine.runtime.executor import Execution
 
-        execution = Execution(self, batch_size=batch_size, queue_size=queue_size)
+        execution = Execution(self, batch_size=batch_size, queue_size=queue_size, checkpointer=checkpointer)
         self._last_run = execution
         await execution.run()
 

@@ -29,9 +29,14 @@ __all__ = ["Sink", "Source", "SourceChunk"]
 class SourceChunk:
     """One read from one source partition.
 
-    Exactly one of ``records`` (a list of Python records) and ``columns`` (a dict of equal-length numpy
-    arrays) is set. ``errors`` lists inputs that could not be decoded as ``(raw input, reason)``; they go
-    to the source step's dead letters. ``position`` is the partition's position after this chunk.
+    At most one of ``records`` (a list of Python records) and ``columns`` (a dict of equal-length numpy
+    arrays) is set; a chunk with neither (and no errors) is a heartbeat: it lets the runtime apply idle
+    timeouts by wall clock while no data arrives. ``errors`` lists inputs that could not be decoded as
+    ``(raw input, reason)``; they go to the source step's dead letters. ``position`` is the partition's
+    position after this chunk. ``timestamps`` (int64, one per record) is the source's own event time
+    (e.g. the Kafka record timestamp), used when the flow gives no ``timestamp=``. ``revoked`` names
+    partitions this worker no longer reads (consumer-group rebalance): they stop holding the watermark
+    back. Partition ids are ints; a chunk may name a partition never seen before.
     """
 
     partition: int = 0
@@ -39,6 +44,8 @@ class SourceChunk:
     columns: dict[str, np.ndarray] | None = None
     errors: list[tuple[Any, str]] = field(default_factory=list)
     position: Any = None
+    timestamps: np.ndarray | None = None
+    revoked: list[int] = field(default_factory=list)
 
     def __len__(self) -> int:
         if self.records is not None:
@@ -55,6 +62,8 @@ class Source:
     default_batch_size: int = 1024
     #: True when the source yields ``columns`` (numpy) rather than ``records``
     columnar: bool = False
+    #: True when chunks carry ``timestamps`` (then ``flow.source(..., timestamp=None)`` uses them)
+    provides_timestamps: bool = False
 
     def fields(self) -> dict[str, np.dtype | None] | None:
         """Known fields and their dtypes (``None`` when unknown), for build-time checks; ``None`` when the
@@ -62,7 +71,8 @@ class Source:
         return None
 
     def partitions(self) -> list[int]:
-        """The partition ids this source reads (each gets its own watermark tracker)."""
+        """The partition ids known before reading (each gets its own watermark tracker); partitions that
+        appear later in chunks get theirs when they first appear."""
         return [0]
 
     async def open(self, batch_size: int | None = None) -> None:

@@ -22,7 +22,14 @@ import numpy as np
 
 from engine.batch import Batch
 from engine.dead_letters import DeadLetter
-from engine.errors import ConnectorError, EngineError, FlowDefinitionError, JobFailedError, RecordError
+from engine.errors import (
+    ConnectorError,
+    EngineError,
+    FlowDefinitionError,
+    IncompatibleCheckpointError,
+    JobFailedError,
+    RecordError,
+)
 from engine.io import Sink, SourceChunk
 from engine.runtime.keys import KeyDomain
 from engine.runtime.metrics import Metrics, StepMetrics
@@ -76,7 +83,9 @@ def _failure_message(flow: str, letter: DeadLetter) -> str:
 class Execution:
     """One run of a flow. ``metrics`` is live while it runs."""
 
-    def __init__(self, flow: Any, *, batch_size: int | None = None, queue_size: int = 4) -> None:
+    def __init__(
+        self, flow: Any, *, batch_size: int | None = None, queue_size: int = 4, checkpointer: Any = None
+    ) -> None:
         if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
             raise FlowDefinitionError(f"batch_size must be a positive int, got {batch_size!r}")
         if isinstance(queue_size, bool) or not isinstance(queue_size, int) or queue_size < 1:
@@ -85,6 +94,7 @@ class Execution:
         self.plan: Plan = compile_flow(flow)
         self.batch_size = batch_size
         self.queue_size = queue_size
+        self.checkpointer = checkpointer
         self.metrics = Metrics({name: step.kind for name, step in self.plan.steps.items()})
         self.nodes = self._build_nodes()
         self.sources = [n for n in self.nodes.values() if n.kind == "source"]
@@ -147,6 +157,8 @@ class Execution:
         finished = False
         logger.info("job %r starting: %d sources, %d sinks", self.flow_name, len(self.sources), len(self.sinks))
         try:
+            if self.checkpointer is not None:
+                await self.checkpointer.restore(self)
             for node in self.sinks:
                 await node.sink.open()
                 opened_sinks.append(node)
@@ -231,9 +243,9 @@ class Execution:
             op: SourceOperator = node.op  # type: ignore[assignment]
             if item is _END:
                 running -= 1
-                for partition in node.source.partitions():
+                for partition in op.known_partitions() or [0]:
                     await self._deliver(node, op.end_partition(partition))
-            elif item is _TICK:
+            elif item is _TICK or _is_heartbeat(item):
                 out = op.tick(time.monotonic())
                 if out is not None:
                     await self._deliver(node, out)
@@ -248,6 +260,43 @@ class Execution:
                 if n:
                     node.metrics.batches += 1
                 await self._deliver(node, op.process_chunk(chunk))
+            if self.checkpointer is not None:
+                # A batch boundary: everything read so far has gone through every operator and sink.
+                await self.checkpointer.maybe_checkpoint(self)
+
+    # ---- checkpoint seam (used by engine.state's coordinator, between batches) ----
+
+    def snapshot_operators(self) -> dict[str, dict[str, Any]]:
+        """Every stateful operator's ``snapshot()``, by step name."""
+        return {name: node.op.snapshot() for name, node in self.nodes.items() if node.op is not None}
+
+    def restore_operators(self, snapshots: dict[str, dict[str, Any]]) -> None:
+        """Restore operators from `snapshot_operators` output (before the run starts reading)."""
+        for name, snapshot in snapshots.items():
+            if name not in self.nodes or self.nodes[name].op is None:
+                raise IncompatibleCheckpointError(
+                    f"the checkpoint has state for step {name!r}, which flow {self.flow_name!r} does not have"
+                )
+            if snapshot:
+                self.nodes[name].op.restore(snapshot)  # type: ignore[union-attr]
+
+    def source_positions(self) -> dict[str, dict[int, Any]]:
+        """Every source's position per partition, after the last chunk read by the driver."""
+        return {node.name: node.source.position() for node in self.sources}
+
+    def seek_sources(self, positions: dict[str, dict[int, Any]]) -> None:
+        """Make every listed source resume from ``positions`` when it opens."""
+        for node in self.sources:
+            if node.name in positions:
+                node.source.seek(positions[node.name])
+
+    async def pre_commit_sinks(self, checkpoint_id: int) -> None:
+        for node in self.sinks:
+            await node.sink.pre_commit(checkpoint_id)
+
+    async def commit_sinks(self, checkpoint_id: int) -> None:
+        for node in self.sinks:
+            await node.sink.commit(checkpoint_id)
 
     async def _end_side_outputs(self) -> None:
         """Every input ended: give dead-letter streams their final watermark too."""
@@ -302,6 +351,13 @@ class Execution:
         await self._push(target, Batch(times, times, records=list(letters), watermark=INT64_MIN), 0)
 
 
+def _is_heartbeat(item: Any) -> bool:
+    return (
+        isinstance(item, SourceChunk) and item.records is None and item.columns is None
+        and not item.errors and not item.revoked
+    )
+
+
 async def _quietly(awaitable: Any, what: str) -> None:
     """Run a clean-up step; log (never raise) its failure so the other clean-ups still run."""
     try:
@@ -310,7 +366,7 @@ async def _quietly(awaitable: Any, what: str) -> None:
         logger.exception("%s failed", what)
 
 
-def run_blocking(flow: Any, *, batch_size: int | None = None, queue_size: int = 4) -> None:
+def run_blocking(flow: Any, *, batch_size: int | None = None, queue_size: int = 4, checkpointer: Any = None) -> None:
     """``flow.run()``: run the flow on a new event loop; refused inside a running loop."""
     try:
         asyncio.get_running_loop()
@@ -321,4 +377,4 @@ def run_blocking(flow: Any, *, batch_size: int | None = None, queue_size: int = 
             f"flow {flow.name!r}: run() blocks, so it cannot be called inside a running event loop; "
             f"use `await flow.run_async()` there"
         )
-    asyncio.run(flow.run_async(batch_size=batch_size, queue_size=queue_size))
+    asyncio.run(flow.run_async(batch_size=batch_size, queue_size=queue_size, checkpointer=checkpointer))

@@ -95,20 +95,20 @@ def _is_int(value: Any) -> bool:
 def timestamp_column(values: Sequence[Any] | np.ndarray, name: str) -> tuple[np.ndarray, list[Problem]]:
     """Timestamps as int64; anything that is not an integer in int64 range is a `Problem`.
 
-    Floats are refused rather than truncated: a timestamp of ``1.5`` is a bug upstream, not 1 ms.
-    Problems index into ``values``; the returned array holds only the good values.
+    Floats and bools are refused rather than converted: a timestamp of ``1.5`` or ``True`` is a bug
+    upstream, not 1 ms. Problems index into ``values``; the returned array holds only the good values.
     """
-    if isinstance(values, np.ndarray) and values.dtype.kind in "iu" and values.ndim == 1:
-        arr = values
-    else:
-        try:
-            arr = np.asarray(values) if len(values) else np.empty(0, dtype=np.int64)
-        except (ValueError, TypeError, OverflowError):  # ragged or exotic values: check one by one
-            arr = None
-    if arr is not None and arr.ndim == 1 and arr.dtype.kind in "iu" and (
-        arr.dtype.kind == "i" or not len(arr) or int(arr.max()) <= INT64_MAX
-    ):
-        return arr.astype(np.int64, copy=False), []
+    if isinstance(values, np.ndarray) and values.ndim == 1 and values.dtype.kind in "iu":
+        if values.dtype.kind == "i" or not len(values) or int(values.max()) <= INT64_MAX:
+            return values.astype(np.int64, copy=False), []
+    elif not isinstance(values, np.ndarray):
+        if not len(values):
+            return np.empty(0, dtype=np.int64), []
+        if set(map(type, values)) == {int}:  # the common case; bool is a subclass, so compare types
+            try:
+                return np.array(values, dtype=np.int64), []
+            except OverflowError:
+                pass
     good: list[int] = []
     problems: list[Problem] = []
     for i, value in enumerate(values.tolist() if isinstance(values, np.ndarray) else values):
@@ -130,14 +130,13 @@ def numeric_column(values: Sequence[Any] | np.ndarray, name: str) -> tuple[np.nd
         return values.astype(np.float64, copy=False), values.dtype.kind in "iu", []
     if len(values) == 0:
         return np.empty(0, dtype=np.float64), True, []
-    arr = None
     if not isinstance(values, np.ndarray):
-        try:
-            arr = np.asarray(values)
-        except (ValueError, TypeError, OverflowError):
-            arr = None
-    if arr is not None and arr.ndim == 1 and arr.dtype.kind in "iuf":
-        return arr.astype(np.float64, copy=False), arr.dtype.kind in "iu", []
+        types = set(map(type, values))  # bool is a subclass of int, so compare exact types
+        if types <= {int, float}:
+            try:
+                return np.array(values, dtype=np.float64), float not in types, []
+            except OverflowError:
+                pass
     good: list[float] = []
     problems: list[Problem] = []
     all_int = True

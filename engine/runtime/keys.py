@@ -40,10 +40,13 @@ class KeyDomain:
         if isinstance(keys, np.ndarray):
             keys = keys.tolist()
         before = len(self.interner)
-        ids = self.interner.intern(keys)
-        if len(self.interner) > before:
-            self._int_keys = None  # a key of another type arrived: map back through the interner
-        return ids
+        try:
+            return self.interner.intern(keys)
+        finally:
+            # Keys that are not from an int64 column arrived (perhaps before an unhashable one made the
+            # interner raise): map back through the interner from now on.
+            if len(self.interner) > before:
+                self._int_keys = None
 
     def keys_of(self, key_ids: np.ndarray) -> np.ndarray:
         """The keys of ``key_ids`` as a numpy column (int64 when every key was an int64, else object)."""
@@ -57,3 +60,12 @@ class KeyDomain:
 
     def __len__(self) -> int:
         return len(self.interner)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"interner": self.interner.snapshot(), "int_keys": self._int_keys}
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        """Restore in place: the domain object is shared by several operators."""
+        self.interner = kernels.KeyInterner.restore(snapshot["interner"])
+        int_keys = snapshot["int_keys"]
+        self._int_keys = None if int_keys is None else np.asarray(int_keys, dtype=np.int64)

@@ -71,7 +71,7 @@ def _describe_step(step: Step) -> str:
     p = step.params
     head = f"{step.kind} {step.name!r}"
     if step.kind == "source":
-        return f"{head}: {p['source'].describe()}, timestamp={_ref(p['timestamp'])}, watermark={p['watermark']}"
+        return f"{head}: {p['source'].describe()}, timestamp={_ref(p['timestamp']) if p['timestamp'] is not None else 'from the source'}, watermark={p['watermark']}"
     if step.kind in ("map", "flat_map", "filter"):
         return f"{head}: {_ref(p['fn'])}"
     if step.kind == "key_by":

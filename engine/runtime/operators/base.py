@@ -21,7 +21,7 @@ from engine.runtime.extract import Problem
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 
-__all__ = ["InputWatermarks", "Operator", "Output", "PartitionWatermarks", "dead_letters_for"]
+__all__ = ["InputWatermarks", "Operator", "Output", "dead_letters_for"]
 
 
 @dataclass
@@ -107,31 +107,3 @@ class InputWatermarks:
         if others == INT64_MAX or not len(wm):
             return wm
         return np.minimum(wm, np.int64(others))
-
-
-class PartitionWatermarks:
-    """The partitions of one source: the source's watermark is `kernels.combine_watermarks` over them,
-    and a record of partition ``i`` sees the minimum of its own and the other active partitions'."""
-
-    def __init__(self, n_partitions: int) -> None:
-        self.watermarks = np.full(n_partitions, INT64_MIN, dtype=np.int64)
-        self.idle = np.zeros(n_partitions, dtype=bool)
-
-    def update(self, index: int, watermark: int, idle: bool) -> None:
-        if watermark > self.watermarks[index]:
-            self.watermarks[index] = watermark
-        self.idle[index] = idle
-
-    def combined(self) -> int:
-        return int(kernels.combine_watermarks(self.watermarks, self.idle))
-
-    def all_idle(self) -> bool:
-        return bool(self.idle.all())
-
-    def per_record(self, index: int, wm: np.ndarray) -> np.ndarray:
-        if len(self.watermarks) == 1 or not len(wm):
-            return wm
-        active = [int(w) for j, w in enumerate(self.watermarks) if j != index and not self.idle[j]]
-        if not active:
-            return wm
-        return np.minimum(wm, np.int64(min(active)))

@@ -99,4 +99,27 @@ class IntervalJoinOperator(Operator):
 
     def snapshot(self) -> dict[str, Any]:
         # The row store holds user records; a checkpointing run serialises them with the job's codec.
-        return {"buffers": self.buffers.snapshot(), "watermark": self.watermark, "next_row": self.next_row}
+        rows = []
+        for store, store_ts in zip(self.rows, self.row_ts):
+            ids = sorted(store)
+            rows.append({
+                "row_ids": np.array(ids, dtype=np.int64),
+                "ts": np.array([store_ts[i] for i in ids], dtype=np.int64),
+                "records": [store[i] for i in ids],
+            })
+        return {
+            "buffers": self.buffers.snapshot(), "watermark": self.watermark, "next_row": self.next_row,
+            "input_watermarks": self.inputs.watermarks.copy(), "rows": rows,
+        }
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        self.buffers = kernels.IntervalJoinBuffers.restore(snapshot["buffers"])
+        self.watermark = snapshot["watermark"]
+        self.next_row = snapshot["next_row"]
+        self.inputs.watermarks[:] = snapshot["input_watermarks"]
+        self.rows = ({}, {})
+        self.row_ts = ({}, {})
+        for side, saved in enumerate(snapshot["rows"]):
+            for row, ts, record in zip(saved["row_ids"].tolist(), saved["ts"].tolist(), saved["records"]):
+                self.rows[side][row] = record
+                self.row_ts[side][row] = ts

@@ -136,6 +136,12 @@ class KeyByOperator(Operator):
         out.key_ids = ids
         return Output(out, errors=errors)
 
+    def snapshot(self) -> dict[str, Any]:
+        return {"domain": self.domain.snapshot()}
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        self.domain.restore(snapshot["domain"])
+
 
 class UnionOperator(Operator):
     """Merges its inputs; each record's watermark is also bounded by the other inputs' current ones."""
