@@ -217,3 +217,32 @@ def test_describe_shows_fused_chains_and_side_outputs():
     assert "  window 'window_1': Tumbling(60000ms), allowed_lateness=10ms, aggregate count=count(), total=sum('amount')" in text
     assert "late records -> chain" in text
     assert "dead letters: clicks -> dead_letters_1" in text
+
+
+class RecordingCheckpointer:
+    """Takes a 'checkpoint' at every batch boundary: source positions and operator snapshots."""
+
+    def __init__(self):
+        self.taken = []
+        self.restored = False
+
+    async def restore(self, execution):
+        self.restored = True
+
+    async def maybe_checkpoint(self, execution):
+        sink = execution.nodes["sink_1"].sink
+        self.taken.append((execution.source_positions()["source_1"][0], len(sink.results)))
+        execution.snapshot_operators()
+
+
+def test_checkpoint_positions_trail_the_queue_and_match_what_was_processed():
+    records = [{"ts": t} for t in range(50)]
+    flow = Dataflow("checkpoints")
+    flow.source(CollectionSource(records, batch_size=4), timestamp="ts").map(lambda r: r).sink(CollectSink())
+    checkpointer = RecordingCheckpointer()
+    flow.run(queue_size=3, checkpointer=checkpointer)
+    assert checkpointer.restored
+    # At every boundary the position equals the records that reached the sink: nothing read ahead into
+    # the queue is claimed as done.
+    assert all(position == written for position, written in checkpointer.taken), checkpointer.taken
+    assert checkpointer.taken[-1] == (50, 50)
