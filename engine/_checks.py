@@ -109,3 +109,75 @@ def side(value: object) -> int:
 def saturating_add(a: int, b: int) -> int:
     """``a + b`` clamped to the int64 range (the rule for all time arithmetic)."""
     return max(INT64_MIN, min(INT64_MAX, a + b))
+
+
+# --- window assignment, watermarks and key interning (kernels 1-3) ---------------------------------
+# The kernels detect these conditions inside their loops and report them afterwards through these
+# helpers, so the compiled kernels and the twin raise the very same message.
+
+
+def tumbling_window_error(index: int, ts: int, size: int, offset: int) -> ValueError:
+    """The tumbling window of ``ts`` (record ``index``) does not fit in int64."""
+    start = offset + (ts - offset) // size * size
+    return ValueError(
+        f"ts[{index}]={ts} cannot be assigned a tumbling window: its window [{start}, {start + size}) "
+        f"(size={size}, offset={offset}) does not fit in int64; timestamps this close to the int64 "
+        f"limits cannot be windowed"
+    )
+
+
+def sliding_window_error(index: int, ts: int, size: int, slide: int, offset: int) -> ValueError:
+    """Some sliding window of ``ts`` (record ``index``) does not fit in int64."""
+    last = offset + (ts - offset) // slide * slide
+    count = -(-(size - (ts - last)) // slide)  # windows holding ts (>= 1 when this error is raised)
+    first = last - (count - 1) * slide
+    return ValueError(
+        f"ts[{index}]={ts} cannot be assigned sliding windows: its windows span [{first}, {last + size}) "
+        f"(size={size}, slide={slide}, offset={offset}), which does not fit in int64; timestamps this "
+        f"close to the int64 limits cannot be windowed"
+    )
+
+
+def unhashable_key(index: int, key: object, cause: BaseException) -> TypeError:
+    """Key ``index`` of a batch cannot be used as a dict key."""
+    return TypeError(
+        f"key {key!r} at index {index} cannot be interned: {type(cause).__name__}: {cause}; "
+        f"keys must be hashable (use a tuple instead of a list, for example)"
+    )
+
+
+def key_id_error(key_id: int, n_keys: int) -> ValueError:
+    return ValueError(f"key id {key_id} is not interned; valid ids are 0 <= key_id < {n_keys}")
+
+
+def key_sequence(keys: object) -> None:
+    """Refuse arguments that are not a sequence of keys (a bare ``str`` would intern its characters)."""
+    if isinstance(keys, (str, bytes, bytearray)) or not hasattr(keys, "__len__") or not hasattr(keys, "__iter__"):
+        raise TypeError(
+            f"keys must be a sequence of keys (list, tuple or 1-D numpy array), got {type(keys).__name__}"
+        )
+    if isinstance(keys, np.ndarray) and keys.ndim != 1:
+        raise ValueError(f"keys must be a 1-D array, got shape {keys.shape}")
+
+
+def key_batch(keys: object) -> tuple[str, object]:
+    """A batch of keys as ``("int64", array)`` or ``("objects", list)``, as both implementations do.
+
+    Integer arrays that fit in int64 take the int64 path; every other sequence (lists, object, str,
+    bool and float arrays, uint64 values above INT64_MAX) becomes a list of Python objects.
+    """
+    key_sequence(keys)
+    if isinstance(keys, np.ndarray):
+        if keys.dtype.kind == "i" or (keys.dtype.kind == "u" and (keys.size == 0 or int(keys.max()) <= INT64_MAX)):
+            return "int64", int64_column("keys", keys)
+        return "objects", keys.tolist()
+    return "objects", list(keys)
+
+
+def snapshot_field(snapshot: object, cls_name: str, name: str) -> object:
+    """``snapshot[name]``, or a clear error when the snapshot is not a mapping holding it."""
+    if not isinstance(snapshot, dict):
+        raise TypeError(f"{cls_name}.restore expects a dict snapshot, got {type(snapshot).__name__}")
+    if name not in snapshot:
+        raise ValueError(f"{cls_name} snapshot is missing {name!r} (has {sorted(snapshot)})")
+    return snapshot[name]
