@@ -43,15 +43,6 @@ class Step:
     params: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
 
-def _callable_name(fn: Any) -> str:
-    return getattr(fn, "__qualname__", None) or type(fn).__name__
-
-
-def _ref(value: Any) -> str:
-    """How a field-or-callable reference is shown in messages and plans."""
-    return repr(value) if isinstance(value, str) else f"<{_callable_name(value)}>"
-
-
 class Dataflow:
     """A named stream-processing job under construction.
 

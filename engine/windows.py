@@ -52,7 +52,8 @@ class Tumbling:
 class Sliding:
     """Overlapping windows of ``size`` starting every ``slide``: ``ts`` belongs to every window whose start
     ``s`` satisfies ``s ≡ offset (mod slide)`` and ``ts - size < s <= ts``. ``size`` need not be a
-    multiple of ``slide``; ``slide > size`` leaves gaps (records in them belong to no window)."""
+    multiple of ``slide``; ``slide > size`` leaves gaps: a record in a gap is added to no window, so, like a
+    late record, it goes to the late output (or is counted in ``late_records``), never silently lost."""
 
     size: int
     slide: int

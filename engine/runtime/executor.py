@@ -95,6 +95,9 @@ class Execution:
         self.batch_size = batch_size
         self.queue_size = queue_size
         self.checkpointer = checkpointer
+        # Per source, per partition: the position after the last chunk the driver has pushed through
+        # every operator (the pump reads ahead into the queue, so the source's own position is not it).
+        self._positions: dict[str, dict[int, Any]] = {}
         self.metrics = Metrics({name: step.kind for name, step in self.plan.steps.items()})
         self.nodes = self._build_nodes()
         self.sources = [n for n in self.nodes.values() if n.kind == "source"]
@@ -165,6 +168,7 @@ class Execution:
             for node in self.sources:
                 await node.source.open(self.batch_size)
                 opened_sources.append(node)
+                self._positions[node.name] = dict(node.source.position())
             pumps = [asyncio.create_task(self._pump(node, queue), name=f"engine source {node.name}") for node in self.sources]
             await self._drive(queue)
             await self._end_side_outputs()
@@ -246,6 +250,8 @@ class Execution:
                 for partition in op.known_partitions() or [0]:
                     await self._deliver(node, op.end_partition(partition))
             elif item is _TICK or _is_heartbeat(item):
+                if item is not _TICK and item.position is not None:
+                    self._positions[node.name][item.partition] = item.position
                 out = op.tick(time.monotonic())
                 if out is not None:
                     await self._deliver(node, out)
@@ -260,6 +266,11 @@ class Execution:
                 if n:
                     node.metrics.batches += 1
                 await self._deliver(node, op.process_chunk(chunk))
+                positions = self._positions[node.name]
+                for partition in chunk.revoked:
+                    positions.pop(partition, None)
+                if chunk.position is not None:
+                    positions[chunk.partition] = chunk.position
             if self.checkpointer is not None:
                 # A batch boundary: everything read so far has gone through every operator and sink.
                 await self.checkpointer.maybe_checkpoint(self)
@@ -281,8 +292,9 @@ class Execution:
                 self.nodes[name].op.restore(snapshot)  # type: ignore[union-attr]
 
     def source_positions(self) -> dict[str, dict[int, Any]]:
-        """Every source's position per partition, after the last chunk read by the driver."""
-        return {node.name: node.source.position() for node in self.sources}
+        """Every source's position per partition after the last chunk pushed through the operators
+        (chunks still queued are not included, so a restore re-reads them)."""
+        return {name: dict(positions) for name, positions in self._positions.items()}
 
     def seek_sources(self, positions: dict[str, dict[int, Any]]) -> None:
         """Make every listed source resume from ``positions`` when it opens."""

@@ -360,7 +360,7 @@ class ReduceWindowOperator(Operator):
         if isinstance(self.spec, Session):
             for key_id, sessions in self.sessions.items():
                 for s in sessions:
-                    if s[3] and W >= s[1] - 1:
+                    if s[3] and s[1] - 1 <= W:
                         s[3] = False
                         s[2].sort(key=lambda m: m[0])
                         acc = self._new_acc()
@@ -374,15 +374,15 @@ class ReduceWindowOperator(Operator):
                                     self.step, f"{self.what} raised {type(exc).__name__}: {exc}", member[1]))
                         s[2] = kept
                         fired.append((s[1], s[0], key_id, acc))
-                sessions[:] = [s for s in sessions if not W >= min(s[1] - 1 + self.lateness, INT64_MAX)]
+                sessions[:] = [s for s in sessions if not min(s[1] - 1 + self.lateness, INT64_MAX) <= W]
         else:
             dead = []
             for (key_id, start), slot in self.windows.items():
                 end = slot[0]
-                if slot[2] and W >= end - 1:
+                if slot[2] and end - 1 <= W:
                     slot[2] = False
                     fired.append((end, start, key_id, slot[1]))
-                if W >= min(end - 1 + self.lateness, INT64_MAX):
+                if min(end - 1 + self.lateness, INT64_MAX) <= W:
                     dead.append((key_id, start))
             for k in dead:
                 del self.windows[k]
