@@ -5,16 +5,17 @@
   does not decode (or does not match ``type``) goes to the source step's dead letters with the
   decoder's message and the line itself, and reading continues. The position is the byte offset of
   the next line, so a checkpointing run can seek back to it.
-* `JsonLinesSink`: writes one JSON value per record to a temporary file next to ``path`` and, when the
-  run finishes, flushes, fsyncs and renames it over ``path`` atomically. A cancelled or failed run
-  leaves ``path`` untouched and removes the temporary file. (Two-phase commit per checkpoint comes
-  with the checkpointing work; the hooks are in `engine.io.Sink`.)
+* `JsonLinesSink`: writes one JSON value per record to a staging file next to ``path`` and, when the
+  run finishes, makes ``path`` appear complete and atomically. With checkpoints it is exactly-once
+  (two-phase commit: the staging file is fsynced at every checkpoint and cut back to the checkpointed
+  length on restore). A cancelled or failed run leaves ``path`` untouched.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import uuid
 from pathlib import Path
 from typing import Any, AsyncIterator
@@ -118,47 +119,95 @@ def _enc_hook(value: Any) -> Any:
 
 
 class JsonLinesSink(Sink):
-    """Writes records as JSON lines to ``path``, made visible atomically when the run finishes."""
+    """Writes records as JSON lines to ``path``; the file appears, complete, when the run finishes.
+
+    **Exactly-once** with checkpoints (two-phase commit): records are appended to a staging file
+    ``.<name>.inprogress`` next to ``path``; at each checkpoint the staging file is flushed and fsynced
+    (pre-commit) and its length is stored in the checkpoint. A restarted job truncates the staging file
+    back to the length of the checkpoint it restores (dropping output written after it, which the job
+    produces again) and goes on appending. When the input ends, after the final checkpoint, the staging
+    file is copied to a temporary file that is fsynced and renamed over ``path``: readers only ever see a
+    complete file. The staging file is kept while checkpoints refer to it, so a restart after the end
+    rebuilds the same ``path``.
+
+    Without checkpoints the staging file is simply renamed over ``path`` at the end. A cancelled or failed
+    run leaves ``path`` untouched.
+    """
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
+        self.staging = self.path.with_name(f".{self.path.name}.inprogress")
         self._encoder = msgspec.json.Encoder(enc_hook=_enc_hook)
-        self._temp: Path | None = None
         self._file: Any = None
+        self._checkpointed = False
+        self._resume_at: int | None = None
 
     def describe(self) -> str:
         return f"JsonLinesSink({str(self.path)!r})"
 
+    async def recover(self, state: Any) -> None:
+        """Called before open() by a checkpointing run: ``state`` is this sink's part of the restored
+        checkpoint (``None`` on a fresh start, which discards any old staging file)."""
+        self._checkpointed = True
+        self._resume_at = None if state is None else int(state["length"])
+
     async def open(self) -> None:
-        self._temp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex}.tmp")
         try:
-            self._file = open(self._temp, "wb")  # noqa: SIM115 - closed in finish/abort/close
+            if self._resume_at is None:
+                self._file = open(self.staging, "wb")  # noqa: SIM115 - closed in finish/abort/close
+                return
+            size = self.staging.stat().st_size if self.staging.exists() else -1
+            if size < self._resume_at:
+                raise ConnectorError(
+                    f"JsonLinesSink {str(self.path)!r}: the staging file {str(self.staging)!r} holds {max(size, 0)} bytes "
+                    f"but the checkpoint needs {self._resume_at}; it was removed or truncated outside the job"
+                )
+            self._file = open(self.staging, "r+b")  # noqa: SIM115
+            self._file.truncate(self._resume_at)  # output after the checkpoint is produced again
+            self._file.seek(self._resume_at)
         except OSError as exc:
             raise ConnectorError(f"JsonLinesSink cannot write next to {str(self.path)!r}: {exc}") from exc
 
     async def write(self, batch: Batch) -> None:
         self._file.write(self._encoder.encode_lines(batch.records))
 
+    async def pre_commit(self, checkpoint_id: int) -> None:
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def checkpoint_state(self) -> Any:
+        return {"length": self._file.tell()}
+
     async def finish(self) -> None:
-        file, temp = self._file, self._temp
-        self._file = None
+        file, self._file = self._file, None
         file.flush()
         os.fsync(file.fileno())
         file.close()
-        os.replace(temp, self.path)
-        self._temp = None
-        _fsync_dir(self.path.parent)
+        if self._checkpointed:
+            await asyncio.to_thread(_copy_atomically, self.staging, self.path)
+        else:
+            os.replace(self.staging, self.path)
+            _fsync_dir(self.path.parent)
 
     async def abort(self) -> None:
         if self._file is not None:
             self._file.close()
             self._file = None
-        if self._temp is not None:
-            self._temp.unlink(missing_ok=True)
-            self._temp = None
+            if not self._checkpointed:
+                self.staging.unlink(missing_ok=True)
 
     async def close(self) -> None:
         await self.abort()
+
+
+def _copy_atomically(source: Path, target: Path) -> None:
+    temp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+    with open(source, "rb") as src, open(temp, "wb") as dst:
+        shutil.copyfileobj(src, dst, 1 << 20)
+        dst.flush()
+        os.fsync(dst.fileno())
+    os.replace(temp, target)
+    _fsync_dir(target.parent)
 
 
 def _fsync_dir(directory: Path) -> None:

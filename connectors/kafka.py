@@ -232,7 +232,7 @@ class KafkaSource(Source):
             data = await consumer.getmany(timeout_ms=self.poll_timeout_ms, max_records=self._run_batch_size)
             revoked, self._revoked = self._revoked, []
             if revoked:
-                yield SourceChunk(revoked[0], records=[], position=None, revoked=revoked)
+                yield SourceChunk(revoked[0], revoked=revoked)
             for tp, messages in data.items():
                 pid = self.pid(tp.topic, tp.partition)
                 if pid not in self._assigned:
@@ -245,7 +245,7 @@ class KafkaSource(Source):
                 yield self._chunk(pid, messages)
             if not data:
                 for pid in sorted(self._assigned):  # heartbeats let the runtime apply idle_timeout
-                    yield SourceChunk(pid, records=[], position=self._positions.get(pid))
+                    yield SourceChunk(pid, position=self._positions.get(pid))
             if self.bounded and self._all_bounded_done():
                 return
 
