@@ -140,7 +140,7 @@ class SourceOperator(Operator):
             values, problems = field_values(records, self.timestamp)
             name = self.timestamp
         else:
-            values, problems = call_per_record(self.timestamp, records, "timestamp function")
+            values, problems = call_per_record(self.timestamp, records, "timestamp function", pure=True)
             name = "timestamp"
         ts, type_problems = timestamp_column(values, name)
         if not problems:

@@ -63,7 +63,7 @@ class _Values:
                 present = good_index(n, missing) if missing else None
             else:
                 what = f"aggregation function {getattr(ref, '__qualname__', 'callable')}"
-                raw, missing = call_per_record(ref, batch.records, what)
+                raw, missing = call_per_record(ref, batch.records, what, pure=True)
                 present = good_index(n, missing) if missing else None
             column, is_int, wrong = numeric_column(raw, ref if isinstance(ref, str) else "aggregated value")
             self.integer[j] = self.integer[j] and is_int
