@@ -100,7 +100,8 @@ class Dataflow:
         """Start a stream reading ``source``.
 
         ``timestamp`` is the event time in int milliseconds: a field name (read as a column, the fast
-        path) or a callable ``record -> int``; it may be left out for a source that provides its own
+        path) or a callable ``record -> int`` (side-effect free: it runs once per record, and again for
+        the records of a batch in which one call raised, to find the bad one); it may be left out for a source that provides its own
         timestamps (``provides_timestamps``, e.g. Kafka record timestamps). ``watermark`` defaults to ``BoundedOutOfOrderness(0)``
         (records may not be out of order); each source partition gets its own watermark tracker.
         """
@@ -286,7 +287,8 @@ class Stream:
         return Stream(parent._flow, step, parent._fields)
 
     def key_by(self, key: str | Callable[[Any], Any], *, name: str | None = None) -> KeyedStream:
-        """Key the stream by a field (read as a column) or a callable ``record -> hashable``."""
+        """Key the stream by a field (read as a column) or a callable ``record -> hashable`` (side-effect
+        free, like a timestamp callable)."""
         if isinstance(key, str) and key:
             self._check_field(key, "key", "key_by")
         elif not callable(key):

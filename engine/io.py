@@ -10,7 +10,8 @@ Connectors live in the top-level ``connectors`` package (memory, files, later Ka
 * A `Sink` receives `engine.batch.Batch` objects in order. ``finish`` is called once when every input
   ended (flush and make the output visible); ``abort`` when the job is cancelled or fails (discard what
   is not committed); ``close`` always, last. ``pre_commit``/``commit`` are the two-phase hooks a
-  checkpointing run calls at batch boundaries (no-ops for sinks without transactional output).
+  checkpointing run calls at batch boundaries, ``checkpoint_state``/``recover`` carry what a sink needs
+  across a restart (no-ops for sinks without transactional output).
 """
 
 from __future__ import annotations
@@ -115,6 +116,15 @@ class Sink:
 
     async def commit(self, checkpoint_id: int) -> None:
         """Make the output pre-committed for ``checkpoint_id`` visible (phase two)."""
+
+    def checkpoint_state(self) -> Any:
+        """State to store in the checkpoint, asked right after ``pre_commit`` (e.g. names of pre-committed
+        files); ``None`` by default."""
+        return None
+
+    async def recover(self, state: Any | None) -> None:
+        """Called before ``open`` when a run starts: with the state of the restored checkpoint (to commit or
+        discard what was pre-committed), or ``None`` on a fresh start."""
 
     async def finish(self) -> None:
         """Every input ended: flush and make all output visible."""

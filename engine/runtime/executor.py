@@ -172,6 +172,9 @@ class Execution:
             pumps = [asyncio.create_task(self._pump(node, queue), name=f"engine source {node.name}") for node in self.sources]
             await self._drive(queue)
             await self._end_side_outputs()
+            final_hook = getattr(self.checkpointer, "finish", None)
+            if final_hook is not None:
+                await final_hook(self)  # every input ended: a last checkpoint before the sinks finish
             for node in self.sinks:
                 await node.sink.finish()
             finished = True
@@ -250,8 +253,10 @@ class Execution:
                 for partition in op.known_partitions() or [0]:
                     await self._deliver(node, op.end_partition(partition))
             elif item is _TICK or _is_heartbeat(item):
-                if item is not _TICK and item.position is not None:
-                    self._positions[node.name][item.partition] = item.position
+                if item is not _TICK:
+                    op.register_partition(item.partition)
+                    if item.position is not None:
+                        self._positions[node.name][item.partition] = item.position
                 out = op.tick(time.monotonic())
                 if out is not None:
                     await self._deliver(node, out)
@@ -309,6 +314,15 @@ class Execution:
     async def commit_sinks(self, checkpoint_id: int) -> None:
         for node in self.sinks:
             await node.sink.commit(checkpoint_id)
+
+    def sink_states(self) -> dict[str, Any]:
+        """Every sink's ``checkpoint_state()``, by step name (ask right after `pre_commit_sinks`)."""
+        return {node.name: node.sink.checkpoint_state() for node in self.sinks}
+
+    async def recover_sinks(self, states: dict[str, Any]) -> None:
+        """Call ``recover`` on every sink with its state from ``states`` (``None`` when absent)."""
+        for node in self.sinks:
+            await node.sink.recover(states.get(node.name))
 
     async def _end_side_outputs(self) -> None:
         """Every input ended: give dead-letter streams their final watermark too."""

@@ -68,9 +68,21 @@ def field_values(records: Sequence[Any], name: str) -> tuple[list[Any], list[Pro
     return values, problems
 
 
-def call_per_record(fn: Callable[[Any], Any], records: Sequence[Any], what: str) -> tuple[list[Any], list[Problem]]:
-    """``fn(record)`` for every record; a record whose call raises becomes a `Problem` (the call is not
-    repeated). Returns the results of the good records, in order."""
+def call_per_record(
+    fn: Callable[[Any], Any], records: Sequence[Any], what: str, *, pure: bool = False
+) -> tuple[list[Any], list[Problem]]:
+    """``fn(record)`` for every record; a record whose call raises becomes a `Problem`. Returns the
+    results of the good records, in order.
+
+    A ``pure`` function (the timestamp, key and value extractors, documented as side-effect free) runs
+    as one ``map`` over the batch, and only when a call raises is the batch redone record by record. Any
+    other function (map, filter, flat_map bodies) is called exactly once per record.
+    """
+    if pure:
+        try:
+            return list(map(fn, records)), []
+        except Exception:  # noqa: BLE001 - redo one by one to find which records fail
+            pass
     out: list[Any] = []
     problems: list[Problem] = []
     append = out.append

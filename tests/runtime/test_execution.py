@@ -246,3 +246,38 @@ def test_checkpoint_positions_trail_the_queue_and_match_what_was_processed():
     # the queue is claimed as done.
     assert all(position == written for position, written in checkpointer.taken), checkpointer.taken
     assert checkpointer.taken[-1] == (50, 50)
+
+
+class Partitioned(Source):
+    """Two partitions announced at run time; partition 1 only sends heartbeats, then is revoked."""
+
+    async def read(self):
+        yield SourceChunk(1, position=0)  # heartbeat: partition 1 exists but has no data yet
+        yield SourceChunk(0, records=[{"ts": 100, "k": "a"}, {"ts": 2500, "k": "a"}], position=2)
+        yield SourceChunk(0, records=[{"ts": 3000, "k": "a"}], position=3)
+        yield SourceChunk(0, records=[{"ts": 3100, "k": "a"}], position=4, revoked=[1])
+        yield SourceChunk(0, records=[{"ts": 3200, "k": "a"}], position=5)
+
+
+def test_partitions_appear_hold_the_watermark_back_and_are_revoked():
+    flow = Dataflow("partitions")
+    results = flow.source(Partitioned(), timestamp="ts").key_by("k").window(Tumbling(1000), name="w").aggregate(n=agg.count())
+    results.sink(out := CollectSink())
+    watermarks = []
+
+    class Watch:
+        async def restore(self, execution):
+            pass
+
+        async def maybe_checkpoint(self, execution):
+            watermarks.append(execution.metrics["w"].watermark)
+
+        async def finish(self, execution):
+            watermarks.append("finish")
+
+    flow.run(checkpointer=Watch())
+    # The empty partition 1 holds the source at INT64_MIN until it is revoked; then partition 0 rules.
+    # (the revocation applies before the chunk that carries it)
+    assert watermarks == [-(2**63)] * 3 + [3100 - 1, 3200 - 1, INT64_MAX, "finish"]
+    assert out.results == [{"key": "a", "start": 0, "end": 1000, "n": 1}, {"key": "a", "start": 2000, "end": 3000, "n": 1},
+                           {"key": "a", "start": 3000, "end": 4000, "n": 3}]

@@ -81,14 +81,19 @@ class SourceOperator(Operator):
     def known_partitions(self) -> list[int]:
         return list(self.partitions)
 
+    def register_partition(self, partition: int) -> None:
+        """A partition announced without data (a heartbeat): it holds the watermark back (at INT64_MIN)
+        until it produces records or goes idle, as an assigned but empty Kafka partition does in Flink."""
+        if partition not in self.partitions:
+            self.partitions[partition] = _Partition(self.delay)
+
     # ---- chunks ----
 
     def process_chunk(self, chunk: SourceChunk) -> Output:
         for pid in chunk.revoked:
             self.partitions.pop(pid, None)
-        part = self.partitions.get(chunk.partition)
-        if part is None:
-            part = self.partitions[chunk.partition] = _Partition(self.delay)
+        self.register_partition(chunk.partition)
+        part = self.partitions[chunk.partition]
         part.last_seen = time.monotonic()
         part.idle = False
         errors = [
@@ -135,7 +140,7 @@ class SourceOperator(Operator):
             values, problems = field_values(records, self.timestamp)
             name = self.timestamp
         else:
-            values, problems = call_per_record(self.timestamp, records, "timestamp function")
+            values, problems = call_per_record(self.timestamp, records, "timestamp function", pure=True)
             name = "timestamp"
         ts, type_problems = timestamp_column(values, name)
         if not problems:

@@ -111,7 +111,7 @@ class KeyByOperator(Operator):
         elif isinstance(self.key, str):
             keys, problems = field_values(batch.records, self.key)
         else:
-            keys, problems = call_per_record(self.key, batch.records, self.what)
+            keys, problems = call_per_record(self.key, batch.records, self.what, pure=True)
         present = good_index(n, problems) if problems else None
         try:
             ids = self.domain.intern(keys)

@@ -63,7 +63,7 @@ class _Values:
                 present = good_index(n, missing) if missing else None
             else:
                 what = f"aggregation function {getattr(ref, '__qualname__', 'callable')}"
-                raw, missing = call_per_record(ref, batch.records, what)
+                raw, missing = call_per_record(ref, batch.records, what, pure=True)
                 present = good_index(n, missing) if missing else None
             column, is_int, wrong = numeric_column(raw, ref if isinstance(ref, str) else "aggregated value")
             self.integer[j] = self.integer[j] and is_int
@@ -338,7 +338,10 @@ class ReduceWindowOperator(Operator):
         for i, (key_id, ts, w) in enumerate(zip(batch.key_ids.tolist(), batch.ts.tolist(), wm.tolist())):
             sessions = self.sessions.setdefault(key_id, [])
             start, end = ts, min(ts + gap, INT64_MAX)
-            touching = [s for s in sessions if s[0] <= end and start <= s[1]]
+            # Only sessions still live for this record's own watermark can merge (a session the
+            # watermark has passed is final even if the purge after this batch has not run yet).
+            touching = [s for s in sessions if s[0] <= end and start <= s[1]
+                        and w < min(s[1] - 1 + lateness, INT64_MAX)]
             if touching:
                 start = min([start] + [s[0] for s in touching])
                 end = max([end] + [s[1] for s in touching])
