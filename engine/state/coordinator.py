@@ -84,6 +84,14 @@ def graph_differences(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> l
     return sorted(differences)
 
 
+async def _notify_sources(execution: Any, positions: dict[str, dict[int, Any]]) -> None:
+    """Tell sources that can commit offsets upstream (Kafka groups) that ``positions`` are durable."""
+    for node in execution.sources:
+        notify = getattr(node.source, "notify_checkpoint_complete", None)
+        if notify is not None:
+            await notify(positions.get(node.name, {}))
+
+
 class CheckpointCoordinator:
     """Checkpoints of one job into ``directory``: every ``interval`` seconds (wall clock, taken at the
     next batch boundary), on demand (`request`), and once more when the input ends.
@@ -199,7 +207,7 @@ class CheckpointCoordinator:
             if not future.done():
                 future.set_result(path)
         await execution.commit_sinks(checkpoint_id)
-        await execution.notify_checkpoint_complete(positions)
+        await _notify_sources(execution, positions)
         self.last_checkpoint = checkpoint
         self.completed.append(checkpoint_id)
         self._last_time = self.clock()
