@@ -33,6 +33,10 @@ def reference_windows(records, spec, delay, lateness):
     late = []
 
     def collect(fired):
+        if session:  # sessions emitted earlier and since merged into a bigger one are superseded
+            for key_id, start, end in zip(fired.merged_key_ids.tolist(), fired.merged_starts.tolist(),
+                                          fired.merged_ends.tolist()):
+                final.pop((keys.key(key_id), start, end), None)
         for key_id, start, end, count, total in zip(fired.key_ids.tolist(), fired.starts.tolist(), fired.ends.tolist(),
                                                     fired.counts.tolist(), fired.sums[:, 0].tolist()):
             final[(keys.key(key_id), start, end)] = (count, total)
