@@ -106,6 +106,63 @@ def side(value: object) -> int:
     return int(value)
 
 
+# --- interval join (kernel 6) ----------------------------------------------------------------------
+
+
+def flag(name: str, value: object) -> bool:
+    """Return ``value`` as a bool; only ``True``/``False`` (or numpy bools) are accepted."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {value!r}")
+    return bool(value)
+
+
+def interval_bounds(lower: object, upper: object) -> tuple[int, int]:
+    """The interval-join bounds as ints (ms or ``timedelta``), refusing ``lower > upper``."""
+    lower = integer("lower", lower)
+    upper = integer("upper", upper)
+    if lower > upper:
+        raise ValueError(f"interval join bounds must satisfy lower <= upper, got lower={lower}, upper={upper}")
+    return lower, upper
+
+
+INTERVAL_JOIN_SNAPSHOT_ARRAYS = (
+    "left_key_ids",
+    "left_ts",
+    "left_row_ids",
+    "right_key_ids",
+    "right_ts",
+    "right_row_ids",
+)
+
+
+def interval_join_snapshot(snapshot: object) -> tuple[int, int, bool, bool, dict[str, np.ndarray]]:
+    """Validate an `IntervalJoinBuffers` snapshot: ``(lower, upper, lower_exclusive, upper_exclusive, arrays)``.
+
+    ``arrays`` holds the six int64 columns of `INTERVAL_JOIN_SNAPSHOT_ARRAYS`, re-sorted by
+    ``(key_id, ts, row_id)`` per side so a hand-edited snapshot cannot break the buffers' order.
+    """
+    if not isinstance(snapshot, dict):
+        raise TypeError(f"IntervalJoinBuffers.restore expects a dict snapshot, got {type(snapshot).__name__}")
+    missing = [
+        name
+        for name in ("lower", "upper", "lower_exclusive", "upper_exclusive", *INTERVAL_JOIN_SNAPSHOT_ARRAYS)
+        if name not in snapshot
+    ]
+    if missing:
+        raise ValueError(f"IntervalJoinBuffers snapshot is missing {missing} (has {sorted(snapshot)})")
+    lower, upper = interval_bounds(snapshot["lower"], snapshot["upper"])
+    lower_exclusive = flag("lower_exclusive", snapshot["lower_exclusive"])
+    upper_exclusive = flag("upper_exclusive", snapshot["upper_exclusive"])
+    arrays = {name: int64_column(f"snapshot[{name!r}]", snapshot[name]) for name in INTERVAL_JOIN_SNAPSHOT_ARRAYS}
+    for side_name in ("left", "right"):
+        keys, ts, rows = (arrays[f"{side_name}_{col}"] for col in ("key_ids", "ts", "row_ids"))
+        same_length(**{f"{side_name}_key_ids": keys, f"{side_name}_ts": ts, f"{side_name}_row_ids": rows})
+        order = np.lexsort((rows, ts, keys))
+        for col, arr in (("key_ids", keys), ("ts", ts), ("row_ids", rows)):
+            arrays[f"{side_name}_{col}"] = np.ascontiguousarray(arr[order])
+    return lower, upper, lower_exclusive, upper_exclusive, arrays
+
+
 def saturating_add(a: int, b: int) -> int:
     """``a + b`` clamped to the int64 range (the rule for all time arithmetic)."""
     return max(INT64_MIN, min(INT64_MAX, a + b))
@@ -181,3 +238,125 @@ def snapshot_field(snapshot: object, cls_name: str, name: str) -> object:
     if name not in snapshot:
         raise ValueError(f"{cls_name} snapshot is missing {name!r} (has {sorted(snapshot)})")
     return snapshot[name]
+
+
+# --- windowed aggregation (WindowAggTable) ---------------------------------------------------------
+
+MAX_VALUE_COLUMNS = 1 << 16
+
+
+def value_columns(name: str, value: object) -> int:
+    """Number of numeric value columns of an aggregation table: ``0 <= value <= MAX_VALUE_COLUMNS``."""
+    value = non_negative(name, value)
+    if value > MAX_VALUE_COLUMNS:
+        raise ValueError(f"{name} must be <= {MAX_VALUE_COLUMNS}, got {value}")
+    return value
+
+
+def window_ends_fit(name: str, starts: np.ndarray, size: int) -> None:
+    """Raise ``ValueError`` naming the first start whose window end ``start + size`` overflows int64."""
+    if starts.size and int(starts.max()) > INT64_MAX - size:
+        bad = int(starts[np.argmax(starts > INT64_MAX - size)])
+        raise ValueError(f"{name} holds {bad}, whose window end {bad} + {size} does not fit in int64")
+
+
+_WINDOW_AGG_SNAPSHOT_KEYS = (
+    "size", "lateness", "n_values", "key_ids", "starts", "counts", "sums", "mins", "maxs", "emitted", "dirty",
+)
+
+
+def window_agg_snapshot(snapshot: object) -> tuple:
+    """Validate a `WindowAggTable` snapshot; return its fields in ``_WINDOW_AGG_SNAPSHOT_KEYS`` order.
+
+    The snapshot must be canonical: windows strictly ordered by ``(start, key_id)`` (so no duplicates),
+    every count >= 1, every window emitted or dirty (or both), every window end representable.
+    """
+    if not isinstance(snapshot, dict):
+        raise TypeError(f"snapshot must be a dict, got {type(snapshot).__name__}")
+    missing = [k for k in _WINDOW_AGG_SNAPSHOT_KEYS if k not in snapshot]
+    if missing:
+        raise ValueError(f"snapshot is missing {', '.join(missing)}")
+    size = positive("snapshot['size']", snapshot["size"])
+    lateness = non_negative("snapshot['lateness']", snapshot["lateness"])
+    n_values = value_columns("snapshot['n_values']", snapshot["n_values"])
+    key_ids = int64_column("snapshot['key_ids']", snapshot["key_ids"])
+    starts = int64_column("snapshot['starts']", snapshot["starts"])
+    counts = int64_column("snapshot['counts']", snapshot["counts"])
+    emitted = bool_column("snapshot['emitted']", snapshot["emitted"])
+    dirty = bool_column("snapshot['dirty']", snapshot["dirty"])
+    m = same_length(key_ids=key_ids, starts=starts, counts=counts, emitted=emitted, dirty=dirty)
+    sums = float64_matrix("snapshot['sums']", snapshot["sums"], m, n_values)
+    mins = float64_matrix("snapshot['mins']", snapshot["mins"], m, n_values)
+    maxs = float64_matrix("snapshot['maxs']", snapshot["maxs"], m, n_values)
+    if m and int(counts.min()) < 1:
+        raise ValueError(f"snapshot['counts'] must be >= 1, got {int(counts.min())}")
+    if m and not bool(np.all(emitted | dirty)):
+        raise ValueError("snapshot has a window that is neither emitted nor dirty")
+    window_ends_fit("snapshot['starts']", starts, size)
+    if m > 1:
+        ordered = (starts[1:] > starts[:-1]) | ((starts[1:] == starts[:-1]) & (key_ids[1:] > key_ids[:-1]))
+        if not bool(np.all(ordered)):
+            i = int(np.argmin(ordered))
+            raise ValueError(
+                "snapshot windows must be strictly ordered by (start, key_id), got "
+                f"({int(starts[i])}, {int(key_ids[i])}) before ({int(starts[i + 1])}, {int(key_ids[i + 1])})"
+            )
+    return size, lateness, n_values, key_ids, starts, counts, sums, mins, maxs, emitted, dirty
+
+
+def span_end_fits(name: str, ts: np.ndarray, span: int, what: str) -> None:
+    """Raise ``ValueError`` naming the first timestamp whose ``ts + span`` exceeds INT64_MAX.
+
+    ``span > 0``. Used where an end (e.g. a session's ``ts + gap``) must be representable exactly,
+    because saturating it would silently change the window.
+    """
+    if ts.size == 0 or int(ts.max()) <= INT64_MAX - span:
+        return
+    bad = int(ts[np.argmax(ts > INT64_MAX - span)])
+    raise ValueError(f"{name}={bad}: {what} {name} + {span} exceeds the int64 range (max {INT64_MAX})")
+
+
+def snapshot_entry(snapshot: object, key: str) -> object:
+    """``snapshot[key]``, or a ``ValueError`` saying the snapshot is not one this kernel wrote."""
+    if not isinstance(snapshot, dict):
+        raise TypeError(f"snapshot must be a dict, got {type(snapshot).__name__}")
+    if key not in snapshot:
+        raise ValueError(f"snapshot is missing {key!r}; was it taken from this kernel?")
+    return snapshot[key]
+
+
+def session_snapshot(snapshot: object) -> dict:
+    """Validate a `SessionTable` snapshot; return its fields as checked Python ints and numpy arrays.
+
+    Shared by both implementations so a damaged snapshot is refused with the same message before any
+    state is built: sessions must be sorted by ``(key_id, start, end)`` without duplicates, every
+    ``end > start``, and every pending merged entry must name an owner session by index.
+    """
+    out: dict = {
+        "gap": positive("gap", snapshot_entry(snapshot, "gap")),
+        "lateness": non_negative("lateness", snapshot_entry(snapshot, "lateness")),
+        "n_values": non_negative("n_values", snapshot_entry(snapshot, "n_values")),
+        "watermark": integer("watermark", snapshot_entry(snapshot, "watermark")),
+    }
+    for name in ("key_ids", "starts", "ends", "counts", "merged_key_ids", "merged_starts", "merged_ends", "merged_owners"):
+        out[name] = int64_column(name, snapshot_entry(snapshot, name))
+    for name in ("dirty", "emitted"):
+        out[name] = bool_column(name, snapshot_entry(snapshot, name))
+    m = same_length(key_ids=out["key_ids"], starts=out["starts"], ends=out["ends"], counts=out["counts"],
+                    dirty=out["dirty"], emitted=out["emitted"])
+    same_length(merged_key_ids=out["merged_key_ids"], merged_starts=out["merged_starts"],
+                merged_ends=out["merged_ends"], merged_owners=out["merged_owners"])
+    for name in ("sums", "mins", "maxs"):
+        out[name] = float64_matrix(name, snapshot_entry(snapshot, name), m, out["n_values"])
+    keys, starts, ends = out["key_ids"], out["starts"], out["ends"]
+    if np.any(ends <= starts):
+        raise ValueError("snapshot holds a session with end <= start")
+    if m > 1:
+        order = np.lexsort((ends, starts, keys))
+        same = (keys[1:] == keys[:-1]) & (starts[1:] == starts[:-1]) & (ends[1:] == ends[:-1])
+        if not np.array_equal(order, np.arange(m)) or np.any(same):
+            raise ValueError("snapshot sessions must be sorted by (key_id, start, end) without duplicates")
+    owners = out["merged_owners"]
+    if owners.size and (int(owners.min()) < 0 or int(owners.max()) >= m):
+        raise ValueError(f"snapshot merged_owners must index the {m} sessions")
+    return out

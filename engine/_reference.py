@@ -265,7 +265,157 @@ class KeyInterner:
 
 
 class WindowAggTable:
-    pass
+    """Reference `WindowAggTable`: a dict ``(key_id, start) -> _Window``, one record at a time.
+
+    Same contract as the compiled table (see `engine/_core.pyi` and `engine/_kernels/aggregation.pxi`):
+    ``fire(W)`` emits every window with ``W >= end - 1`` that has additions not yet emitted, sorted by
+    ``(end, start, key_id)``; ``purge(W)`` drops windows with ``W >= end - 1 + lateness`` (saturating)
+    and refuses (``ValueError``) to drop a window whose additions were never emitted.
+    """
+
+    class _Window:
+        __slots__ = ("count", "sums", "mins", "maxs", "emitted", "dirty")
+
+        def __init__(self, count, sums, mins, maxs, emitted, dirty):
+            self.count = count
+            self.sums = sums
+            self.mins = mins
+            self.maxs = maxs
+            self.emitted = emitted
+            self.dirty = dirty
+
+    def __init__(self, size, lateness, n_values):
+        self._size = _checks.positive("size", size)
+        self._lateness = _checks.non_negative("lateness", lateness)
+        self._n_values = _checks.value_columns("n_values", n_values)
+        self._windows = {}
+
+    @property
+    def size(self):
+        return self._size
+
+    @property
+    def lateness(self):
+        return self._lateness
+
+    @property
+    def n_values(self):
+        return self._n_values
+
+    def add(self, key_ids, starts, values):
+        key_ids = _checks.int64_column("key_ids", key_ids)
+        starts = _checks.int64_column("starts", starts)
+        n = _checks.same_length(key_ids=key_ids, starts=starts)
+        values = _checks.float64_matrix("values", values, n, self._n_values)
+        _checks.window_ends_fit("starts", starts, self._size)
+        for i in range(n):
+            key = (int(key_ids[i]), int(starts[i]))
+            row = [float(v) for v in values[i]]
+            window = self._windows.get(key)
+            if window is None:
+                self._windows[key] = self._Window(1, list(row), list(row), list(row), False, True)
+                continue
+            window.count += 1
+            window.dirty = True
+            for j, v in enumerate(row):
+                window.sums[j] += v
+                window.mins[j] = _nan_ignoring(min, window.mins[j], v)
+                window.maxs[j] = _nan_ignoring(max, window.maxs[j], v)
+
+    def fire(self, watermark):
+        watermark = _checks.integer("watermark", watermark)
+        due = [
+            (start + self._size, start, key)
+            for (key, start), w in self._windows.items()
+            if w.dirty and watermark >= start + self._size - 1
+        ]
+        due.sort()
+        windows = [self._windows[(key, start)] for _, start, key in due]
+        for w in windows:
+            w.dirty = False
+            w.emitted = True
+        nv = self._n_values
+        return FiredWindows(
+            key_ids=np.array([key for _, _, key in due], dtype=np.int64),
+            starts=np.array([start for _, start, _ in due], dtype=np.int64),
+            ends=np.array([end for end, _, _ in due], dtype=np.int64),
+            counts=np.array([w.count for w in windows], dtype=np.int64),
+            sums=np.array([w.sums for w in windows], dtype=np.float64).reshape(len(due), nv),
+            mins=np.array([w.mins for w in windows], dtype=np.float64).reshape(len(due), nv),
+            maxs=np.array([w.maxs for w in windows], dtype=np.float64).reshape(len(due), nv),
+        )
+
+    def _purge_at(self, start):
+        return _checks.saturating_add(start + self._size - 1, self._lateness)
+
+    def purge(self, watermark):
+        watermark = _checks.integer("watermark", watermark)
+        unemitted = [start + self._size for (_, start), w in self._windows.items() if w.dirty]
+        if unemitted and watermark >= _checks.saturating_add(min(unemitted) - 1, self._lateness):
+            raise ValueError(
+                f"purge(watermark={watermark}) would drop windows with additions not yet emitted "
+                f"(earliest end {min(unemitted)}); call fire(watermark) before purge(watermark)"
+            )
+        kept = {k: w for k, w in self._windows.items() if watermark < self._purge_at(k[1])}
+        dropped = len(self._windows) - len(kept)
+        self._windows = kept  # a new dict: CPython dicts never shrink on deletion
+        return dropped
+
+    def __len__(self):
+        return len(self._windows)
+
+    @property
+    def nbytes(self):
+        import sys
+
+        total = sys.getsizeof(self._windows)
+        for key, w in self._windows.items():
+            total += sys.getsizeof(key) + sys.getsizeof(w)
+            total += sys.getsizeof(w.sums) + sys.getsizeof(w.mins) + sys.getsizeof(w.maxs)
+        return total
+
+    def snapshot(self):
+        items = sorted(self._windows.items(), key=lambda kv: (kv[0][1], kv[0][0]))
+        m, nv = len(items), self._n_values
+        return {
+            "size": self._size,
+            "lateness": self._lateness,
+            "n_values": nv,
+            "key_ids": np.array([k for (k, _), _ in items], dtype=np.int64),
+            "starts": np.array([s for (_, s), _ in items], dtype=np.int64),
+            "counts": np.array([w.count for _, w in items], dtype=np.int64),
+            "sums": np.array([w.sums for _, w in items], dtype=np.float64).reshape(m, nv),
+            "mins": np.array([w.mins for _, w in items], dtype=np.float64).reshape(m, nv),
+            "maxs": np.array([w.maxs for _, w in items], dtype=np.float64).reshape(m, nv),
+            "emitted": np.array([w.emitted for _, w in items], dtype=np.bool_),
+            "dirty": np.array([w.dirty for _, w in items], dtype=np.bool_),
+        }
+
+    @classmethod
+    def restore(cls, snapshot):
+        size, lateness, n_values, key_ids, starts, counts, sums, mins, maxs, emitted, dirty = (
+            _checks.window_agg_snapshot(snapshot)
+        )
+        table = cls(size, lateness, n_values)
+        for i in range(len(key_ids)):
+            table._windows[(int(key_ids[i]), int(starts[i]))] = cls._Window(
+                int(counts[i]),
+                [float(v) for v in sums[i]],
+                [float(v) for v in mins[i]],
+                [float(v) for v in maxs[i]],
+                bool(emitted[i]),
+                bool(dirty[i]),
+            )
+        return table
+
+
+def _nan_ignoring(pick, current, value):
+    """min/max that ignores NaN: NaN only while every value seen is NaN."""
+    if value != value:
+        return current
+    if current != current:
+        return value
+    return pick(current, value)
 
 
 # ==== end of windowed aggregation ====================================================================
@@ -274,8 +424,219 @@ class WindowAggTable:
 # ==== session windows ================================================================================
 
 
+def _session_nan_min(current: float, value: float) -> float:
+    """``min`` that ignores NaN (NaN only when both are NaN); the kernel's rule, step for step."""
+    if value == value and (current != current or value < current):
+        return value
+    return current
+
+
+def _session_nan_max(current: float, value: float) -> float:
+    if value == value and (current != current or value > current):
+        return value
+    return current
+
+
+class _Session:
+    """One live session of one key and its aggregates."""
+
+    __slots__ = ("key", "start", "end", "count", "sums", "mins", "maxs", "dirty", "emitted", "pending")
+
+    def __init__(self, key: int, start: int, end: int, n_values: int) -> None:
+        self.key = key
+        self.start = start
+        self.end = end
+        self.count = 0
+        self.sums = [0.0] * n_values
+        self.mins = [float("nan")] * n_values
+        self.maxs = [float("nan")] * n_values
+        self.dirty = True  # holds changes not yet returned by fire
+        self.emitted = False  # fired at least once with its current (start, end)
+        self.pending: list[tuple[int, int]] = []  # emitted bounds of sessions merged into this one
+
+    def absorb(self, other: "_Session") -> None:
+        self.count += other.count
+        for c in range(len(self.sums)):
+            self.sums[c] = self.sums[c] + other.sums[c]
+            self.mins[c] = _session_nan_min(self.mins[c], other.mins[c])
+            self.maxs[c] = _session_nan_max(self.maxs[c], other.maxs[c])
+
+    def add_record(self, row: list[float]) -> None:
+        self.count += 1
+        for c, v in enumerate(row):
+            self.sums[c] = self.sums[c] + v
+            self.mins[c] = _session_nan_min(self.mins[c], v)
+            self.maxs[c] = _session_nan_max(self.maxs[c], v)
+
+
 class SessionTable:
-    pass
+    """Per-key session windows with gap ``gap``; see `engine._core.SessionTable` for the contract.
+
+    Reference implementation: every key holds a plain list of `_Session`; each record scans its key's
+    list for the sessions it touches.
+    """
+
+    def __init__(self, gap, lateness, n_values):
+        self._gap = _checks.positive("gap", gap)
+        self._lateness = _checks.non_negative("lateness", lateness)
+        self._n_values = _checks.non_negative("n_values", n_values)
+        self._watermark = INT64_MIN  # highest watermark seen (records' wm_before and purge)
+        self._by_key: dict[int, list[_Session]] = {}
+
+    @property
+    def gap(self) -> int:
+        return self._gap
+
+    @property
+    def lateness(self) -> int:
+        return self._lateness
+
+    @property
+    def n_values(self) -> int:
+        return self._n_values
+
+    def _cleanup_time(self, session_end: int) -> int:
+        return _checks.saturating_add(session_end - 1, self._lateness)
+
+    def add(self, key_ids, ts, values, wm_before):
+        key_ids = _checks.int64_column("key_ids", key_ids)
+        ts = _checks.int64_column("ts", ts)
+        wm_before = _checks.int64_column("wm_before", wm_before)
+        n = _checks.same_length(key_ids=key_ids, ts=ts, wm_before=wm_before)
+        values = _checks.float64_matrix("values", values, n, self._n_values)
+        _checks.span_end_fits("ts", ts, self._gap, "session end")
+        late = np.zeros(n, dtype=np.bool_)
+        for i in range(n):
+            late[i] = not self._add_one(int(key_ids[i]), int(ts[i]), [float(v) for v in values[i]], int(wm_before[i]))
+        return late
+
+    def _add_one(self, key: int, t: int, row: list[float], wm: int) -> bool:
+        """Add one record; False when it is late (nothing changes)."""
+        self._watermark = max(self._watermark, wm)
+        w = self._watermark
+        end = t + self._gap
+        sessions = self._by_key.get(key, [])
+        # Sessions already past their cleanup time are out of reach, whether or not purge ran yet.
+        touched = sorted(
+            (s for s in sessions if w < self._cleanup_time(s.end) and s.start <= end and t <= s.end),
+            key=lambda s: (s.start, s.end),
+        )
+        new_start = min([t] + [s.start for s in touched])
+        new_end = max([end] + [s.end for s in touched])
+        if w >= self._cleanup_time(new_end):
+            return False
+        if touched:
+            target = touched[0]
+        else:
+            target = _Session(key, t, end, self._n_values)
+            self._by_key.setdefault(key, []).append(target)
+        for s in touched:
+            if s.emitted and (s.start, s.end) != (new_start, new_end):
+                target.pending.append((s.start, s.end))
+            if s is not target:
+                target.absorb(s)
+                target.pending.extend(s.pending)
+                sessions.remove(s)
+        target.emitted = target.emitted and (target.start, target.end) == (new_start, new_end) and len(touched) == 1
+        target.start, target.end = new_start, new_end
+        target.add_record(row)
+        target.dirty = True
+        return True
+
+    def _live(self) -> list[_Session]:
+        return [s for sessions in self._by_key.values() for s in sessions]
+
+    def fire(self, watermark):
+        w = _checks.integer("watermark", watermark)
+        due = sorted((s for s in self._live() if s.dirty and w >= s.end - 1), key=lambda s: (s.end, s.start, s.key))
+        merged = []
+        for s in due:
+            merged.extend((s.key, start, end) for start, end in s.pending)
+            s.pending = []
+            s.dirty = False
+            s.emitted = True
+        merged.sort(key=lambda m: (m[2], m[1], m[0]))
+        nv = self._n_values
+        return FiredSessions(
+            key_ids=np.array([s.key for s in due], dtype=np.int64),
+            starts=np.array([s.start for s in due], dtype=np.int64),
+            ends=np.array([s.end for s in due], dtype=np.int64),
+            counts=np.array([s.count for s in due], dtype=np.int64),
+            sums=np.array([s.sums for s in due], dtype=np.float64).reshape(len(due), nv),
+            mins=np.array([s.mins for s in due], dtype=np.float64).reshape(len(due), nv),
+            maxs=np.array([s.maxs for s in due], dtype=np.float64).reshape(len(due), nv),
+            merged_key_ids=np.array([m[0] for m in merged], dtype=np.int64),
+            merged_starts=np.array([m[1] for m in merged], dtype=np.int64),
+            merged_ends=np.array([m[2] for m in merged], dtype=np.int64),
+        )
+
+    def purge(self, watermark):
+        w = _checks.integer("watermark", watermark)
+        self._watermark = max(self._watermark, w)
+        dropped = 0
+        for key in list(self._by_key):
+            kept = [s for s in self._by_key[key] if w < self._cleanup_time(s.end)]
+            dropped += len(self._by_key[key]) - len(kept)
+            if kept:
+                self._by_key[key] = kept
+            else:
+                del self._by_key[key]
+        return dropped
+
+    def __len__(self):
+        return sum(len(sessions) for sessions in self._by_key.values())
+
+    @property
+    def nbytes(self):
+        """An estimate: the compiled kernel's per-session layout times the live sessions (no slack)."""
+        live = self._live()
+        per_session = 40 + 24 * self._n_values + 4  # slot, three value columns, its key-vector entry
+        return len(live) * per_session + sum(len(s.pending) for s in live) * 24 + len(self._by_key) * 56
+
+    def snapshot(self):
+        live = sorted(self._live(), key=lambda s: (s.key, s.start, s.end))
+        index = {id(s): i for i, s in enumerate(live)}
+        merged = sorted((s.key, start, end, index[id(s)]) for s in live for start, end in s.pending)
+        nv = self._n_values
+        return {
+            "gap": self._gap,
+            "lateness": self._lateness,
+            "n_values": nv,
+            "watermark": self._watermark,
+            "key_ids": np.array([s.key for s in live], dtype=np.int64),
+            "starts": np.array([s.start for s in live], dtype=np.int64),
+            "ends": np.array([s.end for s in live], dtype=np.int64),
+            "counts": np.array([s.count for s in live], dtype=np.int64),
+            "sums": np.array([s.sums for s in live], dtype=np.float64).reshape(len(live), nv),
+            "mins": np.array([s.mins for s in live], dtype=np.float64).reshape(len(live), nv),
+            "maxs": np.array([s.maxs for s in live], dtype=np.float64).reshape(len(live), nv),
+            "dirty": np.array([s.dirty for s in live], dtype=np.bool_),
+            "emitted": np.array([s.emitted for s in live], dtype=np.bool_),
+            "merged_key_ids": np.array([m[0] for m in merged], dtype=np.int64),
+            "merged_starts": np.array([m[1] for m in merged], dtype=np.int64),
+            "merged_ends": np.array([m[2] for m in merged], dtype=np.int64),
+            "merged_owners": np.array([m[3] for m in merged], dtype=np.int64),
+        }
+
+    @classmethod
+    def restore(cls, snapshot):
+        snap = _checks.session_snapshot(snapshot)
+        table = cls(snap["gap"], snap["lateness"], snap["n_values"])
+        table._watermark = snap["watermark"]
+        live = []
+        for i in range(len(snap["key_ids"])):
+            s = _Session(int(snap["key_ids"][i]), int(snap["starts"][i]), int(snap["ends"][i]), snap["n_values"])
+            s.count = int(snap["counts"][i])
+            s.sums = [float(v) for v in snap["sums"][i]]
+            s.mins = [float(v) for v in snap["mins"][i]]
+            s.maxs = [float(v) for v in snap["maxs"][i]]
+            s.dirty = bool(snap["dirty"][i])
+            s.emitted = bool(snap["emitted"][i])
+            table._by_key.setdefault(s.key, []).append(s)
+            live.append(s)
+        for j in range(len(snap["merged_owners"])):
+            live[int(snap["merged_owners"][j])].pending.append((int(snap["merged_starts"][j]), int(snap["merged_ends"][j])))
+        return table
 
 
 # ==== end of session windows =========================================================================
@@ -283,9 +644,139 @@ class SessionTable:
 
 # ==== interval join ==================================================================================
 
+import bisect  # noqa: E402  (imported here to keep each kernel's twin within its own section)
+import sys  # noqa: E402
+
 
 class IntervalJoinBuffers:
-    pass
+    """Per-key left and right buffers of ``(ts, row_id)``, each kept sorted; see `_core.pyi`.
+
+    A left ``l`` and right ``r`` of one key match when ``l.ts + lower <= r.ts <= l.ts + upper`` (each
+    bound exclusive by flag), computed with exact Python ints: saturation applies to purge times only,
+    so a bound beyond the int64 range still matches as arithmetic says. ``nbytes`` estimates the memory
+    of this implementation's dicts, lists and tuples; it is not comparable with the compiled kernel's.
+    """
+
+    def __init__(self, lower, upper, lower_exclusive=False, upper_exclusive=False):
+        self._lower, self._upper = _checks.interval_bounds(lower, upper)
+        self._lower_exclusive = _checks.flag("lower_exclusive", lower_exclusive)
+        self._upper_exclusive = _checks.flag("upper_exclusive", upper_exclusive)
+        # side -> {key_id: [(ts, row_id), ...] sorted}; a key with nothing buffered has no entry
+        self._buffers = ({}, {})
+
+    def _other_range(self, side, ts):
+        """Inclusive range ``[lo, hi]`` of the other side's timestamps that match a record at ``ts``."""
+        if side == LEFT:  # right r matches when ts + lower <= r.ts <= ts + upper
+            lo = ts + self._lower + (1 if self._lower_exclusive else 0)
+            hi = ts + self._upper - (1 if self._upper_exclusive else 0)
+        else:  # left l matches when l.ts + lower <= ts <= l.ts + upper, i.e. ts - upper <= l.ts <= ts - lower
+            lo = ts - self._upper + (1 if self._upper_exclusive else 0)
+            hi = ts - self._lower - (1 if self._lower_exclusive else 0)
+        return lo, hi
+
+    def _matches(self, left_ts, right_ts):
+        if self._lower_exclusive:
+            above = left_ts + self._lower < right_ts
+        else:
+            above = left_ts + self._lower <= right_ts
+        if self._upper_exclusive:
+            below = right_ts < left_ts + self._upper
+        else:
+            below = right_ts <= left_ts + self._upper
+        return above and below
+
+    def process(self, side, key_ids, ts, row_ids, wm_before):
+        side = _checks.side(side)
+        key_ids = _checks.int64_column("key_ids", key_ids)
+        ts = _checks.int64_column("ts", ts)
+        row_ids = _checks.int64_column("row_ids", row_ids)
+        wm_before = _checks.int64_column("wm_before", wm_before)
+        n = _checks.same_length(key_ids=key_ids, ts=ts, row_ids=row_ids, wm_before=wm_before)
+        own, other = self._buffers[side], self._buffers[1 - side]
+        late = np.zeros(n, dtype=np.bool_)
+        left_rows, right_rows = [], []
+        records = zip(key_ids.tolist(), ts.tolist(), row_ids.tolist(), wm_before.tolist())
+        for i, (key, t, row, wm) in enumerate(records):
+            if t <= wm:
+                late[i] = True
+                continue
+            candidates = other.get(key, [])
+            lo, hi = self._other_range(side, t)
+            start = bisect.bisect_left(candidates, (lo,))  # first with ts >= lo
+            stop = bisect.bisect_left(candidates, (hi + 1,))  # first with ts > hi
+            for other_ts, other_row in candidates[start:stop]:
+                left, right = ((t, row), (other_ts, other_row)) if side == LEFT else ((other_ts, other_row), (t, row))
+                if self._matches(left[0], right[0]):  # always true inside the range; kept as the definition
+                    left_rows.append(left[1])
+                    right_rows.append(right[1])
+            bisect.insort(own.setdefault(key, []), (t, row))
+        return JoinPairs(
+            np.array(left_rows, dtype=np.int64), np.array(right_rows, dtype=np.int64), late
+        )
+
+    def purge(self, watermark):
+        watermark = _checks.integer("watermark", watermark)
+        purged = []
+        for side in (LEFT, RIGHT):
+            buffers = self._buffers[side]
+            gone = []
+            for key, entries in buffers.items():
+                keep = 0
+                while keep < len(entries) and watermark >= self._purge_time(side, entries[keep][0]):
+                    gone.append(entries[keep])
+                    keep += 1
+                del entries[:keep]
+            for key in [key for key, entries in buffers.items() if not entries]:
+                del buffers[key]
+            gone.sort()
+            purged.append(np.array([row for _, row in gone], dtype=np.int64))
+        return purged[LEFT], purged[RIGHT]
+
+    def _purge_time(self, side, ts):
+        """The watermark from which a buffered record can match nothing more (saturating)."""
+        if side == LEFT:
+            return _checks.saturating_add(ts, self._upper)
+        return _checks.saturating_add(ts, -self._lower)
+
+    def __len__(self):
+        return sum(len(entries) for buffers in self._buffers for entries in buffers.values())
+
+    @property
+    def nbytes(self):
+        total = sys.getsizeof(self._buffers)
+        for buffers in self._buffers:
+            total += sys.getsizeof(buffers)
+            for key, entries in buffers.items():
+                total += sys.getsizeof(key) + sys.getsizeof(entries)
+                total += sum(sys.getsizeof(entry) + sys.getsizeof(entry[0]) + sys.getsizeof(entry[1]) for entry in entries)
+        return total
+
+    def snapshot(self):
+        """Bounds, flags and both sides' buffers as int64 arrays sorted by ``(key_id, ts, row_id)``."""
+        result = {
+            "lower": self._lower,
+            "upper": self._upper,
+            "lower_exclusive": self._lower_exclusive,
+            "upper_exclusive": self._upper_exclusive,
+        }
+        for side, name in ((LEFT, "left"), (RIGHT, "right")):
+            triples = sorted(
+                (key, t, row) for key, entries in self._buffers[side].items() for t, row in entries
+            )
+            result[f"{name}_key_ids"] = np.array([k for k, _, _ in triples], dtype=np.int64)
+            result[f"{name}_ts"] = np.array([t for _, t, _ in triples], dtype=np.int64)
+            result[f"{name}_row_ids"] = np.array([r for _, _, r in triples], dtype=np.int64)
+        return result
+
+    @classmethod
+    def restore(cls, snapshot):
+        lower, upper, lower_exclusive, upper_exclusive, arrays = _checks.interval_join_snapshot(snapshot)
+        buffers = cls(lower, upper, lower_exclusive, upper_exclusive)
+        for side, name in ((LEFT, "left"), (RIGHT, "right")):
+            keys, ts, rows = (arrays[f"{name}_{col}"] for col in ("key_ids", "ts", "row_ids"))
+            for key, t, row in zip(keys.tolist(), ts.tolist(), rows.tolist()):
+                buffers._buffers[side].setdefault(key, []).append((t, row))
+        return buffers
 
 
 # ==== end of interval join ===========================================================================

@@ -1,3 +1,834 @@
-# aggregation kernels: placeholder until implemented
-class WindowAggTable:
-    pass
+# Windowed aggregation: `WindowAggTable`, an open-addressing hash table keyed by (key_id, window start)
+# holding count, and per value column sum, min and max.
+#
+# Layout (two buffers):
+# * entries: the live windows, dense (no holes), in insertion order. Each is an `_AggHead` (key, start,
+#   count, flags) followed by `n_values` sums, `n_values` mins and `n_values` maxs: one record's update
+#   touches one or two cache lines. Grows by doubling (realloc, which for large blocks remaps pages
+#   instead of copying); purge compacts it in place, keeping the order, and gives memory back.
+# * index: 2^bits uint64 slots, linear probing. A slot is 0 (empty) or ``tag << 32 | (entry + 1)``
+#   with ``tag`` the top 32 bits of the splitmix64 hash of (key, start). The home slot is the top
+#   ``bits`` bits of the hash, so the index is ordered by hash: it is rebuilt when it grows without
+#   touching the entries (a near-sequential merge), and the tag rejects nearly every foreign entry
+#   before its cache line is read. 8 bytes per slot keep the index mostly in cache.
+# fire/purge/snapshot scan the dense entries (O(live), never O(capacity)); fired windows are ordered
+# by a radix sort of a packed (start, key_id, entry) integer.
+
+from libc.stdlib cimport malloc, free
+from libc.string cimport memcpy, memset
+from libcpp.vector cimport vector
+from libcpp.pair cimport pair
+from libcpp.algorithm cimport sort as _agg_std_sort
+
+cdef extern from *:
+    """
+    #if defined(__GNUC__) || defined(__clang__)
+    #define ENGINE_AGG_PREFETCH(p) __builtin_prefetch((const void*)(p), 1, 3)
+    #else
+    #define ENGINE_AGG_PREFETCH(p) ((void)(p))
+    #endif
+    """
+    void _agg_prefetch "ENGINE_AGG_PREFETCH"(const void* p) noexcept nogil
+
+cdef extern from *:
+    """
+    /* Zeroed memory for the table and its large temporaries. Large blocks come straight from mmap
+       with transparent huge pages requested, so first touching one costs a few page faults instead
+       of thousands, and grow with mremap (pages are remapped, not copied). */
+    #include <stdlib.h>
+    #include <string.h>
+    #if defined(__linux__)
+    #include <sys/mman.h>
+    #define ENGINE_AGG_MMAP_MIN ((size_t)4 << 20)
+    static void* engine_agg_alloc(size_t bytes) {
+        if (bytes < ENGINE_AGG_MMAP_MIN) return calloc(bytes, 1);
+        void* p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) return NULL;
+    #ifdef MADV_HUGEPAGE
+        madvise(p, bytes, MADV_HUGEPAGE);
+    #endif
+        return p;
+    }
+    static void engine_agg_free(void* p, size_t bytes) {
+        if (p == NULL) return;
+        if (bytes < ENGINE_AGG_MMAP_MIN) free(p); else munmap(p, bytes);
+    }
+    static void* engine_agg_realloc(void* p, size_t old_bytes, size_t new_bytes) {
+    #ifdef MREMAP_MAYMOVE
+        if (old_bytes >= ENGINE_AGG_MMAP_MIN && new_bytes >= ENGINE_AGG_MMAP_MIN) {
+            void* q = mremap(p, old_bytes, new_bytes, MREMAP_MAYMOVE);
+            if (q == MAP_FAILED) return NULL;
+    #ifdef MADV_HUGEPAGE
+            madvise(q, new_bytes, MADV_HUGEPAGE);
+    #endif
+            return q;
+        }
+    #endif
+        void* q = engine_agg_alloc(new_bytes);
+        if (q == NULL) return NULL;
+        if (p != NULL) memcpy(q, p, old_bytes < new_bytes ? old_bytes : new_bytes);
+        engine_agg_free(p, old_bytes);
+        return q;
+    }
+    #else
+    static void* engine_agg_alloc(size_t bytes) { return calloc(bytes, 1); }
+    static void* engine_agg_realloc(void* p, size_t old_bytes, size_t new_bytes) {
+        (void)old_bytes; return realloc(p, new_bytes);
+    }
+    static void engine_agg_free(void* p, size_t bytes) { (void)bytes; free(p); }
+    #endif
+    """
+    void* _agg_alloc "engine_agg_alloc"(size_t nbytes) noexcept nogil
+    void _agg_free "engine_agg_free"(void* p, size_t nbytes) noexcept nogil
+    void* _agg_realloc "engine_agg_realloc"(void* p, size_t old_nbytes, size_t new_nbytes) noexcept nogil
+
+
+cdef struct _AggHead:
+    int64_t key
+    int64_t start
+    int64_t count      # records added (>= 1)
+    int64_t flags      # _AGG_DIRTY | _AGG_EMITTED
+
+cdef enum:
+    _AGG_DIRTY = 1     # has additions not emitted yet
+    _AGG_EMITTED = 2   # fired at least once
+    _AGG_MIN_BITS = 4  # smallest index: 16 slots
+    _AGG_MAX_BITS = 32  # the tag (32 bits) must hold the home slot
+    _AGG_MIN_ENTRIES = 8
+    _AGG_AHEAD = 16    # records hashed and their index slot prefetched ahead (a power of two)
+    _AGG_AHEAD2 = 8    # ... and their entry prefetched ahead (index slot already in cache)
+    _AGG_RADIX_MIN = 512  # below this many windows, std::sort beats the radix sort
+    _AGG_PARTITION_MIN = 65536  # batches at least this long are partitioned by hash first
+    _AGG_PARTITION_BITS = 8
+
+cdef Py_ssize_t _agg_partition_min = _AGG_PARTITION_MIN
+
+def _agg_set_partition_min(n):
+    """Tuning hook for the benchmark: batches of at least ``n`` records are partitioned first."""
+    global _agg_partition_min
+    _agg_partition_min = n
+
+cdef struct _AggRec:
+    int64_t key
+    int64_t start
+
+# at most this many live windows (entry + 1 must fit the low 32 bits of an index slot)
+cdef int64_t _AGG_MAX_WINDOWS = <int64_t>4294967294
+
+
+cdef inline uint64_t _agg_hash(int64_t key, int64_t start) noexcept nogil:
+    """splitmix64 finaliser of a linear combination of key and start (a bijection after the mix)."""
+    cdef uint64_t x = <uint64_t>start * <uint64_t>0x9E3779B97F4A7C15 + <uint64_t>key
+    x = (x ^ (x >> 30)) * <uint64_t>0xBF58476D1CE4E5B9
+    x = (x ^ (x >> 27)) * <uint64_t>0x94D049BB133111EB
+    return x ^ (x >> 31)
+
+
+cdef inline int _agg_bit_length(uint64_t x) noexcept nogil:
+    cdef int n = 0
+    while x:
+        x >>= 1
+        n += 1
+    return n
+
+
+cdef inline int _agg_bits_for(int64_t n) noexcept nogil:
+    """Index size (log2) holding ``n`` windows at load <= 1/2."""
+    cdef int bits = _AGG_MIN_BITS
+    while (<int64_t>1 << bits) < 2 * n:
+        bits += 1
+    return bits
+
+
+cdef void _agg_radix_sort(vector[uint64_t]& a, int lo_bit, int nbits) noexcept nogil:
+    """Stable LSD radix sort of ``a`` on bits ``[lo_bit, lo_bit + nbits)`` (digits of <= 11 bits)."""
+    cdef size_t n = a.size(), i
+    cdef int passes = (nbits + 10) // 11
+    cdef int width = (nbits + passes - 1) // passes
+    cdef size_t buckets = (<size_t>1) << width
+    cdef uint64_t digit_mask = buckets - 1
+    cdef vector[size_t] counts
+    cdef vector[uint64_t] tmp
+    cdef uint64_t* src = a.data()
+    cdef uint64_t* dst
+    cdef uint64_t* swap
+    cdef size_t* c
+    cdef size_t total, cnt, b
+    cdef int p, shift
+    cdef uint64_t x
+    counts.resize(buckets * passes, 0)
+    tmp.resize(n)
+    dst = tmp.data()
+    for i in range(n):
+        x = src[i]
+        for p in range(passes):
+            counts[p * buckets + ((x >> (lo_bit + p * width)) & digit_mask)] += 1
+    for p in range(passes):
+        c = &counts[p * buckets]
+        shift = lo_bit + p * width
+        if c[(src[0] >> shift) & digit_mask] == n:
+            continue  # every element has the same digit: this pass would not move anything
+        total = 0
+        for b in range(buckets):
+            cnt = c[b]
+            c[b] = total
+            total += cnt
+        for i in range(n):
+            x = src[i]
+            b = (x >> shift) & digit_mask
+            dst[c[b]] = x
+            c[b] += 1
+        swap = src
+        src = dst
+        dst = swap
+    if src != a.data():
+        memcpy(a.data(), src, n * sizeof(uint64_t))
+
+
+cdef class WindowAggTable:
+    """Open-addressing hash table keyed by ``(key_id, window start)`` of count, sum, min and max.
+
+    ``WindowAggTable(size, lateness, n_values)``: windows are ``[start, start + size)``; ``lateness``
+    is the allowed lateness; ``n_values`` the number of float64 value columns (0 = count only).
+
+    * ``add(key_ids, starts, values)`` adds record ``i`` (``values[i]`` of shape ``(n_values,)``) to
+      window ``(key_ids[i], starts[i])``. The caller assigns windows and filters late records first.
+      A start whose end ``start + size`` overflows int64 raises ``ValueError`` before anything is added.
+      Sums propagate NaN (added in record order); min and max ignore NaN (NaN only while every value
+      seen is NaN).
+    * ``fire(W)`` returns `FiredWindows` for every window with ``W >= end - 1`` that has additions not
+      yet emitted (first firing, and again after allowed-late additions), sorted by
+      ``(end, start, key_id)``; ``sums``/``mins``/``maxs`` are float64 of shape ``(m, n_values)``.
+    * ``purge(W)`` drops windows with ``W >= end - 1 + lateness`` (saturating) and returns how many.
+      A window with additions never emitted is never dropped silently: if ``purge(W)`` would drop one,
+      it raises ``ValueError`` and changes nothing (call ``fire(W)`` first, as the runtime does).
+    * ``fire`` and ``purge`` are O(1) when nothing is due (the smallest end among dirty windows and
+      among live windows is tracked exactly); otherwise O(live windows), plus sorting what fires.
+    * Grows without practical limit (up to 2**32 - 2 live windows; the index doubles at load 3/4);
+      purge compacts the windows and shrinks both buffers when the load falls low, so ``nbytes``
+      drops once windows are purged.
+    * ``snapshot()`` is canonical (live windows sorted by ``(start, key_id)``, with their ``emitted``
+      and ``dirty`` flags), identical to the one of ``engine._reference.WindowAggTable``.
+    """
+
+    cdef int64_t _size
+    cdef int64_t _lateness
+    cdef Py_ssize_t _n_values
+    cdef Py_ssize_t _stride          # bytes per entry
+    cdef char* _entries              # _n live windows, dense
+    cdef int64_t _n
+    cdef int64_t _entry_cap
+    cdef uint64_t* _index
+    cdef int _bits                   # index slots == 1 << _bits
+    cdef int64_t _pending            # windows with _AGG_DIRTY
+    cdef int64_t _min_live_end       # exact smallest end of live windows (INT64_MAX if none)
+    cdef int64_t _min_pending_end    # exact smallest end of dirty windows (INT64_MAX if none)
+    # bounds (not always tight) of the starts and key ids of live windows, for the sort key
+    cdef int64_t _smin, _smax, _kmin, _kmax
+
+    def __cinit__(self):
+        self._entries = NULL
+        self._index = NULL
+
+    def __init__(self, size, lateness, n_values):
+        self._size = _checks.positive("size", size)
+        self._lateness = _checks.non_negative("lateness", lateness)
+        self._n_values = _checks.value_columns("n_values", n_values)
+        self._stride = sizeof(_AggHead) + 3 * self._n_values * sizeof(double)
+        self._n = 0
+        self._pending = 0
+        self._min_live_end = C_INT64_MAX
+        self._min_pending_end = C_INT64_MAX
+        self._smin = C_INT64_MAX
+        self._smax = C_INT64_MIN
+        self._kmin = C_INT64_MAX
+        self._kmax = C_INT64_MIN
+        self._entry_cap = _AGG_MIN_ENTRIES
+        self._entries = <char*>_agg_alloc(self._entry_cap * self._stride)
+        self._bits = _AGG_MIN_BITS
+        self._index = <uint64_t*>_agg_alloc(((<size_t>1) << self._bits) * sizeof(uint64_t))
+        if self._entries == NULL or self._index == NULL:
+            raise MemoryError("WindowAggTable: cannot allocate the table")
+
+    def __dealloc__(self):
+        _agg_free(self._entries, self._entry_cap * self._stride)
+        _agg_free(self._index, ((<size_t>1) << self._bits) * sizeof(uint64_t))
+
+    @property
+    def size(self):
+        return self._size
+
+    @property
+    def lateness(self):
+        return self._lateness
+
+    @property
+    def n_values(self):
+        return self._n_values
+
+    def __len__(self):
+        return self._n
+
+    @property
+    def nbytes(self):
+        """Bytes held by the table's two buffers (the object header is not counted)."""
+        return self._entry_cap * self._stride + ((<int64_t>1) << self._bits) * <int64_t>sizeof(uint64_t)
+
+    # --- internals ---------------------------------------------------------------------------------
+
+    cdef inline _AggHead* _entry(self, uint64_t slot_value) noexcept nogil:
+        return <_AggHead*>(self._entries + ((slot_value & <uint64_t>0xFFFFFFFF) - 1) * self._stride)
+
+    cdef inline uint64_t _find(self, int64_t key, int64_t start, uint64_t h) noexcept nogil:
+        """Index slot of (key, start), or of the empty slot where it belongs."""
+        cdef uint64_t mask = ((<uint64_t>1) << self._bits) - 1
+        cdef uint64_t i = h >> (64 - self._bits)
+        cdef uint64_t tag = h >> 32
+        cdef uint64_t e
+        cdef _AggHead* hd
+        while True:
+            e = self._index[i]
+            if e == 0:
+                return i
+            if (e >> 32) == tag:
+                hd = self._entry(e)
+                if hd.key == key and hd.start == start:
+                    return i
+            i = (i + 1) & mask
+
+    cdef int _reindex(self, int bits) except -1 nogil:
+        """Rebuild the index with ``1 << bits`` slots from the entries (order of the dense array)."""
+        cdef size_t old_bytes = ((<size_t>1) << self._bits) * sizeof(uint64_t)
+        cdef size_t new_bytes = ((<size_t>1) << bits) * sizeof(uint64_t)
+        cdef uint64_t* fresh
+        cdef uint64_t mask = ((<uint64_t>1) << bits) - 1, i, h
+        cdef int64_t r
+        cdef _AggHead* hd
+        if bits > _AGG_MAX_BITS:
+            with gil:
+                raise MemoryError(f"WindowAggTable: more than {_AGG_MAX_WINDOWS} live windows")
+        if bits == self._bits:
+            memset(self._index, 0, old_bytes)
+            fresh = self._index
+        else:
+            fresh = <uint64_t*>_agg_alloc(new_bytes)
+            if fresh == NULL:
+                with gil:
+                    raise MemoryError(f"WindowAggTable: cannot allocate an index of {1 << bits} slots")
+            _agg_free(self._index, old_bytes)
+            self._index = fresh
+            self._bits = bits
+        for r in range(self._n):
+            hd = <_AggHead*>(self._entries + r * self._stride)
+            h = _agg_hash(hd.key, hd.start)
+            i = h >> (64 - bits)
+            while fresh[i] != 0:
+                i = (i + 1) & mask
+            fresh[i] = ((h >> 32) << 32) | <uint64_t>(r + 1)
+        return 0
+
+    cdef int _grow_index(self) except -1 nogil:
+        """Double the index, moving the slot values (no entry is read: the tag gives the home slot)."""
+        cdef int bits = self._bits + 1
+        cdef size_t old_slots = (<size_t>1) << self._bits, k
+        cdef uint64_t* fresh
+        cdef uint64_t mask = ((<uint64_t>1) << bits) - 1, i, e
+        if bits > _AGG_MAX_BITS:
+            with gil:
+                raise MemoryError(f"WindowAggTable: more than {_AGG_MAX_WINDOWS} live windows")
+        fresh = <uint64_t*>_agg_alloc(((<size_t>1) << bits) * sizeof(uint64_t))
+        if fresh == NULL:
+            with gil:
+                raise MemoryError(f"WindowAggTable: cannot allocate an index of {1 << bits} slots")
+        for k in range(old_slots):
+            e = self._index[k]
+            if e == 0:
+                continue
+            i = (e >> 32) >> (32 - bits)
+            while fresh[i] != 0:
+                i = (i + 1) & mask
+            fresh[i] = e
+        _agg_free(self._index, old_slots * sizeof(uint64_t))
+        self._index = fresh
+        self._bits = bits
+        return 0
+
+    cdef int _resize_entries(self, int64_t cap) except -1 nogil:
+        cdef char* fresh = <char*>_agg_realloc(self._entries, self._entry_cap * self._stride, cap * self._stride)
+        if fresh == NULL:
+            with gil:
+                raise MemoryError(f"WindowAggTable: cannot allocate {cap} windows")
+        self._entries = fresh
+        self._entry_cap = cap
+        return 0
+
+    cdef inline int _add_one(self, uint64_t h, int64_t key, int64_t start, const double* row) except -1 nogil:
+        """Add one record (hash ``h`` of (key, start), values ``row``) to its window."""
+        cdef Py_ssize_t j, nv = self._n_values
+        cdef uint64_t slot = self._find(key, start, h)
+        cdef uint64_t e = self._index[slot]
+        cdef int64_t end
+        cdef _AggHead* hd
+        cdef double* acc
+        cdef double v
+        if e == 0:
+            if self._n >= _AGG_MAX_WINDOWS:
+                with gil:
+                    raise MemoryError(f"WindowAggTable: more than {_AGG_MAX_WINDOWS} live windows")
+            if self._n == self._entry_cap:
+                self._resize_entries(2 * self._entry_cap)
+            hd = <_AggHead*>(self._entries + self._n * self._stride)
+            acc = <double*>(hd + 1)
+            hd.key = key
+            hd.start = start
+            hd.count = 1
+            hd.flags = _AGG_DIRTY
+            for j in range(nv):
+                acc[j] = row[j]
+                acc[nv + j] = row[j]
+                acc[2 * nv + j] = row[j]
+            self._n += 1
+            self._index[slot] = ((h >> 32) << 32) | <uint64_t>self._n
+            if 4 * self._n > 3 * ((<int64_t>1) << self._bits):
+                self._grow_index()
+            self._pending += 1
+            end = start + self._size
+            if end < self._min_live_end:
+                self._min_live_end = end
+            if end < self._min_pending_end:
+                self._min_pending_end = end
+            self._widen_bounds(key, start)
+            return 0
+        hd = self._entry(e)
+        acc = <double*>(hd + 1)
+        hd.count += 1
+        for j in range(nv):
+            v = row[j]
+            acc[j] += v
+            # NaN-ignoring min/max; the entry holds NaN only while every value seen was NaN
+            if v < acc[nv + j] or acc[nv + j] != acc[nv + j]:
+                acc[nv + j] = v
+            if v > acc[2 * nv + j] or acc[2 * nv + j] != acc[2 * nv + j]:
+                acc[2 * nv + j] = v
+        if not (hd.flags & _AGG_DIRTY):
+            hd.flags |= _AGG_DIRTY
+            self._pending += 1
+            end = hd.start + self._size
+            if end < self._min_pending_end:
+                self._min_pending_end = end
+        return 0
+
+    cdef inline void _widen_bounds(self, int64_t key, int64_t start) noexcept nogil:
+        if start < self._smin:
+            self._smin = start
+        if start > self._smax:
+            self._smax = start
+        if key < self._kmin:
+            self._kmin = key
+        if key > self._kmax:
+            self._kmax = key
+
+    cdef int _add(self, const int64_t* keys, const int64_t* starts, const double* vals,
+                  Py_ssize_t n) except -1 nogil:
+        """Add a batch in record order (per window, so sums are bit-identical to the twin's)."""
+        cdef uint64_t ring[_AGG_AHEAD]
+        cdef Py_ssize_t i, nv = self._n_values
+        cdef uint64_t h, e, ahead
+        if n >= _agg_partition_min:
+            return self._add_partitioned(keys, starts, vals, n)
+        # Two-stage software pipeline: the index slot of record i + _AGG_AHEAD is prefetched, then
+        # at i + _AGG_AHEAD2 (slot now cached) the entry it points to. Independent prefetches overlap
+        # the memory latency of consecutive records; the real lookup at i then hits the cache.
+        for i in range(min(n, <Py_ssize_t>_AGG_AHEAD)):
+            ring[i] = _agg_hash(keys[i], starts[i])
+            _agg_prefetch(self._index + (ring[i] >> (64 - self._bits)))
+        for i in range(n):
+            h = ring[i & (_AGG_AHEAD - 1)]
+            if i + _AGG_AHEAD < n:
+                ahead = _agg_hash(keys[i + _AGG_AHEAD], starts[i + _AGG_AHEAD])
+                ring[i & (_AGG_AHEAD - 1)] = ahead
+                _agg_prefetch(self._index + (ahead >> (64 - self._bits)))
+            if i + _AGG_AHEAD2 < n:
+                ahead = ring[(i + _AGG_AHEAD2) & (_AGG_AHEAD - 1)]
+                e = self._index[ahead >> (64 - self._bits)]
+                if e != 0 and (e >> 32) == (ahead >> 32):
+                    _agg_prefetch(self._entry(e))
+            self._add_one(h, keys[i], starts[i], vals + i * nv)
+        return 0
+
+    cdef int _add_partitioned(self, const int64_t* keys, const int64_t* starts, const double* vals,
+                              Py_ssize_t n) except -1 nogil:
+        """Large batches: a stable radix partition by the top hash bits, then one partition at a time.
+
+        The index is ordered by the top hash bits, so each partition works on one small stretch of
+        the index, and the windows it creates are appended next to each other: the random accesses
+        of a big batch become cache-resident ones. The partition is stable, so every window still
+        sees its records in batch order.
+        """
+        cdef int pbits = _AGG_PARTITION_BITS
+        cdef size_t parts = (<size_t>1) << pbits, b
+        cdef Py_ssize_t i, j, nv = self._n_values, pos
+        cdef size_t offsets[1 << _AGG_PARTITION_BITS]
+        cdef size_t total, cnt
+        cdef size_t rec_bytes = n * sizeof(_AggRec), val_bytes = n * nv * sizeof(double)
+        cdef _AggRec* recs
+        cdef double* pvals
+        cdef _AggRec* rec
+        cdef uint64_t h, e, ahead
+        cdef uint64_t ring[_AGG_AHEAD]
+        cdef int bits = self._bits
+        # Records arrive sorted by hash: were the index to grow during the batch, a partition would
+        # pile up behind its few home slots in one long cluster (quadratic probing). Size the index
+        # for the worst case (every record a new window) up front; it is 8 bytes per slot.
+        while 4 * (self._n + n) > 3 * ((<int64_t>1) << bits):
+            bits += 1
+        if bits != self._bits:
+            self._reindex(bits)
+        # plain malloc: these need no zeroing, and the allocator hands the same block back to the
+        # next large batch (no fresh pages to fault in and clear)
+        recs = <_AggRec*>malloc(rec_bytes)
+        pvals = <double*>malloc(val_bytes if val_bytes else 8)
+        if recs == NULL or pvals == NULL:
+            free(recs)
+            free(pvals)
+            with gil:
+                raise MemoryError(f"WindowAggTable: cannot allocate a batch of {n} records")
+        for b in range(parts):
+            offsets[b] = 0
+        for i in range(n):
+            offsets[_agg_hash(keys[i], starts[i]) >> (64 - pbits)] += 1
+        total = 0
+        for b in range(parts):
+            cnt = offsets[b]
+            offsets[b] = total
+            total += cnt
+        for i in range(n):
+            h = _agg_hash(keys[i], starts[i])
+            b = h >> (64 - pbits)
+            pos = offsets[b]
+            offsets[b] += 1
+            rec = &recs[pos]
+            rec.key = keys[i]
+            rec.start = starts[i]
+            for j in range(nv):
+                pvals[pos * nv + j] = vals[i * nv + j]
+        try:
+            # the same two-stage prefetch pipeline as the direct path (see `_add`)
+            for i in range(min(n, <Py_ssize_t>_AGG_AHEAD)):
+                ring[i] = _agg_hash(recs[i].key, recs[i].start)
+            for i in range(n):
+                h = ring[i & (_AGG_AHEAD - 1)]
+                if i + _AGG_AHEAD < n:
+                    ahead = _agg_hash(recs[i + _AGG_AHEAD].key, recs[i + _AGG_AHEAD].start)
+                    ring[i & (_AGG_AHEAD - 1)] = ahead
+                    _agg_prefetch(self._index + (ahead >> (64 - self._bits)))
+                if i + _AGG_AHEAD2 < n:
+                    ahead = ring[(i + _AGG_AHEAD2) & (_AGG_AHEAD - 1)]
+                    e = self._index[ahead >> (64 - self._bits)]
+                    if e != 0 and (e >> 32) == (ahead >> 32):
+                        _agg_prefetch(self._entry(e))
+                rec = &recs[i]
+                self._add_one(h, rec.key, rec.start, pvals + i * nv)
+        finally:
+            free(recs)
+            free(pvals)
+        return 0
+
+    cdef int64_t _collect(self, vector[uint64_t]& order, bint due_only, int64_t watermark) except? -2 nogil:
+        """Fill ``order`` with the entries to emit, sorted by ``(start, key_id)``.
+
+        ``due_only``: dirty windows with ``end - 1 <= watermark`` (and return the smallest end among
+        the dirty windows left out, INT64_MAX if none); otherwise every live window.
+        """
+        cdef Py_ssize_t stride = self._stride
+        cdef _AggHead* hd
+        cdef int64_t r, end, next_pending = C_INT64_MAX
+        cdef int64_t smin = C_INT64_MAX, smax = C_INT64_MIN, kmin = C_INT64_MAX, kmax = C_INT64_MIN
+        cdef uint64_t sspan, kspan, comp, comp_max, low_mask
+        cdef int cbits, ebits
+        cdef size_t k, m
+        cdef vector[pair[pair[int64_t, int64_t], uint64_t]] fallback
+        order.clear()
+        order.reserve(self._pending if due_only else self._n)
+        ebits = _agg_bit_length(<uint64_t>(self._n - 1)) if self._n > 1 else 0
+        # Fast path: one pass packing the sort key from the table-wide bounds of start and key_id,
+        # when the packed key fits in 64 bits (always, for realistic windows).
+        sspan = <uint64_t>self._smax - <uint64_t>self._smin
+        kspan = <uint64_t>self._kmax - <uint64_t>self._kmin
+        cbits = 65
+        if self._n and kspan != <uint64_t>0xFFFFFFFFFFFFFFFF and sspan <= (<uint64_t>0xFFFFFFFFFFFFFFFF - kspan) // (kspan + 1):
+            cbits = _agg_bit_length(sspan * (kspan + 1) + kspan)
+        if cbits + ebits <= 64:
+            smin = self._smin
+            kmin = self._kmin
+            for r in range(self._n):
+                hd = <_AggHead*>(self._entries + r * stride)
+                if due_only:
+                    if not (hd.flags & _AGG_DIRTY):
+                        continue
+                    end = hd.start + self._size
+                    if end - 1 > watermark:
+                        if end < next_pending:
+                            next_pending = end
+                        continue
+                comp = (<uint64_t>hd.start - <uint64_t>smin) * (kspan + 1) + (<uint64_t>hd.key - <uint64_t>kmin)
+                order.push_back((comp << ebits) | <uint64_t>r)
+            m = order.size()
+            if m > 1:
+                if m < _AGG_RADIX_MIN:
+                    _agg_std_sort(order.begin(), order.end())
+                else:
+                    _agg_radix_sort(order, ebits, cbits)
+            low_mask = ((<uint64_t>1) << ebits) - 1
+            for k in range(m):
+                order[k] = order[k] & low_mask
+            return next_pending
+        for r in range(self._n):
+            hd = <_AggHead*>(self._entries + r * stride)
+            if due_only:
+                if not (hd.flags & _AGG_DIRTY):
+                    continue
+                end = hd.start + self._size
+                if end - 1 > watermark:
+                    if end < next_pending:
+                        next_pending = end
+                    continue
+            order.push_back(r)
+            if hd.start < smin:
+                smin = hd.start
+            if hd.start > smax:
+                smax = hd.start
+            if hd.key < kmin:
+                kmin = hd.key
+            if hd.key > kmax:
+                kmax = hd.key
+        m = order.size()
+        if m <= 1:
+            return next_pending
+        # Sort key: c = (start - smin) * (kspan + 1) + (key - kmin), packed above the entry number
+        # when it fits in 64 bits (it does for any realistic set of windows). c orders by
+        # (start, key_id); the entry number rides along in the low bits.
+        sspan = <uint64_t>smax - <uint64_t>smin
+        kspan = <uint64_t>kmax - <uint64_t>kmin
+        cbits = 65
+        if kspan != <uint64_t>0xFFFFFFFFFFFFFFFF and sspan <= (<uint64_t>0xFFFFFFFFFFFFFFFF - kspan) // (kspan + 1):
+            comp_max = sspan * (kspan + 1) + kspan
+            cbits = _agg_bit_length(comp_max)
+        if cbits + ebits <= 64:
+            for k in range(m):
+                hd = <_AggHead*>(self._entries + order[k] * stride)
+                comp = (<uint64_t>hd.start - <uint64_t>smin) * (kspan + 1) + (<uint64_t>hd.key - <uint64_t>kmin)
+                order[k] = (comp << ebits) | order[k]
+            if m < _AGG_RADIX_MIN:
+                _agg_std_sort(order.begin(), order.end())
+            else:
+                _agg_radix_sort(order, ebits, cbits)
+            low_mask = ((<uint64_t>1) << ebits) - 1
+            for k in range(m):
+                order[k] = order[k] & low_mask
+        else:
+            fallback.resize(m)
+            for k in range(m):
+                hd = <_AggHead*>(self._entries + order[k] * stride)
+                fallback[k].first.first = hd.start
+                fallback[k].first.second = hd.key
+                fallback[k].second = order[k]
+            _agg_std_sort(fallback.begin(), fallback.end())
+            for k in range(m):
+                order[k] = fallback[k].second
+        return next_pending
+
+    cdef int64_t _purge(self, int64_t watermark) except -1 nogil:
+        """Compact the entries (keeping their order) without the purged windows; rebuild the index."""
+        cdef Py_ssize_t stride = self._stride
+        cdef _AggHead* hd
+        cdef int64_t r, kept = 0, end, next_live = C_INT64_MAX, dropped, cap
+        cdef int bits
+        self._smin = C_INT64_MAX
+        self._smax = C_INT64_MIN
+        self._kmin = C_INT64_MAX
+        self._kmax = C_INT64_MIN
+        for r in range(self._n):
+            hd = <_AggHead*>(self._entries + r * stride)
+            end = hd.start + self._size
+            if watermark >= sat_add(end - 1, self._lateness):
+                continue
+            if end < next_live:
+                next_live = end
+            self._widen_bounds(hd.key, hd.start)
+            if kept != r:
+                memcpy(self._entries + kept * stride, hd, stride)
+            kept += 1
+        dropped = self._n - kept
+        self._n = kept
+        self._min_live_end = next_live
+        # Shrink only when the load fell below 1/8 (index) or 1/4 (entries): the gap to the growth
+        # thresholds keeps a steady stream from resizing back and forth.
+        if kept < self._entry_cap // 4 and self._entry_cap > _AGG_MIN_ENTRIES:
+            cap = max(<int64_t>_AGG_MIN_ENTRIES, 2 * kept)
+            self._resize_entries(cap)
+        bits = self._bits
+        if kept < ((<int64_t>1 << bits) // 8):
+            bits = _agg_bits_for(kept)
+        self._reindex(bits)
+        return dropped
+
+    cdef object _gather(self, vector[uint64_t]& order, bint mark_emitted):
+        """Arrays of the entries in ``order``: key_ids, starts, ends, counts, sums, mins, maxs, emitted, dirty.
+
+        ``mark_emitted`` (fire): mark the entries emitted and clean; the flag arrays are then empty.
+        """
+        cdef Py_ssize_t m = order.size(), nv = self._n_values, r, j
+        cdef Py_ssize_t stride = self._stride
+        key_ids = np.empty(m, dtype=np.int64)
+        starts = np.empty(m, dtype=np.int64)
+        ends = np.empty(m, dtype=np.int64)
+        counts = np.empty(m, dtype=np.int64)
+        sums = np.empty((m, nv), dtype=np.float64)
+        mins = np.empty((m, nv), dtype=np.float64)
+        maxs = np.empty((m, nv), dtype=np.float64)
+        emitted = np.empty(0 if mark_emitted else m, dtype=np.bool_)
+        dirty = np.empty(0 if mark_emitted else m, dtype=np.bool_)
+        cdef int64_t* ok = <int64_t*>cnp.PyArray_DATA(key_ids)
+        cdef int64_t* os = <int64_t*>cnp.PyArray_DATA(starts)
+        cdef int64_t* oe = <int64_t*>cnp.PyArray_DATA(ends)
+        cdef int64_t* oc = <int64_t*>cnp.PyArray_DATA(counts)
+        cdef double* osum = <double*>cnp.PyArray_DATA(sums)
+        cdef double* omin = <double*>cnp.PyArray_DATA(mins)
+        cdef double* omax = <double*>cnp.PyArray_DATA(maxs)
+        cdef uint8_t* oem = <uint8_t*>cnp.PyArray_DATA(emitted)
+        cdef uint8_t* odi = <uint8_t*>cnp.PyArray_DATA(dirty)
+        cdef _AggHead* hd
+        cdef double* acc
+        with nogil:
+            for r in range(m):
+                if r + 16 < m:
+                    _agg_prefetch(self._entries + order[r + 16] * stride)
+                hd = <_AggHead*>(self._entries + order[r] * stride)
+                acc = <double*>(hd + 1)
+                ok[r] = hd.key
+                os[r] = hd.start
+                oe[r] = hd.start + self._size
+                oc[r] = hd.count
+                for j in range(nv):
+                    osum[r * nv + j] = acc[j]
+                    omin[r * nv + j] = acc[nv + j]
+                    omax[r * nv + j] = acc[2 * nv + j]
+                if mark_emitted:
+                    hd.flags = _AGG_EMITTED
+                else:
+                    oem[r] = (hd.flags & _AGG_EMITTED) != 0
+                    odi[r] = (hd.flags & _AGG_DIRTY) != 0
+        return key_ids, starts, ends, counts, sums, mins, maxs, emitted, dirty
+
+    # --- public API --------------------------------------------------------------------------------
+
+    def add(self, key_ids, starts, values):
+        """Add record ``i`` to window ``(key_ids[i], starts[i])`` with ``values[i]`` (see the class doc)."""
+        k_arr = _checks.int64_column("key_ids", key_ids)
+        s_arr = _checks.int64_column("starts", starts)
+        cdef Py_ssize_t n = _checks.same_length(key_ids=k_arr, starts=s_arr)
+        v_arr = _checks.float64_matrix("values", values, n, self._n_values)
+        _checks.window_ends_fit("starts", s_arr, self._size)
+        if n == 0:
+            return
+        cdef const int64_t* kp = <const int64_t*>cnp.PyArray_DATA(k_arr)
+        cdef const int64_t* sp = <const int64_t*>cnp.PyArray_DATA(s_arr)
+        cdef const double* vp = <const double*>cnp.PyArray_DATA(v_arr)
+        with nogil:
+            self._add(kp, sp, vp, n)
+
+    def fire(self, watermark):
+        """Windows with ``watermark >= end - 1`` and unemitted additions, sorted by (end, start, key_id)."""
+        cdef int64_t w = _checks.integer("watermark", watermark)
+        cdef vector[uint64_t] order
+        cdef int64_t next_pending = C_INT64_MAX
+        if self._pending and w >= self._min_pending_end - 1:
+            with nogil:
+                next_pending = self._collect(order, True, w)
+        out = self._gather(order, True)
+        if order.size():
+            self._pending -= order.size()
+            self._min_pending_end = next_pending
+        return FiredWindows(*out[:7])
+
+    def purge(self, watermark):
+        """Drop windows with ``watermark >= end - 1 + lateness``; return how many were dropped."""
+        cdef int64_t w = _checks.integer("watermark", watermark)
+        cdef int64_t dropped
+        if self._n == 0 or w < sat_add(self._min_live_end - 1, self._lateness):
+            return 0
+        if self._pending and w >= sat_add(self._min_pending_end - 1, self._lateness):
+            raise ValueError(
+                f"purge(watermark={w}) would drop windows with additions not yet emitted "
+                f"(earliest end {self._min_pending_end}); call fire(watermark) before purge(watermark)"
+            )
+        with nogil:
+            dropped = self._purge(w)
+        return dropped
+
+    def snapshot(self):
+        """Canonical state: live windows sorted by (start, key_id) with their flags (see `_core.pyi`)."""
+        cdef vector[uint64_t] order
+        with nogil:
+            self._collect(order, False, 0)
+        key_ids, starts, _, counts, sums, mins, maxs, emitted, dirty = self._gather(order, False)
+        return {
+            "size": self._size,
+            "lateness": self._lateness,
+            "n_values": self._n_values,
+            "key_ids": key_ids,
+            "starts": starts,
+            "counts": counts,
+            "sums": sums,
+            "mins": mins,
+            "maxs": maxs,
+            "emitted": emitted,
+            "dirty": dirty,
+        }
+
+    @classmethod
+    def restore(cls, snapshot):
+        """A table equal to the one that produced ``snapshot`` (from either implementation)."""
+        size, lateness, n_values, key_ids, starts, counts, sums, mins, maxs, emitted, dirty = (
+            _checks.window_agg_snapshot(snapshot)
+        )
+        cdef WindowAggTable table = cls(size, lateness, n_values)
+        cdef Py_ssize_t m = len(key_ids), r, j, nv = n_values
+        if m > _AGG_MAX_WINDOWS:
+            raise MemoryError(f"WindowAggTable: more than {_AGG_MAX_WINDOWS} live windows")
+        cdef const int64_t* kp = <const int64_t*>cnp.PyArray_DATA(key_ids)
+        cdef const int64_t* sp = <const int64_t*>cnp.PyArray_DATA(starts)
+        cdef const int64_t* cp = <const int64_t*>cnp.PyArray_DATA(counts)
+        cdef const double* sump = <const double*>cnp.PyArray_DATA(sums)
+        cdef const double* minp = <const double*>cnp.PyArray_DATA(mins)
+        cdef const double* maxp = <const double*>cnp.PyArray_DATA(maxs)
+        cdef const uint8_t* emp = <const uint8_t*>cnp.PyArray_DATA(emitted)
+        cdef const uint8_t* dip = <const uint8_t*>cnp.PyArray_DATA(dirty)
+        cdef _AggHead* hd
+        cdef double* acc
+        cdef int64_t end
+        table._resize_entries(max(<Py_ssize_t>_AGG_MIN_ENTRIES, m))
+        with nogil:
+            for r in range(m):
+                hd = <_AggHead*>(table._entries + r * table._stride)
+                acc = <double*>(hd + 1)
+                hd.key = kp[r]
+                hd.start = sp[r]
+                hd.count = cp[r]
+                hd.flags = (_AGG_EMITTED if emp[r] else 0) | (_AGG_DIRTY if dip[r] else 0)
+                for j in range(nv):
+                    acc[j] = sump[r * nv + j]
+                    acc[nv + j] = minp[r * nv + j]
+                    acc[2 * nv + j] = maxp[r * nv + j]
+                table._widen_bounds(kp[r], sp[r])
+                end = sp[r] + table._size
+                if end < table._min_live_end:
+                    table._min_live_end = end
+                if dip[r]:
+                    table._pending += 1
+                    if end < table._min_pending_end:
+                        table._min_pending_end = end
+            table._n = m
+            table._reindex(_agg_bits_for(m))
+        return table
