@@ -424,14 +424,14 @@ def _nan_ignoring(pick, current, value):
 # ==== session windows ================================================================================
 
 
-def _nan_min(current: float, value: float) -> float:
+def _session_nan_min(current: float, value: float) -> float:
     """``min`` that ignores NaN (NaN only when both are NaN); the kernel's rule, step for step."""
     if value == value and (current != current or value < current):
         return value
     return current
 
 
-def _nan_max(current: float, value: float) -> float:
+def _session_nan_max(current: float, value: float) -> float:
     if value == value and (current != current or value > current):
         return value
     return current
@@ -458,15 +458,15 @@ class _Session:
         self.count += other.count
         for c in range(len(self.sums)):
             self.sums[c] = self.sums[c] + other.sums[c]
-            self.mins[c] = _nan_min(self.mins[c], other.mins[c])
-            self.maxs[c] = _nan_max(self.maxs[c], other.maxs[c])
+            self.mins[c] = _session_nan_min(self.mins[c], other.mins[c])
+            self.maxs[c] = _session_nan_max(self.maxs[c], other.maxs[c])
 
     def add_record(self, row: list[float]) -> None:
         self.count += 1
         for c, v in enumerate(row):
             self.sums[c] = self.sums[c] + v
-            self.mins[c] = _nan_min(self.mins[c], v)
-            self.maxs[c] = _nan_max(self.maxs[c], v)
+            self.mins[c] = _session_nan_min(self.mins[c], v)
+            self.maxs[c] = _session_nan_max(self.maxs[c], v)
 
 
 class SessionTable:

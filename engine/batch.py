@@ -18,7 +18,8 @@ A `Batch` holds, for ``n`` records of one input partition, in record order:
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import Any, Callable
 
 import numpy as np
 
@@ -31,13 +32,27 @@ _EMPTY_I64 = np.empty(0, dtype=np.int64)
 _EMPTY_I64.flags.writeable = False
 
 
+@functools.lru_cache(maxsize=256)
+def _row_builder(names: tuple[str, ...]) -> Callable[..., dict[str, Any]]:
+    """A function ``(v0, v1, ...) -> {names[0]: v0, ...}`` built as one dict display.
+
+    Window results and columnar records are turned into dicts by the hundred thousand; a dict display is
+    about twice as fast as ``dict(zip(names, row))``. The names only ever appear as ``repr`` literals.
+    """
+    args = ", ".join(f"v{i}" for i in range(len(names)))
+    body = ", ".join(f"{name!r}: v{i}" for i, name in enumerate(names))
+    return eval(f"lambda {args}: {{{body}}}")  # noqa: S307 - the source is built from repr() literals only
+
+
 def columns_to_records(columns: dict[str, np.ndarray]) -> list[dict[str, Any]]:
     """Turn named columns into a list of dicts (Python scalars), one per row."""
     if not columns:
         return []
-    names = list(columns)
-    lists = [columns[name].tolist() for name in names]
-    return [dict(zip(names, row)) for row in zip(*lists)]
+    names = tuple(columns)
+    if not all(isinstance(name, str) for name in names):
+        lists = [columns[name].tolist() for name in names]
+        return [dict(zip(names, row)) for row in zip(*lists)]
+    return list(map(_row_builder(names), *(columns[name].tolist() for name in names)))
 
 
 class Batch:

@@ -14,12 +14,13 @@ the record, so key again after it).
 
 from __future__ import annotations
 
+import os
 import types
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
 from engine.aggregations import Aggregation
-from engine.errors import FlowDefinitionError
+from engine.errors import CheckpointError, FlowDefinitionError
 from engine.io import Sink, Source
 from engine.time import BoundedOutOfOrderness, duration_ms
 from engine.windows import Session, Sliding, Tumbling
@@ -187,27 +188,87 @@ class Dataflow:
 
         return compile_flow(self).describe()
 
-    def run(self, *, batch_size: int | None = None, queue_size: int = 4, checkpointer: Any = None) -> None:
-        """Run the flow until every source ends; blocking. See `run_async`."""
+    def run(
+        self,
+        *,
+        batch_size: int | None = None,
+        queue_size: int = 4,
+        checkpoint_dir: str | os.PathLike | None = None,
+        checkpoint_interval: float | None = None,
+        fresh: bool = False,
+        from_savepoint: str | os.PathLike | None = None,
+        checkpointer: Any = None,
+    ) -> None:
+        """Run the flow until every source ends; blocking. See `run_async` for the options."""
         from engine.runtime.executor import run_blocking
 
-        run_blocking(self, batch_size=batch_size, queue_size=queue_size, checkpointer=checkpointer)
+        run_blocking(
+            self, batch_size=batch_size, queue_size=queue_size, checkpoint_dir=checkpoint_dir,
+            checkpoint_interval=checkpoint_interval, fresh=fresh, from_savepoint=from_savepoint,
+            checkpointer=checkpointer,
+        )
 
-    async def run_async(self, *, batch_size: int | None = None, queue_size: int = 4, checkpointer: Any = None) -> None:
+    async def run_async(
+        self,
+        *,
+        batch_size: int | None = None,
+        queue_size: int = 4,
+        checkpoint_dir: str | os.PathLike | None = None,
+        checkpoint_interval: float | None = None,
+        fresh: bool = False,
+        from_savepoint: str | os.PathLike | None = None,
+        checkpointer: Any = None,
+    ) -> None:
         """Run the flow in the current event loop until every source ends.
 
         ``batch_size`` overrides every source's batch size; ``queue_size`` bounds the batches queued
         between the sources and the operators (backpressure). A bad record without a dead-letter output
         raises `JobFailedError`; cancelling stops the sources, aborts (does not flush) the sinks and
-        closes every connector. ``checkpointer`` is the seam for `engine.state`: an object with
-        ``async restore(execution)`` (called before sources open) and ``async maybe_checkpoint(execution)``
-        (called between batches); see `engine.runtime.executor.Execution` for what it can reach.
+        closes every connector.
+
+        Checkpoints: with ``checkpoint_dir`` the job restores the latest checkpoint of this job found
+        there (unless ``fresh``) or the savepoint file ``from_savepoint``, checkpoints every
+        ``checkpoint_interval`` seconds of wall clock (at batch boundaries), on request (`checkpoint`,
+        `savepoint`) and when the input ends. ``checkpointer`` is the lower-level seam: an object with
+        ``async restore(execution)``, ``async maybe_checkpoint(execution)`` and optionally
+        ``async finish(execution)`` (see `engine.runtime.executor.Execution`).
         """
         from engine.runtime.executor import Execution
 
+        if checkpoint_dir is not None:
+            if checkpointer is not None:
+                raise FlowDefinitionError("pass either checkpoint_dir= or checkpointer=, not both")
+            from engine.state.coordinator import CheckpointCoordinator
+
+            checkpointer = CheckpointCoordinator(
+                checkpoint_dir, interval=checkpoint_interval, fresh=fresh, start_from=from_savepoint
+            )
+        elif checkpoint_interval is not None or fresh or from_savepoint is not None:
+            raise FlowDefinitionError(
+                "checkpoint_interval=, fresh= and from_savepoint= need checkpoint_dir= (where checkpoints are kept)"
+            )
         execution = Execution(self, batch_size=batch_size, queue_size=queue_size, checkpointer=checkpointer)
         self._last_run = execution
         await execution.run()
+
+    def _running_checkpointer(self, what: str) -> Any:
+        execution = self._last_run
+        if execution is None or execution.state != "running":
+            raise CheckpointError(f"flow {self.name!r} is not running; {what} needs a running flow (run_async)")
+        if execution.checkpointer is None or not hasattr(execution.checkpointer, "request"):
+            raise CheckpointError(
+                f"flow {self.name!r} runs without checkpoints; start it with run_async(checkpoint_dir=...) to {what}"
+            )
+        return execution.checkpointer
+
+    async def checkpoint(self) -> int:
+        """Take a checkpoint at the next batch boundary of the running flow; returns its id."""
+        return await self._running_checkpointer("a checkpoint").request()
+
+    async def savepoint(self, path: str | os.PathLike) -> Any:
+        """Write a savepoint (a checkpoint kept until deleted) to ``path`` at the next batch boundary of
+        the running flow; returns its path. Start a job from it with ``run(from_savepoint=path, ...)``."""
+        return await self._running_checkpointer("a savepoint").request_savepoint(path)
 
     def metrics(self) -> dict[str, dict[str, Any]]:
         """Per-step counters of the current or last run: ``records_in``, ``records_out``,

@@ -91,6 +91,10 @@ class Source:
         """Resume every listed partition from ``positions`` (as returned by `position`) at the next open."""
         raise NotImplementedError(f"{type(self).__name__} cannot seek")
 
+    async def notify_checkpoint_complete(self, positions: dict[int, Any]) -> None:
+        """A checkpoint holding ``positions`` (this source's, per partition) is durable; e.g. Kafka commits
+        these offsets to the consumer group now, never earlier."""
+
     async def close(self) -> None:
         """Release resources; called once at the end of every run, also after errors or cancellation."""
 

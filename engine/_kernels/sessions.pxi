@@ -22,7 +22,7 @@ cdef struct _SessionSlot:
     uint8_t fire_queued  # has a current entry in the fire queue (exactly when dirty)
 
 
-cdef struct _PendingMerge:
+cdef struct _SessionPendingMerge:
     int64_t start
     int64_t end
     int32_t next  # next entry of the owner's chain, -1 at the end
@@ -34,19 +34,20 @@ ctypedef pair[pair[int64_t, int64_t], pair[int64_t, int32_t]] _SessionOrder
 # Due queues: std heaps (max-heaps) of (~end, (slot, generation)). ~end = -end - 1 reverses the order
 # of every int64 without overflow, so the top is the smallest end. An entry's end is at most its
 # session's current end (sessions only grow); entries of freed slots are recognised by the generation.
-ctypedef pair[int64_t, pair[int32_t, uint32_t]] _DueEntry
+ctypedef pair[int64_t, pair[int32_t, uint32_t]] _SessionDue
 
 cdef size_t _SESSION_COMPACT_MIN = 64
+cdef size_t _SESSION_MAX_SLOTS = 2**31 - 1
 
 
-cdef inline double _nan_min(double current, double value) noexcept nogil:
+cdef inline double _session_nan_min(double current, double value) noexcept nogil:
     # NaN is ignored: a NaN value never replaces, a NaN current is always replaced (the twin's rule)
     if value == value and (current != current or value < current):
         return value
     return current
 
 
-cdef inline double _nan_max(double current, double value) noexcept nogil:
+cdef inline double _session_nan_max(double current, double value) noexcept nogil:
     if value == value and (current != current or value > current):
         return value
     return current
@@ -98,15 +99,15 @@ cdef class SessionTable:
     cdef int64_t _lateness
     cdef Py_ssize_t _nv
     cdef int64_t _watermark
-    cdef vector[_DueEntry] _fire_queue  # one current entry per dirty session
-    cdef vector[_DueEntry] _purge_queue  # one current entry per live session
+    cdef vector[_SessionDue] _fire_queue  # one current entry per dirty session
+    cdef vector[_SessionDue] _purge_queue  # one current entry per live session
     cdef Py_ssize_t _n_live
     cdef Py_ssize_t _n_pending
     cdef Py_ssize_t _n_empty_keys  # keys kept with no session (reused by their next record)
     cdef vector[_SessionSlot] _slots
     cdef vector[double] _vals  # per slot: sums[nv], mins[nv], maxs[nv]
     cdef vector[int32_t] _free
-    cdef vector[_PendingMerge] _pending
+    cdef vector[_SessionPendingMerge] _pending
     cdef vector[int32_t] _pending_free
     cdef unordered_map[int64_t, vector[int32_t]] _by_key
 
@@ -185,8 +186,8 @@ cdef class SessionTable:
         self._free.push_back(s)
         self._n_live -= 1
 
-    cdef void _enqueue(self, vector[_DueEntry]* queue, int32_t s) noexcept nogil:
-        cdef _DueEntry entry
+    cdef void _enqueue(self, vector[_SessionDue]* queue, int32_t s) noexcept nogil:
+        cdef _SessionDue entry
         entry.first = ~self._slots[s].end
         entry.second.first = s
         entry.second.second = self._slots[s].generation
@@ -203,8 +204,8 @@ cdef class SessionTable:
     cdef void _rebuild_queues(self) noexcept nogil:
         """Queue every live session for purge and every dirty one for fire, dropping stale entries."""
         cdef size_t s
-        cdef _DueEntry entry
-        cdef vector[_DueEntry] fire_queue, purge_queue  # fresh vectors: release the old capacity
+        cdef _SessionDue entry
+        cdef vector[_SessionDue] fire_queue, purge_queue  # fresh vectors: release the old capacity
         purge_queue.reserve(self._n_live)
         for s in range(self._slots.size()):
             if not self._slots[s].live:
@@ -221,13 +222,13 @@ cdef class SessionTable:
         self._fire_queue.swap(fire_queue)
         self._purge_queue.swap(purge_queue)
 
-    cdef inline bint _entry_current(self, _DueEntry* entry) noexcept nogil:
+    cdef inline bint _entry_current(self, _SessionDue* entry) noexcept nogil:
         cdef _SessionSlot* p = &self._slots[entry.second.first]
         return p.live and p.generation == entry.second.second
 
     cdef void _push_pending(self, int32_t owner, int64_t start, int64_t end) noexcept nogil:
         cdef int32_t e
-        cdef _PendingMerge blank
+        cdef _SessionPendingMerge blank
         if self._pending_free.size() > 0:
             e = self._pending_free.back()
             self._pending_free.pop_back()
@@ -289,6 +290,10 @@ cdef class SessionTable:
         n = _checks.same_length(key_ids=key_ids, ts=ts, wm_before=wm_before)
         values = _checks.float64_matrix("values", values, n, self._nv)
         _checks.span_end_fits("ts", ts, self._gap, "session end")
+        if self._slots.size() + n > _SESSION_MAX_SLOTS or self._pending.size() + n > _SESSION_MAX_SLOTS:
+            # slot and pending indices are int32 (half the per-key index memory); refuse, never wrap
+            raise ValueError(f"SessionTable cannot hold more than {_SESSION_MAX_SLOTS} sessions; add smaller batches "
+                             f"or purge (it holds {self._n_live} sessions)")
         late = np.zeros(n, dtype=np.bool_)
         cdef const int64_t[::1] k_v = key_ids
         cdef const int64_t[::1] t_v = ts
@@ -372,8 +377,8 @@ cdef class SessionTable:
                         obase = <Py_ssize_t>s * 3 * nv
                         for c in range(nv):
                             self._vals[base + c] = self._vals[base + c] + self._vals[obase + c]
-                            self._vals[base + nv + c] = _nan_min(self._vals[base + nv + c], self._vals[obase + nv + c])
-                            self._vals[base + 2 * nv + c] = _nan_max(self._vals[base + 2 * nv + c], self._vals[obase + 2 * nv + c])
+                            self._vals[base + nv + c] = _session_nan_min(self._vals[base + nv + c], self._vals[obase + nv + c])
+                            self._vals[base + 2 * nv + c] = _session_nan_max(self._vals[base + 2 * nv + c], self._vals[obase + 2 * nv + c])
                         self._move_chain(s, target)
                         self._free_slot(s)
                 tp = &self._slots[target]
@@ -392,8 +397,8 @@ cdef class SessionTable:
             for c in range(nv):
                 val = x[i, c]
                 self._vals[base + c] = self._vals[base + c] + val
-                self._vals[base + nv + c] = _nan_min(self._vals[base + nv + c], val)
-                self._vals[base + 2 * nv + c] = _nan_max(self._vals[base + 2 * nv + c], val)
+                self._vals[base + nv + c] = _session_nan_min(self._vals[base + nv + c], val)
+                self._vals[base + 2 * nv + c] = _session_nan_max(self._vals[base + 2 * nv + c], val)
 
     # --- fire and purge ---------------------------------------------------------------------------
 
@@ -405,9 +410,9 @@ cdef class SessionTable:
         cdef Py_ssize_t r, c, base, nv = self._nv
         cdef _SessionSlot* p
         cdef _SessionOrder order
-        cdef _DueEntry entry
+        cdef _SessionDue entry
         cdef int32_t e, s
-        cdef vector[_DueEntry]* queue = &self._fire_queue
+        cdef vector[_SessionDue]* queue = &self._fire_queue
         # The queue's top has the smallest end of any dirty session: nothing due costs one comparison.
         if queue.size() > 0 and w >= ~queue.front().first - 1:
             with nogil:
@@ -480,8 +485,8 @@ cdef class SessionTable:
         cdef int64_t w = _checks.integer("watermark", watermark)
         cdef Py_ssize_t dropped = 0
         cdef int32_t s
-        cdef _DueEntry entry
-        cdef vector[_DueEntry]* queue = &self._purge_queue
+        cdef _SessionDue entry
+        cdef vector[_SessionDue]* queue = &self._purge_queue
         if w > self._watermark:
             self._watermark = w
         if queue.size() == 0 or w < self._cleanup(~queue.front().first):
@@ -529,7 +534,7 @@ cdef class SessionTable:
             return
         cdef vector[_SessionSlot] slots
         cdef vector[double] vals
-        cdef vector[_PendingMerge] pending
+        cdef vector[_SessionPendingMerge] pending
         cdef vector[int32_t] remap
         cdef unordered_map[int64_t, vector[int32_t]] by_key
         cdef unordered_map[int64_t, vector[int32_t]].iterator it
@@ -538,7 +543,7 @@ cdef class SessionTable:
         cdef Py_ssize_t c, nv3 = 3 * self._nv
         cdef int32_t e, ne
         cdef _SessionSlot copy
-        cdef _PendingMerge entry
+        cdef _SessionPendingMerge entry
         with nogil:
             slots.reserve(self._n_live)
             vals.reserve(self._n_live * nv3)
@@ -592,8 +597,8 @@ cdef class SessionTable:
         """Bytes held by the pools, the per-key vectors and the key map (capacities, not sizes)."""
         cdef size_t total = (self._slots.capacity() * sizeof(_SessionSlot) + self._vals.capacity() * sizeof(double)
                              + self._free.capacity() * sizeof(int32_t)
-                             + self._pending.capacity() * sizeof(_PendingMerge)
-                             + (self._fire_queue.capacity() + self._purge_queue.capacity()) * sizeof(_DueEntry)
+                             + self._pending.capacity() * sizeof(_SessionPendingMerge)
+                             + (self._fire_queue.capacity() + self._purge_queue.capacity()) * sizeof(_SessionDue)
                              + self._pending_free.capacity() * sizeof(int32_t)
                              + self._by_key.bucket_count() * sizeof(void*))
         cdef unordered_map[int64_t, vector[int32_t]].iterator it = self._by_key.begin()

@@ -27,6 +27,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument(
         "--log-level", default=argparse.SUPPRESS, help="logging level (DEBUG, INFO, WARNING, ...); overrides the global one"
     )
+    run.add_argument("--checkpoint-dir", type=Path, default=None, help="keep checkpoints here and resume from the latest")
+    run.add_argument("--checkpoint-interval", type=float, default=None, metavar="S",
+                     help="seconds between checkpoints (needs --checkpoint-dir)")
+    run.add_argument("--fresh", action="store_true", help="ignore existing checkpoints (needs --checkpoint-dir)")
+    run.add_argument("--from-savepoint", type=Path, default=None, metavar="PATH",
+                     help="start from this savepoint (needs --checkpoint-dir)")
     run.set_defaults(handler=_run)
 
 
@@ -46,7 +52,10 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     started = time.perf_counter()
     try:
-        flow.run(batch_size=args.batch_size)
+        flow.run(
+            batch_size=args.batch_size, checkpoint_dir=args.checkpoint_dir,
+            checkpoint_interval=args.checkpoint_interval, fresh=args.fresh, from_savepoint=args.from_savepoint,
+        )
     except EngineError as exc:
         print(f"engine run: {args.script.name}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

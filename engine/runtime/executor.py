@@ -98,6 +98,7 @@ class Execution:
         # Per source, per partition: the position after the last chunk the driver has pushed through
         # every operator (the pump reads ahead into the queue, so the source's own position is not it).
         self._positions: dict[str, dict[int, Any]] = {}
+        self.state = "created"  # -> running -> finished | failed | cancelled
         self.metrics = Metrics({name: step.kind for name, step in self.plan.steps.items()})
         self.nodes = self._build_nodes()
         self.sources = [n for n in self.nodes.values() if n.kind == "source"]
@@ -159,6 +160,7 @@ class Execution:
         opened_sinks: list[_Node] = []
         finished = False
         logger.info("job %r starting: %d sources, %d sinks", self.flow_name, len(self.sources), len(self.sinks))
+        self.state = "running"
         try:
             if self.checkpointer is not None:
                 await self.checkpointer.restore(self)
@@ -178,12 +180,16 @@ class Execution:
             for node in self.sinks:
                 await node.sink.finish()
             finished = True
+            self.state = "finished"
         except asyncio.CancelledError:
+            self.state = "cancelled"
             logger.info("job %r cancelled; aborting sinks", self.flow_name)
             raise
         except EngineError:
+            self.state = "failed"
             raise
         except Exception as exc:
+            self.state = "failed"
             raise JobFailedError(f"job {self.flow_name!r} failed: {type(exc).__name__}: {exc}") from exc
         finally:
             for task in pumps:
@@ -315,6 +321,12 @@ class Execution:
         for node in self.sinks:
             await node.sink.commit(checkpoint_id)
 
+    async def notify_checkpoint_complete(self, positions: dict[str, dict[int, Any]]) -> None:
+        """Tell every source that the checkpoint holding ``positions`` (by source step) is durable."""
+        for node in self.sources:
+            if node.name in positions:
+                await node.source.notify_checkpoint_complete(positions[node.name])
+
     def sink_states(self) -> dict[str, Any]:
         """Every sink's ``checkpoint_state()``, by step name (ask right after `pre_commit_sinks`)."""
         return {node.name: node.sink.checkpoint_state() for node in self.sinks}
@@ -392,7 +404,7 @@ async def _quietly(awaitable: Any, what: str) -> None:
         logger.exception("%s failed", what)
 
 
-def run_blocking(flow: Any, *, batch_size: int | None = None, queue_size: int = 4, checkpointer: Any = None) -> None:
+def run_blocking(flow: Any, **options: Any) -> None:
     """``flow.run()``: run the flow on a new event loop; refused inside a running loop."""
     try:
         asyncio.get_running_loop()
@@ -403,4 +415,4 @@ def run_blocking(flow: Any, *, batch_size: int | None = None, queue_size: int = 
             f"flow {flow.name!r}: run() blocks, so it cannot be called inside a running event loop; "
             f"use `await flow.run_async()` there"
         )
-    asyncio.run(flow.run_async(batch_size=batch_size, queue_size=queue_size, checkpointer=checkpointer))
+    asyncio.run(flow.run_async(**options))

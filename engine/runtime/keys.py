@@ -22,7 +22,8 @@ class KeyDomain:
 
     def __init__(self) -> None:
         self.interner = kernels.KeyInterner()
-        # Valid while every key so far came from an int64 column: id -> key without Python objects.
+        # Valid while every key so far is an int (from an int64 column or a key callable): id -> key
+        # as a numpy lookup, without Python objects.
         self._int_keys: np.ndarray | None = np.empty(0, dtype=np.int64)
 
     def intern(self, keys: Sequence[Any] | np.ndarray) -> np.ndarray:
@@ -43,10 +44,24 @@ class KeyDomain:
         try:
             return self.interner.intern(keys)
         finally:
-            # Keys that are not from an int64 column arrived (perhaps before an unhashable one made the
-            # interner raise): map back through the interner from now on.
             if len(self.interner) > before:
+                self._extend_int_keys(before)
+
+    def _extend_int_keys(self, before: int) -> None:
+        """Keep the numeric way back while every new key is a plain int (e.g. from a key callable);
+        drop it for good once another type of key arrives."""
+        if self._int_keys is None:
+            return
+        new = self.interner.keys_of(np.arange(before, len(self.interner), dtype=np.int64))
+        if set(map(type, new)) == {int}:
+            try:
+                added = np.array(new, dtype=np.int64)
+            except OverflowError:
                 self._int_keys = None
+                return
+            self._int_keys = np.concatenate([self._int_keys[:before], added])
+        else:
+            self._int_keys = None
 
     def keys_of(self, key_ids: np.ndarray) -> np.ndarray:
         """The keys of ``key_ids`` as a numpy column (int64 when every key was an int64, else object)."""
@@ -54,8 +69,11 @@ class KeyDomain:
             return self._int_keys[key_ids]
         keys = self.interner.keys_of(key_ids)
         column = np.empty(len(keys), dtype=object)
-        for i, key in enumerate(keys):  # element-wise: tuples must stay one object, not become rows
-            column[i] = key
+        try:
+            column[:] = keys
+        except ValueError:  # tuple keys would be read as rows: place them one by one
+            for i, key in enumerate(keys):
+                column[i] = key
         return column
 
     def __len__(self) -> int:

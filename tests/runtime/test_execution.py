@@ -11,6 +11,7 @@ from engine import (
     BoundedOutOfOrderness,
     ConnectorError,
     Dataflow,
+    FlowDefinitionError,
     Sink,
     Source,
     SourceChunk,
@@ -281,3 +282,61 @@ def test_partitions_appear_hold_the_watermark_back_and_are_revoked():
     assert watermarks == [-(2**63)] * 3 + [3100 - 1, 3200 - 1, INT64_MAX, "finish"]
     assert out.results == [{"key": "a", "start": 0, "end": 1000, "n": 1}, {"key": "a", "start": 2000, "end": 3000, "n": 1},
                            {"key": "a", "start": 3000, "end": 4000, "n": 3}]
+
+
+class RequestingCheckpointer:
+    """Answers checkpoint requests at the next batch boundary (the coordinator's contract)."""
+
+    def __init__(self):
+        self.pending = []
+        self.taken = 0
+
+    async def restore(self, execution):
+        pass
+
+    def request(self):
+        future = asyncio.get_running_loop().create_future()
+        self.pending.append(future)
+        return future
+
+    async def maybe_checkpoint(self, execution):
+        if self.pending:
+            self.taken += 1
+            for future in self.pending:
+                future.set_result(self.taken)
+            self.pending = []
+
+
+async def test_checkpoint_requests_reach_the_running_flow_and_fail_clearly_otherwise():
+    from engine.errors import CheckpointError
+
+    flow = Dataflow("requests")
+    flow.source(EndlessSource(), timestamp="ts").sink(CollectSink())
+    with pytest.raises(CheckpointError, match="is not running"):
+        await flow.checkpoint()
+    checkpointer = RequestingCheckpointer()
+    task = asyncio.create_task(flow.run_async(checkpointer=checkpointer))
+    await asyncio.sleep(0.01)
+    assert await flow.checkpoint() == 1
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    with pytest.raises(CheckpointError, match="is not running"):
+        await flow.savepoint("somewhere")
+
+    plain = Dataflow("no-checkpoints")
+    plain.source(EndlessSource(), timestamp="ts").sink(CollectSink())
+    task = asyncio.create_task(plain.run_async())
+    await asyncio.sleep(0.01)
+    with pytest.raises(CheckpointError, match=r"runs without checkpoints; start it with run_async\(checkpoint_dir"):
+        await plain.checkpoint()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+def test_checkpoint_options_need_a_directory():
+    flow = Dataflow("options")
+    flow.source(CollectionSource([]), timestamp="ts").sink(CollectSink())
+    with pytest.raises(FlowDefinitionError, match="need checkpoint_dir="):
+        flow.run(fresh=True)
