@@ -26,9 +26,13 @@ def write_input(path: str, n: int, seed: int) -> None:
             fh.write(json.dumps({"user": f"u{rng.randrange(8)}", "ts": ts, "amount": rng.randrange(1, 50)}) + "\n")
 
 
-def build(input_path: str, output_path: str, *, slow: float = 0.0, name: str = "crash-job") -> Dataflow:
+def build(
+    input_path: str, output_path: str, *, slow: float = 0.0, name: str = "crash-job", lateness: int = 600, source=None
+) -> Dataflow:
+    """``source`` replaces the file source (same graph), e.g. with one that fails part-way."""
     flow = Dataflow(name)
-    events = flow.source(JsonLinesSource(input_path, batch_size=25), timestamp="ts", watermark=BoundedOutOfOrderness(300))
+    source = source if source is not None else JsonLinesSource(input_path, batch_size=25)
+    events = flow.source(source, timestamp="ts", watermark=BoundedOutOfOrderness(300))
     if slow:
         def pace(record, delay=slow):
             time.sleep(delay)  # gives the crash test time to kill mid-run
@@ -36,7 +40,7 @@ def build(input_path: str, output_path: str, *, slow: float = 0.0, name: str = "
 
         events = events.filter(pace)
     by_user = events.key_by("user")
-    windows = by_user.window(Tumbling(1_000), allowed_lateness=600).aggregate(count=agg.count(), total=agg.sum("amount"))
+    windows = by_user.window(Tumbling(1_000), allowed_lateness=lateness).aggregate(count=agg.count(), total=agg.sum("amount"))
     joined = windows.key_by("key").interval_join(
         by_user,
         lower=-999,

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from connectors.files import JsonLinesSource
-from engine.errors import IncompatibleCheckpointError, JobFailedError
+from engine.errors import IncompatibleCheckpointError, ConnectorError
 from engine.state.storage import LocalCheckpointStorage
 from tests.state import jobs
 
@@ -51,10 +51,7 @@ class FailAfter(JsonLinesSource):
 
 
 def crashing_job(job_input, out, chunks: int):
-    flow = jobs.build(str(job_input), str(out))
-    step = next(s for s in flow.steps if s.kind == "source")
-    step.params["source"] = FailAfter(job_input, chunks)  # same graph, failing reader
-    return flow
+    return jobs.build(str(job_input), str(out), source=FailAfter(job_input, chunks))
 
 
 def test_checkpoints_are_written_rotated_and_consistent(job_input, expected, tmp_path):
@@ -74,7 +71,7 @@ def test_checkpoints_are_written_rotated_and_consistent(job_input, expected, tmp
 @pytest.mark.parametrize("fail_after", [3, 17, 40])
 def test_a_failed_run_resumes_and_the_output_is_exact(job_input, expected, tmp_path, fail_after):
     out = tmp_path / "out.jsonl"
-    with pytest.raises(JobFailedError, match="disk went away"):
+    with pytest.raises(ConnectorError, match="disk went away"):
         crashing_job(job_input, out, fail_after).run(checkpoint_dir=tmp_path / "ckpt", checkpoint_interval=0.001)
     assert not out.exists()  # nothing is visible before the job completes
     jobs.build(str(job_input), str(out)).run(checkpoint_dir=tmp_path / "ckpt", checkpoint_interval=0.001)
@@ -84,7 +81,7 @@ def test_a_failed_run_resumes_and_the_output_is_exact(job_input, expected, tmp_p
 def test_several_failures_in_a_row_still_give_exact_output(job_input, expected, tmp_path):
     out = tmp_path / "out.jsonl"
     for fail_after in (5, 9, 2, 30):
-        with pytest.raises(JobFailedError):
+        with pytest.raises(ConnectorError):
             crashing_job(job_input, out, fail_after).run(checkpoint_dir=tmp_path / "ckpt", checkpoint_interval=0.001)
     jobs.build(str(job_input), str(out)).run(checkpoint_dir=tmp_path / "ckpt", checkpoint_interval=0.001)
     assert read_lines(out) == expected
@@ -93,7 +90,7 @@ def test_several_failures_in_a_row_still_give_exact_output(job_input, expected, 
 @pytest.mark.parametrize("damage", ["truncate", "flip"])
 def test_a_corrupt_latest_checkpoint_falls_back_and_output_is_exact(job_input, expected, tmp_path, damage):
     out = tmp_path / "out.jsonl"
-    with pytest.raises(JobFailedError):
+    with pytest.raises(ConnectorError):
         crashing_job(job_input, out, 25).run(checkpoint_dir=tmp_path / "ckpt", checkpoint_interval=0.001)
     storage = LocalCheckpointStorage(tmp_path / "ckpt")
     latest = tmp_path / "ckpt" / f"chk-{storage.ids()[-1]:012d}.ckpt"
@@ -109,12 +106,10 @@ def test_a_corrupt_latest_checkpoint_falls_back_and_output_is_exact(job_input, e
 
 def test_a_changed_graph_is_refused_with_the_difference(job_input, tmp_path):
     out = tmp_path / "out.jsonl"
-    with pytest.raises(JobFailedError):
+    with pytest.raises(ConnectorError):
         crashing_job(job_input, out, 10).run(checkpoint_dir=tmp_path / "ckpt", checkpoint_interval=0.001)
-    changed = jobs.build(str(job_input), str(out))
-    window = next(s for s in changed.steps if s.kind == "window")
-    window.params["lateness"] = 0
-    with pytest.raises(IncompatibleCheckpointError, match=r"step 'window_\d+' parameter 'lateness' changed from 600 to 0"):
+    changed = jobs.build(str(job_input), str(out), lateness=0)
+    with pytest.raises(IncompatibleCheckpointError, match=r"step 'window_\d+' parameter 'allowed_lateness' changed from 600 to 0"):
         changed.run(checkpoint_dir=tmp_path / "ckpt")
     # starting fresh is the explicit way out
     changed.run(checkpoint_dir=tmp_path / "ckpt", fresh=True)
@@ -131,10 +126,10 @@ def test_savepoint_survives_rotation_and_a_job_starts_from_it(job_input, expecte
     from engine.cli import main
 
     out = tmp_path / "out.jsonl"
-    with pytest.raises(JobFailedError):
+    with pytest.raises(ConnectorError):
         crashing_job(job_input, out, 12).run(checkpoint_dir=tmp_path / "ckpt", checkpoint_interval=0.001)
     assert main(["savepoint", str(tmp_path / "ckpt"), str(tmp_path / "sp" / "before.ckpt")]) == 0
-    with pytest.raises(JobFailedError):  # more checkpoints rotate the old ones away
+    with pytest.raises(ConnectorError):  # more checkpoints rotate the old ones away
         crashing_job(job_input, out, 40).run(checkpoint_dir=tmp_path / "ckpt", checkpoint_interval=0.001)
     jobs.build(str(job_input), str(out)).run(
         checkpoint_dir=tmp_path / "ckpt2", from_savepoint=tmp_path / "sp" / "before.ckpt"

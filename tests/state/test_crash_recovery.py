@@ -18,13 +18,14 @@ from tests.state import jobs
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def start(job_input: Path, out: Path, ckpt: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "tests.state.jobs", str(job_input), str(out), str(ckpt), "0.05", "0.0004"],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+def start(job_input: Path, out: Path, ckpt: Path, log: Path) -> subprocess.Popen:
+    with open(log, "wb") as stderr:  # the child keeps its own descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", "tests.state.jobs", str(job_input), str(out), str(ckpt), "0.05", "0.0004"],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
 
 
 @pytest.mark.slow
@@ -41,7 +42,8 @@ def test_sigkill_at_random_moments_gives_exact_output(tmp_path, seed):
     out, ckpt = tmp_path / "out.jsonl", tmp_path / "ckpt"
     kills = 0
     for attempt in range(30):
-        process = start(job_input, out, ckpt)
+        log = tmp_path / f"attempt-{attempt}.log"
+        process = start(job_input, out, ckpt, log)
         if kills < 4:
             # early kills land during start-up and restore, later ones mid-stream and mid-checkpoint
             time.sleep(rng.uniform(0.05, 1.2))
@@ -50,8 +52,8 @@ def test_sigkill_at_random_moments_gives_exact_output(tmp_path, seed):
                 process.wait()
                 kills += 1
                 continue
-        _, stderr = process.communicate(timeout=120)
-        assert process.returncode == 0, stderr.decode()[-3000:]
+        process.wait(timeout=120)
+        assert process.returncode == 0, log.read_text()[-3000:]
         break
     else:
         pytest.fail("the job never finished")
