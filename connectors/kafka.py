@@ -138,6 +138,7 @@ class KafkaSource(Source):
         self._bounds: dict[int, int] = {}  # bounded mode: partition id -> stop offset
         self._assigned: set[int] = set()
         self._revoked: list[int] = []
+        self._announce: list[int] = []  # newly assigned partitions the runtime has not heard of yet
         self._rebalance_lock = asyncio.Lock()
 
     def describe(self) -> str:
@@ -184,10 +185,13 @@ class KafkaSource(Source):
                 self._consumer.assign(tps)
                 await self._on_assigned(tps)
             else:
-                self._consumer.subscribe(self.topics, listener=_Listener(self))
+                self._consumer.subscribe(self.topics, listener=_listener(self))
         except KafkaError as exc:
             await self.close()
             raise ConnectorError(f"{self.describe()}: cannot connect to {self.bootstrap_servers}: {exc}") from exc
+        except BaseException:
+            await self.close()
+            raise
 
     async def _fetch_partitions(self, topic: str) -> set[int]:
         for _ in range(50):
@@ -202,6 +206,7 @@ class KafkaSource(Source):
         for tp in tps:
             pid = self.pid(tp.topic, tp.partition)
             self._assigned.add(pid)
+            self._announce.append(pid)
             if pid in self._seek_to:
                 self._consumer.seek(tp, self._seek_to[pid])
             elif self.start == "earliest" and self.group_id is not None:
@@ -229,7 +234,15 @@ class KafkaSource(Source):
         if consumer is None:
             raise ConnectorError(f"{self.describe()}: read() before open()")
         while True:
+            # Announce assigned partitions before any data: an assigned partition holds the watermark
+            # back from the start (until it produces or goes idle), as in Flink; otherwise records of a
+            # partition fetched later would be judged against a watermark its peers alone advanced.
+            # (A group assignment happens inside getmany, so announce after it, before its data.)
             data = await consumer.getmany(timeout_ms=self.poll_timeout_ms, max_records=self._run_batch_size)
+            announce, self._announce = self._announce, []
+            for pid in announce:
+                if pid in self._assigned:
+                    yield SourceChunk(pid, position=self._positions.get(pid))
             revoked, self._revoked = self._revoked, []
             if revoked:
                 yield SourceChunk(revoked[0], revoked=revoked)
@@ -338,17 +351,19 @@ class KafkaSource(Source):
             await self._consumer.commit(offsets)
 
 
-class _Listener:
-    """Consumer-group rebalance callbacks, forwarded to the source."""
+def _listener(source: KafkaSource):
+    from aiokafka import ConsumerRebalanceListener
 
-    def __init__(self, source: KafkaSource) -> None:
-        self.source = source
+    class Listener(ConsumerRebalanceListener):
+        """Consumer-group rebalance callbacks, forwarded to the source."""
 
-    async def on_partitions_revoked(self, revoked) -> None:
-        self.source._on_revoked(revoked)
+        async def on_partitions_revoked(self, revoked) -> None:
+            source._on_revoked(revoked)
 
-    async def on_partitions_assigned(self, assigned) -> None:
-        await self.source._on_assigned(assigned)
+        async def on_partitions_assigned(self, assigned) -> None:
+            await source._on_assigned(assigned)
+
+    return Listener()
 
 
 # ---- sinks ------------------------------------------------------------------------------------------
