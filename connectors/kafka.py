@@ -432,6 +432,11 @@ class KafkaSink(Sink):
         self._producer = None
         self._pending: list[asyncio.Future] = []
         self._in_transaction = False
+        self._partition_ids: list[int] | None = None
+        self._round_robin = 0
+        from aiokafka.partitioner import DefaultPartitioner
+
+        self._partitioner = DefaultPartitioner()
 
     def describe(self) -> str:
         mode = "exactly-once (transactions)" if self.transactional_id else "at-least-once"
@@ -457,17 +462,50 @@ class KafkaSink(Sink):
             self._in_transaction = True
 
     async def write(self, batch: Batch) -> None:
-        await self._begin()
-        for record in batch.records:
-            await self.send(record)
+        """Encode the batch's records into one producer batch per partition and send those.
 
-    async def send(self, record: Any) -> None:
-        key = self._encode_key(self._key(record)) if self._key is not None else None
-        headers = list(self._headers(record)) if self._headers is not None else None
-        future = await self._producer.send(self.topic, self._encode_value(record), key=key, headers=headers)
-        self._pending.append(future)
-        if len(self._pending) >= 10_000:
+        Building record batches directly (aiokafka's ``create_batch``/``send_batch``) avoids a future and
+        a partitioner call per message; keyed messages go to ``murmur2(key) % partitions`` exactly like
+        the Java client's (and aiokafka's) default partitioner, unkeyed ones round-robin per batch.
+        """
+        await self._begin()
+        records = batch.records
+        if not records:
+            return
+        partitions = await self._partitions()
+        producer = self._producer
+        builders: dict[int, Any] = {}
+        key_of, encode_key, encode_value, headers_of = self._key, self._encode_key, self._encode_value, self._headers
+        for record in records:
+            key = encode_key(key_of(record)) if key_of is not None else None
+            value = encode_value(record)
+            headers = list(headers_of(record)) if headers_of is not None else []
+            if key is not None:
+                partition = self._partitioner(key, partitions, partitions)
+            else:
+                partition = partitions[self._round_robin % len(partitions)]
+            builder = builders.get(partition)
+            if builder is None:
+                builder = builders[partition] = producer.create_batch()
+            if builder.append(timestamp=None, key=key, value=value, headers=headers) is None:
+                self._pending.append(await producer.send_batch(builder, self.topic, partition=partition))
+                builder = builders[partition] = producer.create_batch()
+                if builder.append(timestamp=None, key=key, value=value, headers=headers) is None:
+                    raise ConnectorError(f"{self.describe()}: a record of {len(value)} bytes exceeds the batch size")
+        self._round_robin += 1
+        for partition, builder in builders.items():
+            if builder.record_count():
+                self._pending.append(await producer.send_batch(builder, self.topic, partition=partition))
+        if len(self._pending) >= 64:
             await self._flush()
+
+    async def _partitions(self) -> list[int]:
+        if self._partition_ids is None:
+            known = await self._producer.partitions_for(self.topic)
+            if not known:
+                raise ConnectorError(f"{self.describe()}: topic {self.topic!r} has no partitions (does it exist?)")
+            self._partition_ids = sorted(known)
+        return self._partition_ids
 
     async def _flush(self) -> None:
         pending, self._pending = self._pending, []
