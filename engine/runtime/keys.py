@@ -1,0 +1,89 @@
+"""Key domains: one `KeyInterner` shared by every step that must agree on key ids.
+
+A ``key_by`` step interns keys to dense int64 ids once per batch; the window or join downstream works
+on the ids and maps them back for its results. Both inputs of an interval join share one domain so
+equal keys get equal ids. For int64 key columns the way back is a numpy lookup table, so a columnar
+job never builds per-key Python objects.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from engine import kernels
+
+__all__ = ["KeyDomain"]
+
+
+class KeyDomain:
+    """Interns keys of any hashable type; remembers the way back from ids to keys."""
+
+    def __init__(self) -> None:
+        self.interner = kernels.KeyInterner()
+        # Valid while every key so far is an int (from an int64 column or a key callable): id -> key
+        # as a numpy lookup, without Python objects.
+        self._int_keys: np.ndarray | None = np.empty(0, dtype=np.int64)
+
+    def intern(self, keys: Sequence[Any] | np.ndarray) -> np.ndarray:
+        """Key ids for ``keys``; raises ``TypeError`` (from the interner) for an unhashable key."""
+        if isinstance(keys, np.ndarray) and keys.dtype.kind in "iu" and (keys.dtype.kind == "i" or keys.dtype.itemsize < 8):
+            column = keys.astype(np.int64, copy=False)
+            before = len(self.interner)
+            ids = self.interner.intern(column)
+            if self._int_keys is not None and len(self.interner) > before:
+                grown = np.empty(len(self.interner), dtype=np.int64)
+                grown[: len(self._int_keys)] = self._int_keys
+                grown[ids] = column
+                self._int_keys = grown
+            return ids
+        if isinstance(keys, np.ndarray):
+            keys = keys.tolist()
+        before = len(self.interner)
+        try:
+            return self.interner.intern(keys)
+        finally:
+            if len(self.interner) > before:
+                self._extend_int_keys(before)
+
+    def _extend_int_keys(self, before: int) -> None:
+        """Keep the numeric way back while every new key is a plain int (e.g. from a key callable);
+        drop it for good once another type of key arrives."""
+        if self._int_keys is None:
+            return
+        new = self.interner.keys_of(np.arange(before, len(self.interner), dtype=np.int64))
+        if set(map(type, new)) == {int}:
+            try:
+                added = np.array(new, dtype=np.int64)
+            except OverflowError:
+                self._int_keys = None
+                return
+            self._int_keys = np.concatenate([self._int_keys[:before], added])
+        else:
+            self._int_keys = None
+
+    def keys_of(self, key_ids: np.ndarray) -> np.ndarray:
+        """The keys of ``key_ids`` as a numpy column (int64 when every key was an int64, else object)."""
+        if self._int_keys is not None:
+            return self._int_keys[key_ids]
+        keys = self.interner.keys_of(key_ids)
+        column = np.empty(len(keys), dtype=object)
+        try:
+            column[:] = keys
+        except ValueError:  # tuple keys would be read as rows: place them one by one
+            for i, key in enumerate(keys):
+                column[i] = key
+        return column
+
+    def __len__(self) -> int:
+        return len(self.interner)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"interner": self.interner.snapshot(), "int_keys": self._int_keys}
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        """Restore in place: the domain object is shared by several operators."""
+        self.interner = kernels.KeyInterner.restore(snapshot["interner"])
+        int_keys = snapshot["int_keys"]
+        self._int_keys = None if int_keys is None else np.asarray(int_keys, dtype=np.int64)

@@ -1,0 +1,1 @@
+"""Operators by family: sources, stateless, windowing, joins. Each turns input batches into an `Output`."""

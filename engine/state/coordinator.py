@@ -1,0 +1,219 @@
+"""The checkpoint coordinator: consistent cuts at batch boundaries, restore on start.
+
+A checkpoint is taken between two batches, when everything read so far has gone through every operator
+and sink (the runtime calls `maybe_checkpoint` there). The sequence is the two-phase commit of
+SEMANTICS.md:
+
+1. every sink pre-commits (flushes and makes durable, not yet visible) the output since the last one;
+2. source positions, operator state and each sink's pending transaction are written as one checkpoint
+   (atomically, see `engine.state.storage`);
+3. only then sinks commit (make that output visible) and sources commit their offsets (Kafka groups).
+
+A crash before 2 completes leaves the previous checkpoint in force and the pre-committed output is
+aborted on restore; a crash after it leaves a checkpoint whose pending output restore commits. Either way
+the committed output equals that of an uninterrupted run, for sinks with two-phase commit.
+
+On start, the latest intact checkpoint of the directory (or a savepoint given explicitly) is restored when
+it belongs to the same job and the same graph; a checkpoint of a changed graph is refused with an
+`IncompatibleCheckpointError` naming the differences, unless the run is started ``fresh``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from engine.errors import IncompatibleCheckpointError
+from engine.state.storage import Checkpoint, LocalCheckpointStorage, read_savepoint, write_savepoint
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["CheckpointCoordinator", "graph_of", "graph_differences"]
+
+
+def _describe_value(value: Any) -> Any:
+    """A stable, comparable description of a step parameter (callables by qualified name)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_describe_value(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _describe_value(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+    if callable(value) and hasattr(value, "__qualname__"):
+        return f"callable {getattr(value, '__module__', '?')}.{value.__qualname__}"
+    describe = getattr(value, "describe", None)
+    if callable(describe):
+        return describe()
+    return type(value).__name__ if "object at 0x" in repr(value) else repr(value)
+
+
+def graph_of(plan: Any) -> list[dict[str, Any]]:
+    """The job graph as data: every step's name, kind, inputs and parameters, in plan order."""
+    graph = []
+    for name, step in plan.steps.items():
+        params = {k: _describe_value(v) for k, v in sorted(step.params.items()) if k not in ("source", "sink")}
+        graph.append({"name": name, "kind": step.kind, "inputs": list(step.inputs), "params": params})
+    return graph
+
+
+def graph_differences(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[str]:
+    """What changed between two graphs, one sentence per difference (empty when compatible)."""
+    before = {s["name"]: s for s in old}
+    after = {s["name"]: s for s in new}
+    differences = []
+    for name in before.keys() - after.keys():
+        differences.append(f"step {name!r} ({before[name]['kind']}) was removed")
+    for name in after.keys() - before.keys():
+        differences.append(f"step {name!r} ({after[name]['kind']}) was added")
+    for name in before.keys() & after.keys():
+        a, b = before[name], after[name]
+        if a["kind"] != b["kind"]:
+            differences.append(f"step {name!r} changed from {a['kind']} to {b['kind']}")
+            continue
+        if a["inputs"] != b["inputs"]:
+            differences.append(f"step {name!r} now reads {b['inputs']} instead of {a['inputs']}")
+        for key in sorted(a["params"].keys() | b["params"].keys()):
+            if a["params"].get(key) != b["params"].get(key):
+                differences.append(
+                    f"step {name!r} parameter {key!r} changed from {a['params'].get(key)!r} to {b['params'].get(key)!r}"
+                )
+    return sorted(differences)
+
+
+async def _notify_sources(execution: Any, positions: dict[str, dict[int, Any]]) -> None:
+    """Tell sources that can commit offsets upstream (Kafka groups) that ``positions`` are durable."""
+    for node in execution.sources:
+        notify = getattr(node.source, "notify_checkpoint_complete", None)
+        if notify is not None:
+            await notify(positions.get(node.name, {}))
+
+
+class CheckpointCoordinator:
+    """Checkpoints of one job into ``directory``: every ``interval`` seconds (wall clock, taken at the
+    next batch boundary), on demand (`request`), and once more when the input ends.
+
+    ``fresh=True`` ignores existing checkpoints (new ones continue the numbering); ``start_from`` restores a
+    savepoint file instead of the directory's latest checkpoint. ``keep`` is how many are retained.
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike,
+        *,
+        interval: float | None = None,
+        keep: int = 3,
+        fresh: bool = False,
+        start_from: str | os.PathLike | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if interval is not None and (isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval <= 0):
+            raise ValueError(f"checkpoint_interval must be a positive number of seconds, got {interval!r}")
+        self.storage = LocalCheckpointStorage(directory, keep=keep)
+        self.interval = interval
+        self.fresh = fresh
+        self.start_from = Path(start_from) if start_from is not None else None
+        self.clock = clock
+        self.restored: Checkpoint | None = None
+        self.completed: list[int] = []
+        self.last_checkpoint: Checkpoint | None = None
+        self._next_id = self.storage.next_id()
+        self._last_time = clock()
+        self._requested: list[asyncio.Future] = []
+        self._savepoints: list[tuple[Path, asyncio.Future]] = []
+        self._graph: list[dict[str, Any]] | None = None
+        self._job = ""
+
+    # ---- restore ----
+
+    async def restore(self, execution: Any) -> Checkpoint | None:
+        """Before sources and sinks open: restore the latest good checkpoint of this job, if any."""
+        self._job = execution.flow_name
+        self._graph = graph_of(execution.plan)
+        checkpoint = None
+        if self.start_from is not None:
+            checkpoint = read_savepoint(self.start_from)
+        elif not self.fresh:
+            checkpoint = await asyncio.to_thread(self.storage.latest)
+        if checkpoint is None:
+            await execution.recover_sinks({})
+            self._last_time = self.clock()
+            return None
+        if checkpoint.job != self._job:
+            raise IncompatibleCheckpointError(
+                f"the checkpoint {checkpoint.checkpoint_id} in {self.storage.directory} belongs to job "
+                f"{checkpoint.job!r}, not {self._job!r}; use another checkpoint directory, or start fresh"
+            )
+        differences = graph_differences(checkpoint.graph, self._graph)
+        if differences:
+            raise IncompatibleCheckpointError(
+                f"job {self._job!r} cannot resume from checkpoint {checkpoint.checkpoint_id}: its graph changed: "
+                + "; ".join(differences)
+                + ". Start it fresh (fresh=True / --fresh) to discard the old state."
+            )
+        execution.restore_operators(checkpoint.state["operators"])
+        execution.seek_sources(checkpoint.state["sources"])
+        await execution.recover_sinks(checkpoint.state["sinks"])
+        self.restored = checkpoint
+        self._next_id = max(self._next_id, checkpoint.checkpoint_id + 1)
+        self._last_time = self.clock()
+        logger.info("job %r restored checkpoint %d", self._job, checkpoint.checkpoint_id)
+        return checkpoint
+
+    # ---- taking checkpoints ----
+
+    def request(self) -> asyncio.Future:
+        """Ask for a checkpoint at the next batch boundary; the future resolves to its id."""
+        future = asyncio.get_running_loop().create_future()
+        self._requested.append(future)
+        return future
+
+    def request_savepoint(self, path: str | os.PathLike) -> asyncio.Future:
+        """Ask for a savepoint (a checkpoint written to ``path``, never rotated away)."""
+        future = asyncio.get_running_loop().create_future()
+        self._savepoints.append((Path(path), future))
+        return future
+
+    async def maybe_checkpoint(self, execution: Any) -> None:
+        due = self.interval is not None and self.clock() - self._last_time >= self.interval
+        if due or self._requested or self._savepoints:
+            await self.checkpoint(execution)
+
+    async def finish(self, execution: Any) -> None:
+        """Every input ended: one last checkpoint, so a restart does not replay committed output."""
+        await self.checkpoint(execution)
+
+    async def checkpoint(self, execution: Any) -> int:
+        """Take one checkpoint now (the caller guarantees a batch boundary); returns its id."""
+        checkpoint_id = self._next_id
+        self._next_id += 1
+        await execution.pre_commit_sinks(checkpoint_id)
+        positions = execution.source_positions()
+        checkpoint = Checkpoint(
+            checkpoint_id=checkpoint_id,
+            job=self._job or execution.flow_name,
+            graph=self._graph if self._graph is not None else graph_of(execution.plan),
+            state={"sources": positions, "operators": execution.snapshot_operators(), "sinks": execution.sink_states()},
+        )
+        # Serialising and fsyncing can take a while for large state; the loop keeps serving the sources.
+        # The state is not touched meanwhile: the driver is waiting for this call.
+        await asyncio.to_thread(self.storage.write, checkpoint)
+        savepoints, self._savepoints = self._savepoints, []
+        for path, future in savepoints:
+            await asyncio.to_thread(write_savepoint, path, checkpoint)
+            if not future.done():
+                future.set_result(path)
+        await execution.commit_sinks(checkpoint_id)
+        await _notify_sources(execution, positions)
+        self.last_checkpoint = checkpoint
+        self.completed.append(checkpoint_id)
+        self._last_time = self.clock()
+        requested, self._requested = self._requested, []
+        for future in requested:
+            if not future.done():
+                future.set_result(checkpoint_id)
+        logger.debug("job %r checkpoint %d written", checkpoint.job, checkpoint_id)
+        return checkpoint_id

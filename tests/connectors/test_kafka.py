@@ -1,0 +1,197 @@
+"""Kafka connectors against the real test broker (Tansu, started by the session fixture)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import msgspec
+import pytest
+
+from connectors.kafka import KafkaDeadLetterSink, KafkaSink, KafkaSource, partition_id
+from connectors.memory import CollectSink
+from engine import BoundedOutOfOrderness, Dataflow, Tumbling, agg
+from tests.connectors.kafka_helpers import consume_all, produce, produce_json
+
+pytestmark = pytest.mark.kafka
+
+INT64_MIN = -(2**63)
+
+
+def expected_tumbling_counts(records: list[dict], size: int, lag: int) -> list[tuple]:
+    """Independent model of SEMANTICS.md for one partition: per-record watermark, late records dropped."""
+    max_ts = None
+    windows: dict[tuple, list] = {}
+    for r in records:
+        wm = INT64_MIN if max_ts is None else max_ts - lag - 1
+        start = r["ts"] - r["ts"] % size
+        if not wm >= start + size - 1:
+            acc = windows.setdefault((r["user"], start), [0, 0])
+            acc[0] += 1
+            acc[1] += r["amount"]
+        max_ts = r["ts"] if max_ts is None else max(max_ts, r["ts"])
+    return sorted((k, s, s + size, c, t) for (k, s), (c, t) in windows.items())
+
+
+def random_clicks(seed: int, n: int) -> list[dict]:
+    rng = random.Random(seed)
+    print(f"seed={seed}")
+    return [
+        {"user": f"u{rng.randrange(6)}", "ts": 10 * i + rng.randrange(-400, 400) + 1_000, "amount": rng.randrange(100)}
+        for i in range(n)
+    ]
+
+
+async def test_topic_to_windows_to_topic(bootstrap_servers, topic_factory):
+    source_topic, out_topic = await topic_factory(), await topic_factory()
+    records = random_clicks(seed=random.randrange(10**6), n=400)
+    await produce_json(bootstrap_servers, source_topic, records)
+
+    flow = Dataflow("kafka-end-to-end")
+    clicks = flow.source(
+        KafkaSource(source_topic, bootstrap_servers, bounded=True, batch_size=37),
+        timestamp="ts",
+        watermark=BoundedOutOfOrderness(300),
+    )
+    (
+        clicks.key_by("user")
+        .window(Tumbling(500))
+        .aggregate(count=agg.count(), total=agg.sum("amount"))
+        .sink(KafkaSink(out_topic, bootstrap_servers, key="key"))
+    )
+    await asyncio.wait_for(flow.run_async(), timeout=60)  # bounded: returns at the high-water mark
+
+    expected = expected_tumbling_counts(records, 500, 300)
+    messages = await consume_all(bootstrap_servers, out_topic, expected=len(expected))
+    got = sorted(
+        (r["key"], r["start"], r["end"], r["count"], r["total"]) for r in (msgspec.json.decode(m.value) for m in messages)
+    )
+    assert got == expected
+    assert all(m.key == msgspec.json.decode(m.value)["key"].encode() for m in messages)
+
+
+async def test_event_time_defaults_to_the_kafka_record_timestamp(bootstrap_servers, topic_factory):
+    topic = await topic_factory()
+    # values carry no time at all; the message timestamps put them in windows [0,1000) and [1000,2000)
+    await produce(bootstrap_servers, topic, [(0, ts, None, b'{"user":"a"}') for ts in (10, 20, 990, 1000, 1500)])
+    flow = Dataflow("kafka-timestamps")
+    src = flow.source(KafkaSource(topic, bootstrap_servers, bounded=True))
+    src.key_by("user").window(Tumbling(1000)).aggregate(count=agg.count()).sink(out := CollectSink())
+    await asyncio.wait_for(flow.run_async(), timeout=60)
+    assert sorted((r["start"], r["count"]) for r in out.results) == [(0, 3), (1000, 2)]
+
+
+async def test_bounded_source_stops_at_the_high_water_mark(bootstrap_servers, topic_factory):
+    topic = await topic_factory(partitions=3)
+    records = [{"user": "u", "ts": i, "amount": 1} for i in range(90)]
+    await produce_json(bootstrap_servers, topic, records, partition_of=lambda r: r["ts"] % 3)
+    flow = Dataflow("kafka-bounded")
+    flow.source(KafkaSource(topic, bootstrap_servers, bounded=True, batch_size=10), timestamp="ts").sink(out := CollectSink())
+    await asyncio.wait_for(flow.run_async(), timeout=60)
+    assert sorted(r["ts"] for r in out.results) == list(range(90))
+
+
+async def _wait_until(predicate, timeout: float = 15.0) -> bool:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        if predicate():
+            return True
+        await asyncio.sleep(0.05)
+    return predicate()
+
+
+def _window_job(topic: str, bootstrap: str, idle_timeout: int | None) -> tuple[Dataflow, CollectSink]:
+    flow = Dataflow("kafka-watermarks")
+    src = flow.source(
+        KafkaSource(topic, bootstrap_servers=bootstrap, poll_timeout_ms=50),
+        timestamp="ts",
+        watermark=BoundedOutOfOrderness(0, idle_timeout=idle_timeout),
+    )
+    src.key_by("user").window(Tumbling(1000)).aggregate(count=agg.count()).sink(out := CollectSink())
+    return flow, out
+
+
+async def test_a_lagging_partition_holds_the_watermark_back(bootstrap_servers, topic_factory):
+    topic = await topic_factory(partitions=2)
+    ahead = [{"user": "u", "ts": t, "amount": 1} for t in range(0, 10_000, 100)]
+    await produce_json(bootstrap_servers, topic, ahead, partition_of=lambda r: 0)
+    await produce_json(bootstrap_servers, topic, [{"user": "u", "ts": 50, "amount": 1}], partition_of=lambda r: 1)
+    flow, out = _window_job(topic, bootstrap_servers, idle_timeout=None)
+    run = asyncio.create_task(flow.run_async())
+    try:
+        # partition 1 is at ts 50: the watermark is 49, no window [0, 1000) may fire
+        await asyncio.sleep(2.0)
+        assert out.results == []
+        assert not run.done()
+        # partition 1 catches up to 5,000: windows ending at or before 5,000 fire, later ones do not
+        await produce_json(bootstrap_servers, topic, [{"user": "u", "ts": 5_000, "amount": 1}], partition_of=lambda r: 1)
+        assert await _wait_until(lambda: any(r["start"] == 4_000 for r in out.results))
+        await asyncio.sleep(0.5)
+        assert max(r["start"] for r in out.results) == 4_000
+        assert {r["start"]: r["count"] for r in out.results}[0] == 11  # 10 from partition 0, 1 from partition 1
+    finally:
+        run.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await run
+
+
+async def test_an_idle_partition_stops_holding_the_watermark_back(bootstrap_servers, topic_factory):
+    topic = await topic_factory(partitions=2)
+    records = [{"user": "u", "ts": t, "amount": 1} for t in range(0, 5_000, 100)]
+    await produce_json(bootstrap_servers, topic, records, partition_of=lambda r: 0)
+    flow, out = _window_job(topic, bootstrap_servers, idle_timeout=300)
+    run = asyncio.create_task(flow.run_async())
+    try:
+        # partition 1 never produces; after 300 ms it is idle and partition 0 alone drives the watermark
+        assert await _wait_until(lambda: len(out.results) >= 4)
+        assert sorted(r["start"] for r in out.results) == [0, 1_000, 2_000, 3_000]
+    finally:
+        run.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await run
+
+
+async def test_undecodable_messages_go_to_the_dead_letter_topic(bootstrap_servers, topic_factory):
+    topic, dlq = await topic_factory(), await topic_factory(prefix="dlq")
+    good = b'{"user":"a","ts":5,"amount":1}'
+    await produce(bootstrap_servers, topic, [(0, 1, None, good), (0, 2, None, b"{not json"), (0, 3, None, good), (0, 4, None, b"\xff")])
+    flow = Dataflow("kafka-dead-letters")
+    src = flow.source(KafkaSource(topic, bootstrap_servers, bounded=True), timestamp="ts")
+    src.sink(out := CollectSink())
+    src.dead_letters().sink(KafkaDeadLetterSink(dlq, bootstrap_servers))
+    await asyncio.wait_for(flow.run_async(), timeout=60)
+
+    assert len(out.results) == 2
+    letters = await consume_all(bootstrap_servers, dlq, expected=2)
+    assert [m.value for m in letters] == [b"{not json", b"\xff"]
+    for message, offset in zip(letters, (1, 3)):
+        headers = dict(message.headers)
+        assert headers["topic"] == topic.encode()
+        assert headers["partition"] == b"0"
+        assert headers["offset"] == str(offset).encode()
+        assert b"cannot decode" in headers["error"]
+
+
+def test_partition_ids_are_stable_per_topic_and_partition():
+    assert partition_id(0, 3) == 3
+    assert partition_id(2, 3) != partition_id(3, 2)
+    assert KafkaSource(["a", "b"], "x:1").pid("b", 5) == partition_id(1, 5)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"topics": []}, "one or more topic names"),
+        ({"start": "middle"}, "start= must be"),
+        ({"start": "committed"}, "needs a group_id"),
+        ({"value": 42}, "value= must be"),
+        ({"batch_size": 0}, "batch_size must be a positive int"),
+    ],
+)
+def test_bad_source_options_fail_at_build_time(kwargs, message):
+    from engine.errors import FlowDefinitionError
+
+    options = {"topics": "t", "bootstrap_servers": "127.0.0.1:1", **kwargs}
+    with pytest.raises(FlowDefinitionError, match=message):
+        KafkaSource(options.pop("topics"), options.pop("bootstrap_servers"), **options)

@@ -1,0 +1,61 @@
+"""Crash tests: the job runs in a subprocess that is SIGKILLed at random moments and restarted until
+it finishes; the committed output must equal an uninterrupted run's exactly."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.state import jobs
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def start(job_input: Path, out: Path, ckpt: Path, log: Path) -> subprocess.Popen:
+    with open(log, "wb") as stderr:  # the child keeps its own descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", "tests.state.jobs", str(job_input), str(out), str(ckpt), "0.05", "0.0004"],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [11, 2024, random.randrange(10**6)])
+def test_sigkill_at_random_moments_gives_exact_output(tmp_path, seed):
+    print(f"seed={seed}")
+    rng = random.Random(seed)
+    job_input = tmp_path / "events.jsonl"
+    jobs.write_input(str(job_input), 2_000, seed)
+    expected_path = tmp_path / "expected.jsonl"
+    jobs.build(str(job_input), str(expected_path)).run()
+    expected = sorted(expected_path.read_text().splitlines())
+
+    out, ckpt = tmp_path / "out.jsonl", tmp_path / "ckpt"
+    kills = 0
+    for attempt in range(30):
+        log = tmp_path / f"attempt-{attempt}.log"
+        process = start(job_input, out, ckpt, log)
+        if kills < 4:
+            # early kills land during start-up and restore, later ones mid-stream and mid-checkpoint
+            time.sleep(rng.uniform(0.05, 1.2))
+            if process.poll() is None:
+                os.kill(process.pid, signal.SIGKILL)
+                process.wait()
+                kills += 1
+                continue
+        process.wait(timeout=120)
+        assert process.returncode == 0, log.read_text()[-3000:]
+        break
+    else:
+        pytest.fail("the job never finished")
+    assert kills >= 1
+    assert sorted(out.read_text().splitlines()) == expected
