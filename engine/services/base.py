@@ -36,6 +36,7 @@ class Service:
         if not name or not isinstance(name, str):
             raise ServiceError(f"a service needs a non-empty name, got {name!r}")
         self.name = name
+        self.http_prefix = ""  # where the platform app mounts this service's routes
         self.state = "created"
         self.error: str | None = None
         self.started_at: float | None = None

@@ -148,16 +148,27 @@ def _base_app(services: list, token: str | None, max_body_bytes: int) -> web.App
     app.router.add_get("/health", health)
     app.router.add_get("/ready", ready)
     app.router.add_get("/metrics", metrics)
+    taken: dict[tuple[str, str], str] = {}
     for service in services:
-        add_routes(app, service.routes(), holder)
+        prefix = getattr(service, "http_prefix", "") or ""
+        for route in service.routes():
+            key = (route.method, prefix + route.path)
+            if key in taken:
+                raise ServiceError(f"services {taken[key]!r} and {service.name!r} both serve {key[0]} {key[1]}; "
+                                   "give one of them an http_prefix (e.g. '/orders')")
+            taken[key] = service.name
+        add_routes(app, service.routes(), holder, prefix)
     return app
 
 
-def add_routes(app: web.Application, routes: Iterable[Route], holder: dict | None = None) -> None:
+def add_routes(app: web.Application, routes: Iterable[Route], holder: dict | None = None, prefix: str = "") -> None:
+    """Add ``routes`` under ``prefix``, guarding the protected ones with the app's bearer token."""
+    if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
+        raise ServiceError(f"http_prefix must start with '/' and not end with one, got {prefix!r}")
     holder = holder if holder is not None else app[TOKEN_KEY]
     for route in routes:
         handler = _protect(route.handler, holder) if route.protected else route.handler
-        app.router.add_route(route.method, route.path, handler)
+        app.router.add_route(route.method, prefix + route.path, handler)
 
 
 def make_service_app(service, *, token: str | None = None,
