@@ -138,10 +138,21 @@ class Platform:
                 if hasattr(sc, "input"):
                     self.bus.declare_group(sc.input, sc.name)
         started = []
+
+        async def start_one(service):
+            await service.start()
+            started.append(service)
+
         try:
+            # Consumers join their groups concurrently (a Kafka group join takes seconds), then producers.
+            consumers = [s for s in self.registry if s.kind != "ingestion"]
+            results = await asyncio.gather(*(start_one(s) for s in consumers), return_exceptions=True)
+            for result in results:
+                if isinstance(result, BaseException):
+                    raise result
             for service in self.registry:
-                await service.start()
-                started.append(service)
+                if service.kind == "ingestion":
+                    await start_one(service)
             app = make_platform_app(self.registry, token=self.token, max_body_bytes=self.config.http.max_body_bytes,
                                     flows_provider=self.flows_provider, dag_runs_provider=self.dag_runs_provider,
                                     title=self.config.name)
