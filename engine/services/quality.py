@@ -6,8 +6,9 @@ when configured, the violations in the ``quality.violations`` header), the rest 
 (``warn`` violations ride along in the same header). Pass rates are computed per batch (kept in memory,
 the most recent ``recent_batches``) and per event-time tumbling window of ``window_ms``.
 
-Windows are persisted in SQLite and counted exactly once per envelope id (a ``seen`` table, pruned when
-windows close), so a batch redelivered after a crash or restart does not inflate the trend. A window
+Windows are persisted in SQLite and counted exactly once per envelope id (a ``seen`` table of the ids
+processed in the last ``seen_retention_ms`` of wall-clock time, default a day), so a batch redelivered
+after a crash or restart does not inflate the trend. A window
 closes when the watermark (max event time seen - ``window_lateness_ms`` - 1) passes its end; records
 arriving later still count, and are reported as ``late``. An alert event is emitted (``alerts`` channel
 when configured, and kept for ``GET /quality/alerts``) when a batch's or a closed window's pass rate
@@ -48,8 +49,8 @@ CREATE TABLE IF NOT EXISTS quarantine (seq INTEGER PRIMARY KEY AUTOINCREMENT, id
     violations TEXT NOT NULL, quarantined_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS windows (start INTEGER PRIMARY KEY, end INTEGER NOT NULL, total INTEGER NOT NULL,
     passed INTEGER NOT NULL, late INTEGER NOT NULL, failures TEXT NOT NULL, closed INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS seen (id TEXT PRIMARY KEY, window INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS seen_window ON seen (window);
+CREATE TABLE IF NOT EXISTS seen (id TEXT PRIMARY KEY, at INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS seen_at ON seen (at);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 
@@ -66,7 +67,7 @@ class QualityService(Service):
                  alert_threshold: float = 0.95, window_ms: int = 60_000, window_lateness_ms: int = 0,
                  group: str | None = None, recent_batches: int = 100, recent_alerts: int = 200,
                  max_batch: int = 500, dedup_window: int = 100_000, synchronous: str = "FULL",
-                 clock=now_ms):
+                 seen_retention_ms: int = 86_400_000, clock=now_ms):
         super().__init__(name)
         if not 0.0 <= alert_threshold <= 1.0:
             raise ServiceError(f"quality {name!r}: alert_threshold must be in [0, 1], got {alert_threshold}")
@@ -84,6 +85,7 @@ class QualityService(Service):
         self.window_ms, self.window_lateness_ms = window_ms, window_lateness_ms
         self.max_batch, self.dedup_window = max_batch, dedup_window
         self.clock = clock
+        self.seen_retention_ms = seen_retention_ms
         self.batches: deque[dict[str, Any]] = deque(maxlen=recent_batches)
         self.alerts: deque[dict[str, Any]] = deque(maxlen=recent_alerts)
         self.subscription: Subscription | None = None
@@ -198,7 +200,7 @@ class QualityService(Service):
             deltas: dict[int, list] = {}
             for env, violations in checked:
                 start = _window_start(env.time, self.window_ms)
-                if db.execute("INSERT OR IGNORE INTO seen (id, window) VALUES (?, ?)", (env.id, start)).rowcount == 0:
+                if db.execute("INSERT OR IGNORE INTO seen (id, at) VALUES (?, ?)", (env.id, now)).rowcount == 0:
                     continue  # already counted (a redelivery)
                 d = deltas.setdefault(start, [0, 0, 0, {}])
                 d[0] += 1
@@ -221,6 +223,10 @@ class QualityService(Service):
                     db.execute("INSERT INTO windows (start, end, total, passed, late, failures, closed) "
                                "VALUES (?, ?, ?, ?, ?, ?, 0)",
                                (start, start + self.window_ms, total, passed, late, _json.encode(failures).decode()))
+            # Redeliveries come from batches that were not committed, i.e. recently processed ones: ids are
+            # remembered for seen_retention_ms of processing time (event time would be wrong: partitions
+            # are consumed at different speeds, so a redelivered record can be far behind the watermark).
+            db.execute("DELETE FROM seen WHERE at < ?", (now - self.seen_retention_ms,))
             if self.watermark is not None:
                 db.execute("INSERT INTO meta (key, value) VALUES ('watermark', ?) "
                            "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (self.watermark,))
@@ -228,8 +234,6 @@ class QualityService(Service):
                                       "WHERE closed = 0 AND end - 1 <= ?", (self.watermark,)).fetchall():
                     closed.append(self._window_dict(row, closed=True))
                 db.execute("UPDATE windows SET closed = 1 WHERE closed = 0 AND end - 1 <= ?", (self.watermark,))
-                # Ids of windows closed long ago cannot be redelivered into an open window's count any more.
-                db.execute("DELETE FROM seen WHERE window < ?", (self.watermark - 2 * self.window_ms,))
         except BaseException:
             db.execute("ROLLBACK")
             raise
