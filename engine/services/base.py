@@ -111,6 +111,18 @@ class Service:
         task.add_done_callback(self._task_done)
         return task
 
+    def watch(self, subscription) -> None:
+        """Mark this service failed if ``subscription``'s consume loop dies (e.g. the broker is gone)."""
+
+        def done(task: asyncio.Task) -> None:
+            if task.cancelled() or self.state in ("draining", "stopped"):
+                return
+            exc = task.exception()
+            if exc is not None:
+                self.fail(f"subscription {subscription.channel}/{subscription.group}: {type(exc).__name__}: {exc}")
+
+        subscription._task.add_done_callback(done)
+
     def _task_done(self, task: asyncio.Task) -> None:
         self._tasks.discard(task)
         if task.cancelled():

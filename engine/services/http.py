@@ -180,12 +180,14 @@ def make_service_app(service, *, token: str | None = None,
 def make_platform_app(registry, *, token: str | None = None, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
                       flows_provider: Callable[[], list[dict]] | None = None,
                       dag_runs_provider: Callable[[], list[dict]] | None = None,
-                      title: str = "engine platform") -> web.Application:
+                      title: str = "engine platform",
+                      subapps: dict[str, web.Application] | None = None) -> web.Application:
     """An app for every service in ``registry`` plus the status page at ``/`` and ``/api/status``.
 
     ``flows_provider`` / ``dag_runs_provider`` feed the page's "Flows" (name, watermark, ...) and
     "Recent DAG runs" sections; each returns a list of flat dicts (the dataflow runtime and the
-    orchestration layer plug in here).
+    orchestration layer plug in here). ``subapps`` mounts other aiohttp apps under a prefix, e.g. the
+    contracts layer's schema-registry API: ``subapps={"/schemas": registry_app}``.
     """
     from engine.services import status
 
@@ -193,6 +195,8 @@ def make_platform_app(registry, *, token: str | None = None, max_body_bytes: int
     app[REGISTRY_KEY] = registry
     status.add_status_routes(app, registry, flows_provider=flows_provider,
                              dag_runs_provider=dag_runs_provider, title=title)
+    for prefix, subapp in (subapps or {}).items():
+        app.add_subapp(prefix, subapp)
     return app
 
 

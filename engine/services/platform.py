@@ -107,7 +107,7 @@ class Platform:
 
     def __init__(self, config: cfg.PlatformConfig, *, only: list[str] | None = None, port: int | None = None,
                  bus: EventBus | None = None, flows_provider: Callable | None = None,
-                 dag_runs_provider: Callable | None = None):
+                 dag_runs_provider: Callable | None = None, subapps: dict[str, web.Application] | None = None):
         self.config = config
         self.token = config.http.resolve_token()
         selected = [config.service(n) for n in only] if only else list(config.services)
@@ -118,6 +118,7 @@ class Platform:
             self.registry.register(make_service(config, sc, self.bus))
         self.port = config.http.port if port is None else port
         self.flows_provider, self.dag_runs_provider = flows_provider, dag_runs_provider
+        self.subapps = subapps
         self.server: AppServer | None = None
         self._owns_bus = bus is None
 
@@ -155,7 +156,7 @@ class Platform:
                     await start_one(service)
             app = make_platform_app(self.registry, token=self.token, max_body_bytes=self.config.http.max_body_bytes,
                                     flows_provider=self.flows_provider, dag_runs_provider=self.dag_runs_provider,
-                                    title=self.config.name)
+                                    title=self.config.name, subapps=self.subapps)
             self.server = await AppServer(app, self.config.http.host, self.port).start()
         except BaseException:
             for service in reversed(started):

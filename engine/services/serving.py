@@ -69,6 +69,7 @@ class ServingService(Service):
         self.store.open()
         self.subscription = await self.bus.subscribe(self.input, self.group, self.handle_batch,
                                                      max_batch=self.max_batch, dedup_window=self.dedup_window)
+        self.watch(self.subscription)
 
     async def on_stop(self, timeout: float) -> None:
         if self.subscription is not None:

@@ -182,6 +182,7 @@ class TransformationService(Service):
     async def on_start(self) -> None:
         self.subscription = await self.bus.subscribe(self.input, self.group, self.handle_batch,
                                                      max_batch=self.max_batch, dedup_window=self.dedup_window)
+        self.watch(self.subscription)
 
     async def on_stop(self, timeout: float) -> None:
         if self.subscription is not None:

@@ -122,3 +122,55 @@ def test_json_log_lines_carry_the_structured_fields():
     line = json.loads(JsonFormatter().format(record))
     assert line["message"] == "serving s: running" and line["service"] == "s" and line["event"] == "service.running"
     assert line["ts"].endswith("Z") and line["level"] == "INFO"
+
+
+async def test_a_dead_subscription_fails_the_service_and_subapps_mount(tmp_path):
+    class BrokenDeadLetters(InMemoryBus):
+        async def publish(self, channel, envelopes):
+            if channel.endswith(".dead-letter"):
+                raise ConnectionError("dead-letter channel unreachable")
+            await super().publish(channel, envelopes)
+
+    from aiohttp import web
+    from engine.services.envelope import Envelope
+
+    schemas = web.Application()
+
+    async def schema_ids(request):
+        return web.json_response(["orders/1"])
+
+    schemas.router.add_get("/ids", schema_ids)
+    bus = BrokenDeadLetters()
+    async with Platform(config(tmp_path), bus=bus, subapps={"/schemas": schemas}) as platform:
+        serving = platform.service("serving")
+        serving.store.close()  # every write now fails, retries run out, and the dead letter cannot be sent
+        await bus.publish("ok", [Envelope(id="a", source="t", time=0, payload={})])
+        for _ in range(200):
+            if serving.state == "failed":
+                break
+            await asyncio.sleep(0.01)
+        assert serving.state == "failed"
+        assert "dead-letter channel unreachable" in serving.error
+        async with aiohttp.ClientSession(base_url=platform.url) as http:
+            async with http.get("/health") as resp:
+                assert resp.status == 503
+            async with http.get("/schemas/ids") as resp:
+                assert await resp.json() == ["orders/1"]
+
+
+def test_the_example_platform_config_validates():
+    from pathlib import Path
+
+    from engine.services.config import load_config
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "services" / "platform.yaml"
+    config = load_config(example)
+    assert [s.name for s in config.services] == ["ingest", "enrich", "quality", "serving"]
+    assert config.path(config.services[0].source.path).is_file()
+
+
+def test_public_names_are_exported_sorted():
+    import engine.services as services
+
+    assert services.__all__ == sorted(services.__all__)
+    assert all(hasattr(services, name) for name in services.__all__)
