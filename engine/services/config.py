@@ -53,6 +53,8 @@ class KafkaBusConfig(msgspec.Struct, tag="kafka", tag_field="type", forbid_unkno
     topic_prefix: str = "engine."
     partitions: Positive = 1
     client_id: str = "engine-services"
+    consumer_options: dict[str, Any] = {}  # passed to aiokafka's consumer, e.g. session_timeout_ms
+    producer_options: dict[str, Any] = {}
 
 
 class HttpConfig(msgspec.Struct, forbid_unknown_fields=True):

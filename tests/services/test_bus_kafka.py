@@ -26,7 +26,10 @@ async def wait_until(predicate, timeout=30.0):
 
 async def test_kafka_bus_at_least_once_resume_and_dead_letters(bootstrap_servers):
     prefix = f"it-{uuid.uuid4().hex[:8]}."
-    async with KafkaBus(bootstrap_servers, topic_prefix=prefix, partitions=2, poll_timeout_ms=100) as bus:
+    # Short group timeouts: a consumer re-joining its group waits for the old member otherwise.
+    fast_rejoin = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 300, "max_poll_interval_ms": 2000}
+    async with KafkaBus(bootstrap_servers, topic_prefix=prefix, partitions=2, poll_timeout_ms=100,
+                        consumer_options=fast_rejoin) as bus:
         await bus.publish("raw", [env(i) for i in range(10)])
         got = []
 

@@ -112,4 +112,7 @@ async def test_restart_quality_and_serving_mid_stream_in_process(tmp_path):
 @pytest.mark.slow  # ~30 s: each restart is a Kafka consumer-group join, which the test broker makes slow
 async def test_restart_quality_and_serving_mid_stream_on_kafka(tmp_path, bootstrap_servers):
     await run_restart_scenario(tmp_path, {"type": "kafka", "bootstrap_servers": bootstrap_servers,
-                                          "topic_prefix": f"rs-{uuid.uuid4().hex[:8]}.", "partitions": 2})
+                                          "topic_prefix": f"rs-{uuid.uuid4().hex[:8]}.", "partitions": 2,
+                                          "consumer_options": {"session_timeout_ms": 6000,
+                                                               "heartbeat_interval_ms": 300,
+                                                               "max_poll_interval_ms": 2000}})
