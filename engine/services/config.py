@@ -122,6 +122,7 @@ class QualityConfig(_ServiceBase, tag="quality"):
     alert_threshold: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.95
     window_ms: Positive = 60_000
     window_lateness_ms: NonNegative = 0
+    alert_cooldown_ms: NonNegative = 60_000
     max_batch: Positive = 500
 
 

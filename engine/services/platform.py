@@ -86,7 +86,8 @@ def make_service(config: cfg.PlatformConfig, sc, bus: EventBus):
         service = QualityService(sc.name, bus, sc.input, sc.output, rules=sc.rules, quarantine=sc.quarantine,
                                  alerts=sc.alerts, database=config.database_for(sc),
                                  alert_threshold=sc.alert_threshold, window_ms=sc.window_ms,
-                                 window_lateness_ms=sc.window_lateness_ms, max_batch=sc.max_batch)
+                                 window_lateness_ms=sc.window_lateness_ms, alert_cooldown_ms=sc.alert_cooldown_ms,
+                                 max_batch=sc.max_batch)
     elif isinstance(sc, cfg.ServingConfig):
         service = ServingService(sc.name, bus, sc.input, database=config.database_for(sc), indexes=sc.indexes,
                                  on_conflict=sc.on_conflict, cache_ttl_ms=sc.cache_ttl_ms,

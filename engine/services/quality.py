@@ -13,6 +13,8 @@ closes when the watermark (max event time seen - ``window_lateness_ms`` - 1) pas
 arriving later still count, and are reported as ``late``. An alert event is emitted (``alerts`` channel
 when configured, and kept for ``GET /quality/alerts``) when a batch's or a closed window's pass rate
 is below ``alert_threshold``, or a rule's failure fraction exceeds its ``allowed_failure_fraction``.
+Batch alerts of one kind and rule are throttled to one per ``alert_cooldown_ms`` (the next one carries
+``suppressed_since_last``); every closed window below the threshold alerts.
 
 Order inside a batch, for at-least-once: stats and quarantine rows commit in one SQLite transaction,
 then the outputs are published, and only then does the bus commit the batch. A redelivery re-publishes
@@ -67,7 +69,7 @@ class QualityService(Service):
                  alert_threshold: float = 0.95, window_ms: int = 60_000, window_lateness_ms: int = 0,
                  group: str | None = None, recent_batches: int = 100, recent_alerts: int = 200,
                  max_batch: int = 500, dedup_window: int = 100_000, synchronous: str = "FULL",
-                 seen_retention_ms: int = 86_400_000, clock=now_ms):
+                 seen_retention_ms: int = 86_400_000, alert_cooldown_ms: int = 60_000, clock=now_ms):
         super().__init__(name)
         if not 0.0 <= alert_threshold <= 1.0:
             raise ServiceError(f"quality {name!r}: alert_threshold must be in [0, 1], got {alert_threshold}")
@@ -86,6 +88,9 @@ class QualityService(Service):
         self.max_batch, self.dedup_window = max_batch, dedup_window
         self.clock = clock
         self.seen_retention_ms = seen_retention_ms
+        self.alert_cooldown_ms = alert_cooldown_ms
+        self._last_alert: dict[str, int] = {}  # batch alert key -> when it was last raised
+        self._suppressed: dict[str, int] = {}  # batch alert key -> alerts held back since then
         self.batches: deque[dict[str, Any]] = deque(maxlen=recent_batches)
         self.alerts: deque[dict[str, Any]] = deque(maxlen=recent_alerts)
         self.subscription: Subscription | None = None
@@ -163,7 +168,7 @@ class QualityService(Service):
             if count:
                 self.rule_failures[rule].inc(count)
 
-        alerts = self._batch_alerts(summary, rule_fail, len(batch), batch_violations)
+        alerts = self._throttle(self._batch_alerts(summary, rule_fail, len(batch), batch_violations), now)
         for window in closed:
             alerts.extend(self._window_alerts(window))
 
@@ -269,6 +274,21 @@ class QualityService(Service):
                                           f"(allowed fraction {rule.allowed_failure_fraction})",
                                           rule=rule.name, failed=failed, total=size))
         return alerts
+
+    def _throttle(self, alerts: list[dict[str, Any]], now: int) -> list[dict[str, Any]]:
+        """At most one batch alert per kind and rule per ``alert_cooldown_ms``; the next one that goes
+        out says how many were held back (so a bad stream does not flood the alerts channel)."""
+        out = []
+        for alert in alerts:
+            key = f"{alert['kind']}:{alert.get('rule', '')}"
+            last = self._last_alert.get(key)
+            if last is not None and now - last < self.alert_cooldown_ms:
+                self._suppressed[key] = self._suppressed.get(key, 0) + 1
+                continue
+            self._last_alert[key] = now
+            alert["suppressed_since_last"] = self._suppressed.pop(key, 0)
+            out.append(alert)
+        return out
 
     def _window_alerts(self, window: dict[str, Any]) -> list[dict[str, Any]]:
         if window["total"] and window["pass_rate"] < self.alert_threshold:

@@ -141,3 +141,35 @@ async def test_http_trend_and_protected_quarantine_listing(tmp_path):
         assert rules["rules"][0] == {"rule": "not_null", "field": "user", "severity": "error",
                                      "allowed_failure_fraction": 0.0}
     await svc.stop()
+
+
+async def test_batch_alerts_are_throttled_and_count_what_they_held_back(tmp_path):
+    now = [NOW]
+    bus = InMemoryBus()
+    svc = QualityService("quality", bus, "in", "good", rules=[{"rule": "not_null", "field": "user"}],
+                         database=tmp_path / "q.db", alert_threshold=0.9, window_ms=10**9,
+                         alert_cooldown_ms=1000, clock=lambda: now[0])
+    await svc.start()
+    for i in range(3):  # three bad batches within the cooldown
+        await bus.publish("in", [env(10 * i, user=None), env(10 * i + 1, user="u")])
+        await wait_until(lambda: svc.records_in.value == 2 * (i + 1))
+    now[0] += 1000
+    await bus.publish("in", [env(99, user=None)])
+    await wait_until(lambda: svc.records_in.value == 7)
+    rate_alerts = [a for a in svc.alerts if a["kind"] == "batch_pass_rate"]
+    assert [a["suppressed_since_last"] for a in rate_alerts] == [0, 2]
+    await svc.stop()
+
+
+def test_store_count_is_exact_across_inserts_duplicates_and_deletes(tmp_path):
+    store = RecordStoreForCount(tmp_path / "c.db", indexes=["user"]).open()
+    store.put_many([env(i, user="u") for i in range(5)])
+    store.put_many([env(i, user="u") for i in range(3, 8)])
+    assert store.count() == 8
+    assert store.delete("q4") and not store.delete("q4")
+    assert store.count() == 7
+    store.close()
+    assert RecordStoreForCount(tmp_path / "c.db", indexes=["user"]).open().count() == 7
+
+
+from engine.services.store import RecordStore as RecordStoreForCount  # noqa: E402
