@@ -44,6 +44,7 @@ class Service:
         self.throughput = RateMeter()
         self._tasks: set[asyncio.Task] = set()
         self._checks: dict[str, Callable[[], bool]] = {}
+        self._subscriptions: list = []
         self.records_in = self.metrics.counter("engine_service_records_in_total", "Records received by the service.")
         self.records_out = self.metrics.counter("engine_service_records_out_total", "Records emitted by the service.")
         self.errors = self.metrics.counter("engine_service_errors_total", "Errors raised while processing.")
@@ -57,6 +58,7 @@ class Service:
             raise ServiceError(f"service {self.name!r} cannot start from state {self.state!r}")
         self.state = "starting"
         self.error = None
+        self._subscriptions = []
         self._log(logging.INFO, "starting", "service.starting")
         try:
             await self.on_start()
@@ -122,6 +124,12 @@ class Service:
                 self.fail(f"subscription {subscription.channel}/{subscription.group}: {type(exc).__name__}: {exc}")
 
         subscription._task.add_done_callback(done)
+        self._subscriptions.append(subscription)
+
+    def lag(self) -> int | None:
+        """Envelopes waiting on this service's input subscriptions (None when it has none or unknown)."""
+        lags = [lag for lag in (s.lag() for s in self._subscriptions if s.running) if lag is not None]
+        return sum(lags) if lags else None
 
     def _task_done(self, task: asyncio.Task) -> None:
         self._tasks.discard(task)
@@ -179,6 +187,7 @@ class Service:
             "records_in": int(self.records_in.value),
             "records_out": int(self.records_out.value),
             "throughput": round(self.throughput.rate(), 2),
+            "lag": self.lag(),
             "uptime_s": None if self.started_at is None else round(time.time() - self.started_at, 1),
             **self.details(),
         }

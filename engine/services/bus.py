@@ -198,8 +198,16 @@ class Subscription(abc.ABC):
             await asyncio.gather(task, return_exceptions=True)
         await self._close()
 
+    def lag(self) -> int | None:
+        """Envelopes on the channel this group has not committed yet (None while unknown).
+
+        In-memory: exact. Kafka: from the fetch high-water mark of the partitions fetched last, so it is
+        current while the subscription is busy and 0 after it caught up.
+        """
+        return None
+
     def statistics(self) -> dict[str, Any]:
-        return {"channel": self.channel, "group": self.group, "running": self.running,
+        return {"channel": self.channel, "group": self.group, "running": self.running, "lag": self.lag(),
                 "delivered": self.delivered, "duplicates": self.duplicates,
                 "dead_lettered": self.dead_lettered, "commits": self.commits,
                 "error": None if self.error is None else repr(self.error)}
@@ -362,6 +370,9 @@ class _MemorySubscription(Subscription):
             log.trim()
             log.changed.notify_all()  # wake publishers waiting for room
 
+    def lag(self) -> int:
+        return self.log.end - self.log.committed.get(self.group, self.log.base)
+
     async def _close(self) -> None:
         self.log.active.discard(self.group)
 
@@ -485,6 +496,7 @@ class _KafkaSubscription(Subscription):
     def __init__(self, bus: KafkaBus, channel, group, handler, *, consumer, **options):
         super().__init__(bus, channel, group, handler, **options)
         self.consumer = consumer
+        self._lag: dict = {}  # partition -> high-water mark minus the next offset, after the last fetch
 
     async def _fetch(self):
         records = await self.consumer.getmany(timeout_ms=self.bus.poll_timeout_ms, max_records=self.max_batch)
@@ -498,7 +510,14 @@ class _KafkaSubscription(Subscription):
                 except EnvelopeDecodeError as exc:
                     rejects.append((message.value or b"", f"{tp.topic}[{tp.partition}]@{message.offset}: {exc}"))
                 offsets[tp] = message.offset + 1
+        for tp, next_offset in offsets.items():
+            highwater = self.consumer.highwater(tp)
+            if highwater is not None:
+                self._lag[tp] = max(0, highwater - next_offset)
         return envelopes, offsets, rejects
+
+    def lag(self) -> int | None:
+        return sum(self._lag.values()) if self._lag else None
 
     async def _commit(self, offsets) -> None:
         from aiokafka.errors import CommitFailedError

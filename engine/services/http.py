@@ -142,6 +142,10 @@ def _base_app(services: list, token: str | None, max_body_bytes: int) -> web.App
         return json_response({"ready": ok, "services": states}, status=200 if ok else 503)
 
     async def metrics(request):
+        for s in services:  # lag is sampled at scrape time rather than on every batch
+            lag = s.lag()
+            s.metrics.gauge("engine_service_input_lag", "Envelopes waiting on the service's input channels.").set(
+                -1 if lag is None else lag)
         return web.Response(text=render_prometheus(s.metrics for s in services),
                             headers={"Content-Type": PROMETHEUS_CONTENT_TYPE})
 

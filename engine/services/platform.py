@@ -171,8 +171,23 @@ class Platform:
         return self
 
     async def stop(self) -> None:
-        """Stop producers first so every stage drains what the previous one published."""
+        """Stop producers first so every stage drains what the previous one published.
+
+        On the in-memory bus (not durable: what is still on it when the process exits is gone) each
+        consumer first works off its input backlog, for up to ``shutdown_timeout_s``; on Kafka the
+        backlog simply stays on the topics for the next start.
+        """
+        loop = asyncio.get_running_loop()
         for service in reversed(list(self.registry)):
+            if isinstance(self.bus, InMemoryBus) and service.state == "running" and hasattr(service, "input"):
+                deadline = loop.time() + self.config.shutdown_timeout_s
+                while self.bus.backlog(service.input, service.group) > 0 and loop.time() < deadline \
+                        and service.state == "running":
+                    await asyncio.sleep(0.01)
+                left = self.bus.backlog(service.input, service.group)
+                if left:
+                    logger.warning("%s %r stops with %d envelopes unconsumed on %r", service.kind, service.name,
+                                   left, service.input, extra={"event": "platform.drain_incomplete"})
             await service.stop(self.config.shutdown_timeout_s)
         if self.server is not None:
             await self.server.stop()

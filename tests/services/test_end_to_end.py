@@ -153,3 +153,19 @@ async def test_end_to_end_on_kafka(tmp_path, bootstrap_servers):
                                                  "partitions": 2})
     async with Platform(config) as platform:
         good, bad = await check_pipeline(platform, records)
+
+
+async def test_stopping_the_in_process_platform_drains_every_stage(tmp_path):
+    records = make_records(200)
+    config = platform_config(tmp_path, records, {"type": "memory"})
+    platform = Platform(config)
+    await platform.start()
+    ingest = platform.service("ingest")
+    while not ingest.source_done:
+        await asyncio.sleep(0.001)
+    await platform.stop()  # immediately: downstream stages still hold a backlog
+    bad = expected_bad(records)
+    async with Platform(config, only=["quality", "serving"]) as again:  # the SQLite stores hold everything
+        assert again.service("serving").store.count() == len(records) - len(bad)
+        assert again.service("quality").quarantine_count() == len(bad)
+        assert [s["lag"] for s in again.registry.snapshot()] == [0, 0]
