@@ -144,8 +144,9 @@ def _base_app(services: list, token: str | None, max_body_bytes: int) -> web.App
     async def metrics(request):
         for s in services:  # lag is sampled at scrape time rather than on every batch
             lag = s.lag()
-            s.metrics.gauge("engine_service_input_lag", "Envelopes waiting on the service's input channels.").set(
-                -1 if lag is None else lag)
+            if lag is not None:  # services without an input subscription have no lag series
+                s.metrics.gauge("engine_service_input_lag",
+                                "Envelopes waiting on the service's input channels.").set(lag)
         return web.Response(text=render_prometheus(s.metrics for s in services),
                             headers={"Content-Type": PROMETHEUS_CONTENT_TYPE})
 
