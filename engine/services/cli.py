@@ -1,6 +1,6 @@
 """``engine serve platform.yaml``: start the configured services; SIGTERM/SIGINT stops them cleanly.
 
-``--service NAME`` runs only that service (how ``mode: per-service`` starts its children);
+``--check`` validates the file and lists the services; ``--service NAME`` runs only that service (how ``mode: per-service`` starts its children);
 ``--port`` overrides the HTTP port; ``--log-format json`` logs JSON lines.
 """
 
@@ -20,6 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="run only this service in this process (repeatable)")
     serve.add_argument("--port", type=int, default=None, help="HTTP port (overrides http.port; 0 = any free port)")
     serve.add_argument("--log-format", choices=("text", "json"), default="text")
+    serve.add_argument("--check", action="store_true", help="validate the config, list the services and exit")
     serve.set_defaults(handler=_serve)
 
 
@@ -35,6 +36,15 @@ def _serve(args: argparse.Namespace) -> int:
             handler.setFormatter(JsonFormatter())
     try:
         config = load_config(args.config)
+        if args.check:
+            bus = type(config.bus).__struct_config__.tag
+            print(f"{args.config}: OK: {config.name!r}, mode {config.mode}, bus {bus}, "
+                  f"http {config.http.host}:{config.http.port}")
+            for sc in config.services:
+                io = " -> ".join(x for x in (getattr(sc, "input", None), sc.kind + ":" + sc.name,
+                                             getattr(sc, "output", None)) if x)
+                print(f"  {io}")
+            return 0
         if config.mode == "per-service" and not args.service:
             runner = Supervisor(config, args.config.resolve(), port=args.port)
         else:

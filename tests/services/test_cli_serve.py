@@ -127,3 +127,10 @@ def test_bad_config_exits_with_a_message(tmp_path, capsys):
     assert "needs bus type 'kafka'" in capsys.readouterr().err
     assert main(["serve", str(tmp_path / "missing.yaml")]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_check_validates_and_lists_the_pipeline(tmp_path, capsys):
+    assert main(["serve", str(write_config(tmp_path)), "--check"]) == 0
+    out = capsys.readouterr().out
+    assert "OK: 'cli platform', mode single, bus memory, http 127.0.0.1:0" in out
+    assert "raw -> quality:quality -> validated" in out and "ingestion:ingest -> raw" in out
