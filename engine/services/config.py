@@ -18,12 +18,15 @@ Example::
       - {kind: serving, name: serving, input: validated, indexes: {user: text}}
 
 Errors name the path of the offending value (``$.services[2].rules[0].field``). A bearer token is
-read from ``http.token`` or, better, the environment variable named by ``http.token_env``.
+read from ``http.token`` or, better, the environment variable named by ``http.token_env``. String
+values may reference the environment: ``${KAFKA_BOOTSTRAP}`` or ``${KAFKA_BOOTSTRAP:-127.0.0.1:9092}``
+(an unset variable without a default is an error naming it).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -167,10 +170,34 @@ class PlatformConfig(msgspec.Struct, forbid_unknown_fields=True):
         raise ConfigError(f"no service named {name!r} in the config (have: {', '.join(s.name for s in self.services)})")
 
 
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def expand_env(value: Any, path: str = "$", environ: dict[str, str] | None = None) -> Any:
+    """``${VAR}`` / ``${VAR:-default}`` in every string of ``value`` replaced from the environment."""
+    environ = os.environ if environ is None else environ
+    if isinstance(value, str):
+        def substitute(match: re.Match) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in environ:
+                return environ[name]
+            if default is not None:
+                return default
+            raise ConfigError(f"{path}: environment variable {name!r} is not set (or write ${{{name}:-default}})")
+
+        return _ENV_REF.sub(substitute, value)
+    if isinstance(value, dict):
+        return {k: expand_env(v, f"{path}.{k}", environ) for k, v in value.items()}
+    if isinstance(value, list):
+        return [expand_env(v, f"{path}[{i}]", environ) for i, v in enumerate(value)]
+    return value
+
+
 def parse_config(raw: Any, base_dir: str | Path = ".") -> PlatformConfig:
-    """Validate a mapping (e.g. loaded YAML) into a `PlatformConfig`."""
+    """Validate a mapping (e.g. loaded YAML) into a `PlatformConfig` (environment references expanded)."""
     if not isinstance(raw, dict):
         raise ConfigError(f"the platform config must be a mapping, got {type(raw).__name__}")
+    raw = expand_env(raw)
     try:
         config = msgspec.convert({**raw, "base_dir": str(base_dir)}, PlatformConfig)
     except msgspec.ValidationError as exc:
