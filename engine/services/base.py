@@ -188,9 +188,14 @@ class Service:
             "records_out": int(self.records_out.value),
             "throughput": round(self.throughput.rate(), 2),
             "lag": self.lag(),
+            "summary": self.summary(),
             "uptime_s": None if self.started_at is None else round(time.time() - self.started_at, 1),
             **self.details(),
         }
+
+    def summary(self) -> str:
+        """One line for the status page (what this service has done so far)."""
+        return ""
 
     def details(self) -> dict[str, Any]:
         """Extra service-specific fields for the health report."""

@@ -216,6 +216,11 @@ class IngestionService(Service):
         if batcher is not None and not batcher.done():
             await asyncio.wait({batcher}, timeout=timeout)
 
+    def summary(self) -> str:
+        source = "push only (POST /ingest)" if self.source is None else (
+            "source exhausted" if self.source_done else "reading source")
+        return f"{source}, {int(self.rejected.value)} rejected"
+
     def details(self) -> dict[str, Any]:
         return {"output": self.output, "source_done": self.source_done,
                 "rejected": int(self.rejected.value)}

@@ -330,6 +330,13 @@ class QualityService(Service):
     def quarantine_count(self) -> int:
         return self._require_db().execute("SELECT count(*) FROM quarantine").fetchone()[0]
 
+    def summary(self) -> str:
+        if self._db is None:
+            return ""
+        last = self.batches[-1]["pass_rate"] if self.batches else None
+        rate = "no batches yet" if last is None else f"last batch pass rate {last:.1%}"
+        return f"{rate}, {self.quarantine_count()} quarantined, {len(self.alerts)} alerts"
+
     def details(self) -> dict[str, Any]:
         last = self.batches[-1] if self.batches else None
         return {"input": self.input, "output": self.output, "watermark": self.watermark,

@@ -115,6 +115,11 @@ class ServingService(Service):
         key = ("q", self._query_generation, tuple(sorted(filters.items())), limit, cursor)
         return self._cached(key, lambda: self.store.query(filters, limit, cursor))
 
+    def summary(self) -> str:
+        if not self.store.is_open:
+            return ""
+        return f"{self.store.count()} records stored, {int(self.duplicates.value)} duplicates ignored"
+
     def details(self) -> dict[str, Any]:
         return {"input": self.input, "records_stored": self.store.count() if self.store.is_open else None,
                 "subscription": None if self.subscription is None else self.subscription.statistics()}

@@ -82,7 +82,7 @@ def _section(title: str, section_id: str, rows, error, empty: str) -> str:
 
 
 SERVICE_COLUMNS = ["name", "kind", "state", "healthy", "ready", "records_in", "records_out", "throughput", "lag",
-                   "error"]
+                   "summary", "error"]
 
 
 def render_status_page(title: str, services: list[dict[str, Any]], flows, flows_error, runs, runs_error,

@@ -214,6 +214,10 @@ class TransformationService(Service):
             await self.bus.publish(self.dead_letter, [env.with_headers(error=reason, **{"error.service": self.name})
                                                       for env, reason in failures])
 
+    def summary(self) -> str:
+        steps = ", ".join(s.name for s in self.steps) or "no steps"
+        return f"{steps}; {int(self.failed_records.value)} failed, {int(self.dropped.value)} filtered"
+
     def details(self) -> dict[str, Any]:
         return {"input": self.input, "output": self.output, "steps": [s.name for s in self.steps],
                 "subscription": None if self.subscription is None else self.subscription.statistics()}

@@ -113,6 +113,8 @@ async def test_status_page_in_headless_chromium(tmp_path):
     assert by_name["quality"]["records_in"] == "8" and by_name["quality"]["records_out"] == "7"
     assert by_name["serving"]["records_in"] == "7" and by_name["serving"]["ready"] == "no"
     assert by_name["quality"]["throughput"].endswith("/s")
+    assert by_name["serving"]["summary"] == "7 records stored, 0 duplicates ignored"
+    assert by_name["quality"]["summary"].endswith("1 quarantined, 2 alerts")
     assert page.texts["platform-ready"] == "not ready" and page.texts["platform-health"] == "healthy"
     flow_header, flow_row = page.tables["flows-table"]
     assert dict(zip(flow_header, flow_row)) == {"flow": "clicks-per-user", "watermark": "1700000060000",
