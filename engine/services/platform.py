@@ -221,47 +221,89 @@ async def run_until_signalled(awaitable_start, stop) -> None:
 class Supervisor:
     """``mode: per-service``: one child process per service (``engine serve FILE --service NAME``),
     each with its own HTTP port (``http_port``, default ``http.port + 1 + index``), plus a status app
-    on ``http.port`` that shows every child's health. SIGTERM is forwarded; children drain and exit."""
+    on ``http.port`` that shows every child's health, pid and restart count.
 
-    def __init__(self, config: cfg.PlatformConfig, config_path: str | Path, *, port: int | None = None):
+    A child that exits on its own is restarted after a backoff (1 s, doubling up to ``max_backoff_s``);
+    it resumes from its consumer group's committed offsets, and the idempotent stores absorb the
+    redelivered batch. SIGTERM is forwarded on stop; children drain and exit.
+    """
+
+    def __init__(self, config: cfg.PlatformConfig, config_path: str | Path, *, port: int | None = None,
+                 max_backoff_s: float = 30.0):
         self.config = config
         self.config_path = str(config_path)
         self.port = config.http.port if port is None else port
+        self.max_backoff_s = max_backoff_s
         self.children: dict[str, subprocess.Popen] = {}
+        self.restarts: dict[str, int] = {}
+        self.ports = {sc.name: self.child_port(i, sc) for i, sc in enumerate(config.services)}
         self.server: AppServer | None = None
+        self._stopping = False
+        self._monitor: asyncio.Task | None = None
+        self._session: aiohttp.ClientSession | None = None
 
     def child_port(self, index: int, sc) -> int:
         return sc.http_port if sc.http_port is not None else self.config.http.port + 1 + index
 
+    def _spawn(self, name: str) -> None:
+        argv = [sys.executable, "-c", "import sys; from engine.cli import main; sys.exit(main())",
+                "serve", self.config_path, "--service", name, "--port", str(self.ports[name])]
+        self.children[name] = subprocess.Popen(argv, env=os.environ.copy())
+        logger.info("started service process %r (pid %d)", name, self.children[name].pid,
+                    extra={"service": name, "event": "supervisor.spawned"})
+
+    async def _watch_children(self) -> None:
+        loop = asyncio.get_running_loop()
+        restart_at: dict[str, float] = {}
+        while not self._stopping:
+            for name, child in list(self.children.items()):
+                code = child.poll()
+                if code is None or self._stopping:
+                    continue
+                if name not in restart_at:
+                    delay = min(self.max_backoff_s, 2.0 ** self.restarts.get(name, 0))
+                    restart_at[name] = loop.time() + delay
+                    logger.error("service process %r exited with %s; restarting in %.0f s", name, code, delay,
+                                 extra={"service": name, "event": "supervisor.child_exited", "code": code})
+                elif loop.time() >= restart_at[name]:
+                    del restart_at[name]
+                    self.restarts[name] = self.restarts.get(name, 0) + 1
+                    self._spawn(name)
+            await asyncio.sleep(0.2)
+
+    async def _remote_services(self) -> list[dict[str, Any]]:
+        out = []
+        for name, port in self.ports.items():
+            child = self.children[name]
+            extra = {"pid": child.pid, "restarts": self.restarts.get(name, 0)}
+            try:
+                async with self._session.get(f"http://{self.config.http.host}:{port}/api/status") as resp:
+                    for row in (await resp.json())["services"]:
+                        restarted = f"; restarted {extra['restarts']}x" if extra["restarts"] else ""
+                        out.append({**row, **extra, "summary": (row.get("summary") or "") + restarted})
+            except Exception as exc:
+                out.append({"name": name, "kind": self.config.service(name).kind,
+                            "state": "exited" if child.poll() is not None else "unreachable",
+                            "healthy": False, "ready": False, "error": f"{type(exc).__name__}: {exc}",
+                            "throughput": 0.0, **extra})
+        return out
+
     async def start(self) -> "Supervisor":
-        for index, sc in enumerate(self.config.services):
-            argv = [sys.executable, "-c", "import sys; from engine.cli import main; sys.exit(main())",
-                    "serve", self.config_path, "--service", sc.name, "--port", str(self.child_port(index, sc))]
-            self.children[sc.name] = subprocess.Popen(argv, env=os.environ.copy())
-        ports = {sc.name: self.child_port(i, sc) for i, sc in enumerate(self.config.services)}
-        session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2))
-        self._session = session
-
-        async def remote_services() -> list[dict[str, Any]]:
-            out = []
-            for name, port in ports.items():
-                child = self.children[name]
-                try:
-                    async with session.get(f"http://{self.config.http.host}:{port}/api/status") as resp:
-                        out.extend((await resp.json())["services"])
-                except Exception as exc:
-                    out.append({"name": name, "kind": self.config.service(name).kind,
-                                "state": "exited" if child.poll() is not None else "unreachable",
-                                "healthy": False, "ready": False, "error": f"{type(exc).__name__}: {exc}",
-                                "throughput": 0.0})
-            return out
-
+        self._stopping = False
+        for sc in self.config.services:
+            self._spawn(sc.name)
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2))
         app = web.Application()
-        add_status_routes(app, ServiceRegistry(), title=self.config.name, services_provider=remote_services)
+        add_status_routes(app, ServiceRegistry(), title=self.config.name, services_provider=self._remote_services)
         self.server = await AppServer(app, self.config.http.host, self.port).start()
+        self._monitor = asyncio.get_running_loop().create_task(self._watch_children(), name="supervisor")
         return self
 
     async def stop(self) -> None:
+        self._stopping = True
+        if self._monitor is not None:
+            self._monitor.cancel()
+            await asyncio.gather(self._monitor, return_exceptions=True)
         for child in self.children.values():
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
@@ -275,4 +317,5 @@ class Supervisor:
                 child.wait()
         if self.server is not None:
             await self.server.stop()
-        await self._session.close()
+        if self._session is not None:
+            await self._session.close()

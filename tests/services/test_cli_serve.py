@@ -95,7 +95,10 @@ async def test_serve_one_process_per_service_on_kafka(tmp_path, bootstrap_server
     ports = [free_port() for _ in range(4)]
     config = write_config(tmp_path, mode="per-service",
                           bus={"type": "kafka", "bootstrap_servers": bootstrap_servers,
-                               "topic_prefix": f"cli-{uuid.uuid4().hex[:8]}."},
+                               "topic_prefix": f"cli-{uuid.uuid4().hex[:8]}.",
+                               # a SIGKILLed member holds its partitions until its session times out
+                               "consumer_options": {"session_timeout_ms": 6000, "heartbeat_interval_ms": 300,
+                                                    "max_poll_interval_ms": 2000}},
                           http={"port": ports[0], "token_env": "ENGINE_TEST_TOKEN"})
     raw = yaml.safe_load(config.read_text())
     for service, port in zip(raw["services"], ports[1:]):
@@ -110,6 +113,17 @@ async def test_serve_one_process_per_service_on_kafka(tmp_path, bootstrap_server
                                  headers={"Authorization": "Bearer cli-token"}) as resp:
                 assert resp.status == 200
             await poll(http, f"http://127.0.0.1:{ports[3]}/records/k1", lambda s, b: s == 200, timeout=60)
+            # a service process that dies is restarted by the supervisor and catches up
+            serving_pid = next(s["pid"] for s in status["services"] if s["name"] == "serving")
+            os.kill(serving_pid, signal.SIGKILL)
+            async with http.post(f"http://127.0.0.1:{ports[1]}/ingest", json=[{"id": "k2", "amount": 1}],
+                                 headers={"Authorization": "Bearer cli-token"}) as resp:
+                assert resp.status == 200
+            status = await poll(http, f"{url}/api/status", lambda s, b: b["ready"] and any(
+                row["name"] == "serving" and row["restarts"] == 1 for row in b["services"]), timeout=90)
+            await poll(http, f"http://127.0.0.1:{ports[3]}/records/k2", lambda s, b: s == 200, timeout=60)
+            async with http.get(f"http://127.0.0.1:{ports[3]}/records/k1") as resp:
+                assert resp.status == 200  # stored before the crash, still there
     finally:
         code, out, err = await stop_serve(proc)
     assert code == 0, err
