@@ -7,7 +7,8 @@ One interface, two implementations:
   resumes where it committed, exactly as on Kafka. Bounded: a publisher waits (backpressure) while a
   channel holds ``max_retained`` envelopes that some group has not consumed yet.
 - `KafkaBus`: one topic per channel (``topic_prefix + channel``), envelopes as msgpack values keyed by
-  envelope id, consumer groups named ``topic_prefix + group``; decouples services across processes.
+  the ``partition_key`` header (set by ingestion's ``key_field``; envelopes of one key stay in order)
+  or else the envelope id; consumer groups named ``topic_prefix + group``; decouples processes.
 
 Delivery contract (both): a subscription calls ``handler(batch)`` with a list of envelopes in channel
 order (per partition on Kafka) and commits the batch's position only after the handler returned. A
@@ -38,6 +39,8 @@ Handler = Callable[[list[Envelope]], Awaitable[None]]
 
 _CHANNEL = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
 DEAD_LETTER_SUFFIX = ".dead-letter"
+# Kafka message key: this header when present (per-key order, as in Kafka Streams), else the envelope id.
+PARTITION_KEY_HEADER = "partition_key"
 
 
 class BusError(ServiceError):
@@ -466,7 +469,8 @@ class KafkaBus(EventBus):
         for env in envelopes:
             if not isinstance(env, Envelope):
                 raise BusError(f"publish to {channel!r}: expected Envelope, got {type(env).__name__}")
-            futures.append(await producer.send(topic, value=envelope_codec.encode(env), key=env.id.encode()))
+            key = env.headers.get(PARTITION_KEY_HEADER) or env.id
+            futures.append(await producer.send(topic, value=envelope_codec.encode(env), key=key.encode()))
         if futures:
             await asyncio.gather(*futures)
 

@@ -98,6 +98,7 @@ class IngestionConfig(_ServiceBase, tag="ingestion"):
     id_field: str | None = None
     time_field: str | None = None
     schema_id: str | None = None
+    key_field: str | None = None
     batch_size: Positive = 500
     linger_ms: NonNegative = 200
 

@@ -7,7 +7,8 @@ a JSON array, one JSON object, or JSON lines with ``Content-Type: application/x-
 
 Standardising: the envelope id is ``str(record[id_field])`` when ``id_field`` is set (stable across
 re-ingestion, which is what makes downstream de-duplication work), otherwise a fresh random id; the
-time is ``record[time_field]`` (int ms) when set, otherwise the wall clock. A record that cannot be
+time is ``record[time_field]`` (int ms) when set, otherwise the wall clock; ``key_field`` sets the
+``partition_key`` header, so on Kafka all records of one key share a partition and stay in order. A record that cannot be
 standardised (not a mapping, missing id, non-integer time) is published to ``<output>.dead-letter`` with
 the reason; it is never dropped silently.
 
@@ -27,7 +28,7 @@ from aiohttp import web
 
 from engine.errors import ServiceError
 from engine.services.base import Service
-from engine.services.bus import EventBus, dead_letter_channel
+from engine.services.bus import PARTITION_KEY_HEADER, EventBus, dead_letter_channel
 from engine.services.envelope import Envelope, new_id, now_ms
 from engine.services.http import RequestError, Route, json_response
 
@@ -72,7 +73,8 @@ class IngestionService(Service):
 
     def __init__(self, name: str, bus: EventBus, output: str, *, source: Source | None = None,
                  source_name: str | None = None, id_field: str | None = None, time_field: str | None = None,
-                 schema_id: str | None = None, batch_size: int = 500, linger_ms: int = 200):
+                 schema_id: str | None = None, key_field: str | None = None, batch_size: int = 500,
+                 linger_ms: int = 200):
         super().__init__(name)
         if batch_size < 1 or linger_ms < 0:
             raise ServiceError(f"ingestion {name!r}: batch_size must be >= 1 and linger_ms >= 0")
@@ -81,6 +83,7 @@ class IngestionService(Service):
         self.source = source
         self.source_name = source_name or name
         self.id_field, self.time_field, self.schema_id = id_field, time_field, schema_id
+        self.key_field = key_field
         self.batch_size, self.linger = batch_size, linger_ms / 1000.0
         self.source_done = source is None
         self._queue: asyncio.Queue | None = None
@@ -113,7 +116,15 @@ class IngestionService(Service):
                                        f"(ms since the epoch), got {ts!r}")
         else:
             ts = now_ms()
-        return Envelope(id=env_id, source=self.source_name, time=ts, payload=record, schema_id=self.schema_id)
+        headers = {}
+        if self.key_field is not None:
+            key = record.get(self.key_field)
+            if key is None or isinstance(key, (dict, list)):
+                raise StandardiseError(f"ingestion {self.name!r}: key field {self.key_field!r} is missing or not "
+                                       f"a scalar (value {key!r})")
+            headers[PARTITION_KEY_HEADER] = str(key)
+        return Envelope(id=env_id, source=self.source_name, time=ts, payload=record, schema_id=self.schema_id,
+                        headers=headers)
 
     async def ingest(self, records: list[Any]) -> tuple[int, list[dict[str, Any]]]:
         """Standardise and publish ``records`` now (the HTTP path); returns (accepted, rejections)."""

@@ -67,7 +67,8 @@ def make_service(config: cfg.PlatformConfig, sc, bus: EventBus):
             else:
                 source = _load_callable(sc.source.callable)
         service = IngestionService(sc.name, bus, sc.output, source=source, id_field=sc.id_field,
-                                   time_field=sc.time_field, schema_id=sc.schema_id, batch_size=sc.batch_size,
+                                   time_field=sc.time_field, schema_id=sc.schema_id, key_field=sc.key_field,
+                                   batch_size=sc.batch_size,
                                    linger_ms=sc.linger_ms)
     elif isinstance(sc, cfg.TransformationConfig):
         steps = []

@@ -79,3 +79,36 @@ async def test_kafka_bus_at_least_once_resume_and_dead_letters(bootstrap_servers
             await consumer.stop()
         assert records[0].value == b"\xc1 not msgpack"
         assert b"not a valid envelope" in dict(records[0].headers)["error"]
+
+
+async def test_partition_key_header_keeps_a_key_on_one_partition(bootstrap_servers):
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.structs import TopicPartition
+
+    from engine.services.bus import PARTITION_KEY_HEADER
+    from engine.services.envelope import decode
+
+    prefix = f"pk-{uuid.uuid4().hex[:8]}."
+    async with KafkaBus(bootstrap_servers, topic_prefix=prefix, partitions=4) as bus:
+        await bus.publish("orders", [Envelope(id=f"o{i}", source="t", time=i, payload={"user": f"u{i % 3}"},
+                                              headers={PARTITION_KEY_HEADER: f"u{i % 3}"}) for i in range(30)])
+        topic = bus.topic("orders")
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, auto_offset_reset="earliest")
+        await consumer.start()
+        try:
+            consumer.assign([TopicPartition(topic, p) for p in range(4)])
+            seen = []
+            for _ in range(40):
+                for tp, messages in (await consumer.getmany(timeout_ms=250)).items():
+                    seen.extend((tp.partition, decode(m.value)) for m in messages)
+                if len(seen) >= 30:
+                    break
+        finally:
+            await consumer.stop()
+    partitions = {}
+    for partition, env in seen:
+        partitions.setdefault(env.payload["user"], set()).add(partition)
+    assert all(len(p) == 1 for p in partitions.values()), partitions
+    for user in partitions:  # per-key order is publish order
+        times = [env.time for _, env in seen if env.payload["user"] == user]
+        assert times == sorted(times)

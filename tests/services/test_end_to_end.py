@@ -49,7 +49,7 @@ def platform_config(tmp_path, records, bus):
         "http": {"port": 0, "token": TOKEN, "max_body_bytes": 65536},
         "services": [
             {"kind": "ingestion", "name": "ingest", "output": "raw", "id_field": "id", "time_field": "ts",
-             "source": {"type": "jsonl", "path": "orders.jsonl"}, "batch_size": 16, "linger_ms": 20},
+             "key_field": "country", "source": {"type": "jsonl", "path": "orders.jsonl"}, "batch_size": 16, "linger_ms": 20},
             {"kind": "transformation", "name": "enrich", "input": "raw", "output": "enriched",
              "steps": [{"transform": "tests.services.test_end_to_end:normalise"},
                        {"lookup": {"field": "country", "table": {"DE": {"region": "central"},

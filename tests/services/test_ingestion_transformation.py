@@ -155,3 +155,12 @@ async def test_transform_errors_go_to_dead_letter_with_the_reason():
     assert dead.headers["error"] == "transform 'boom' raised KeyError: 'price'"
     assert dead.headers["error.service"] == "transform"
     await svc.stop()
+
+
+def test_key_field_sets_the_partition_key_header():
+    from engine.services.ingestion import StandardiseError
+
+    svc = IngestionService("ingest", InMemoryBus(), "raw", key_field="user")
+    assert svc.standardise({"user": 42}).headers == {"partition_key": "42"}
+    with pytest.raises(StandardiseError, match="key field 'user' is missing or not a scalar"):
+        svc.standardise({"other": 1})
