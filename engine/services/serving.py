@@ -5,7 +5,8 @@ HTTP routes (see `engine.services.http` for auth and error rendering):
 - ``GET /records/{id}`` -> the record, or 404 naming the id;
 - ``GET /records?field=value&limit=&cursor=`` -> ``{"items": [...], "next_cursor": str|null}``; filters
   on declared (indexed) fields only; ``limit`` defaults to ``default_limit`` and is capped at
-  ``max_limit`` (no unbounded result sets);
+  ``max_limit`` (no unbounded result sets); ``since``/``until`` restrict event time to
+  ``[since, until)`` (int ms); ``order=desc`` pages newest first;
 - ``DELETE /records/{id}`` (protected) removes a record.
 
 Reads go through a TTL cache (by id and by query); a write invalidates the ids it touched and every
@@ -30,7 +31,7 @@ from engine.services.store import QueryError, RecordStore
 
 logger = logging.getLogger(__name__)
 
-_RESERVED_PARAMS = {"limit", "cursor"}
+_RESERVED_PARAMS = {"limit", "cursor", "order", "since", "until"}
 
 
 class ServingService(Service):
@@ -108,12 +109,14 @@ class ServingService(Service):
     def get(self, record_id: str) -> dict[str, Any] | None:
         return self._cached(("id", record_id), lambda: self.store.get(record_id))
 
-    def query(self, filters: dict[str, Any], limit: int | None = None, cursor: str | None = None):
+    def query(self, filters: dict[str, Any], limit: int | None = None, cursor: str | None = None, *,
+              order: str = "asc", since: int | None = None, until: int | None = None):
         limit = self.default_limit if limit is None else limit
         if not 1 <= limit <= self.max_limit:
             raise QueryError(f"limit must be between 1 and {self.max_limit}, got {limit}")
-        key = ("q", self._query_generation, tuple(sorted(filters.items())), limit, cursor)
-        return self._cached(key, lambda: self.store.query(filters, limit, cursor))
+        key = ("q", self._query_generation, tuple(sorted(filters.items())), limit, cursor, order, since, until)
+        return self._cached(key, lambda: self.store.query(filters, limit, cursor, order=order, since=since,
+                                                          until=until))
 
     def summary(self) -> str:
         if not self.store.is_open:
@@ -147,6 +150,12 @@ class ServingService(Service):
         self._require_store()
         limit = query_int(request, "limit", self.default_limit, 1, self.max_limit)
         cursor = request.query.get("cursor") or None
+        order = request.query.get("order", "asc")
+        if order not in ("asc", "desc"):
+            raise RequestError(f"query parameter 'order' must be 'asc' or 'desc', got {order!r}")
+        bound = (1 << 63) - 1
+        since = query_int(request, "since", None, -bound, bound) if "since" in request.query else None
+        until = query_int(request, "until", None, -bound, bound) if "until" in request.query else None
         filters = {}
         for field in request.query.keys():
             if field in _RESERVED_PARAMS:
@@ -160,7 +169,7 @@ class ServingService(Service):
                 raise RequestError(str(exc)) from None
         try:
             with self.request_latency.time():
-                items, next_cursor = self.query(filters, limit, cursor)
+                items, next_cursor = self.query(filters, limit, cursor, order=order, since=since, until=until)
         except QueryError as exc:
             raise RequestError(str(exc)) from None
         return json_response({"items": items, "next_cursor": next_cursor, "limit": limit})

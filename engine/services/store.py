@@ -95,6 +95,7 @@ class RecordStore:
                 conn.execute(f'ALTER TABLE "{t}" ADD COLUMN "{column}" {FIELD_TYPES[kind]}')
                 conn.execute(f'UPDATE "{t}" SET "{column}" = json_extract(payload, ?)', (f'$."{name}"',))
             conn.execute(f'CREATE INDEX IF NOT EXISTS "ix_{t}_{name}" ON "{t}" ("{column}", seq)')
+        conn.execute(f'CREATE INDEX IF NOT EXISTS "ix_{t}__time" ON "{t}" (time, seq)')
         self._conn = conn
         columns = ["id", "source", "time", "schema_id", "headers", "payload"] + [f'"f_{n}"' for n in self.indexes]
         placeholders = ", ".join("?" for _ in columns)
@@ -182,42 +183,60 @@ class RecordStore:
                              f"got {raw!r}") from None
         return raw
 
-    def query(self, filters: dict[str, Any], limit: int, cursor: str | None = None
-              ) -> tuple[list[dict[str, Any]], str | None]:
-        """Records matching every ``field == value`` filter (indexed fields only), in insertion order.
+    def query(self, filters: dict[str, Any], limit: int, cursor: str | None = None, *, order: str = "asc",
+              since: int | None = None, until: int | None = None) -> tuple[list[dict[str, Any]], str | None]:
+        """Records matching every ``field == value`` filter (indexed fields only) and, when given, the
+        event-time range ``since <= time < until``, in insertion order (``order="desc"``: newest first).
 
-        Returns at most ``limit`` records and the cursor of the next page (None on the last page).
+        Returns at most ``limit`` records and the cursor of the next page (None on the last page). A
+        cursor only continues a query in the direction it was issued for.
         """
         if limit < 1:
             raise QueryError(f"limit must be >= 1, got {limit}")
+        if order not in ("asc", "desc"):
+            raise QueryError(f"order must be 'asc' or 'desc', got {order!r}")
+        if since is not None and until is not None and since >= until:
+            raise QueryError(f"empty time range: since={since} must be < until={until}")
         clauses, params = [], []
+        if since is not None:
+            clauses.append("time >= ?")
+            params.append(since)
+        if until is not None:
+            clauses.append("time < ?")
+            params.append(until)
         for field, value in filters.items():
             if field not in self.indexes:
                 self.convert(field, "")  # raises with the list of indexed fields
             clauses.append(f'"f_{field}" = ?')
             params.append(value)
         if cursor is not None:
-            clauses.append("seq > ?")
-            params.append(decode_cursor(cursor))
+            clauses.append("seq > ?" if order == "asc" else "seq < ?")
+            params.append(decode_cursor(cursor, order))
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = self._db().execute(
             f'SELECT id, source, time, schema_id, headers, payload, seq FROM "{self.table}" {where} '
-            f"ORDER BY seq LIMIT ?", (*params, limit + 1)).fetchall()
+            f"ORDER BY seq {order.upper()} LIMIT ?", (*params, limit + 1)).fetchall()
         more = len(rows) > limit
         rows = rows[:limit]
-        next_cursor = encode_cursor(rows[-1][6]) if more else None
+        next_cursor = encode_cursor(rows[-1][6], order) if more else None
         return [self._row(r) for r in rows], next_cursor
 
 
-def encode_cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(f"s:{seq}".encode()).decode().rstrip("=")
+_CURSOR_TAGS = {"asc": "s", "desc": "d"}
 
 
-def decode_cursor(cursor: str) -> int:
+def encode_cursor(seq: int, order: str = "asc") -> str:
+    return base64.urlsafe_b64encode(f"{_CURSOR_TAGS[order]}:{seq}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, order: str = "asc") -> int:
     """The position inside an opaque cursor; QueryError for anything this store did not issue."""
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if not text.startswith("s:"):
+        if text[:2] in ("s:", "d:") and text[:2] != _CURSOR_TAGS[order] + ":":
+            raise QueryError(f"this cursor continues an order={'asc' if text[0] == 's' else 'desc'} query; "
+                             f"it cannot be used with order={order}")
+        if not text.startswith(_CURSOR_TAGS[order] + ":"):
             raise ValueError
         seq = int(text[2:])
         if seq < 0:

@@ -154,3 +154,30 @@ async def test_health_ready_and_metrics(serving):
     assert "# TYPE engine_serving_request_seconds histogram" in text
     await service.subscription.stop()
     assert (await client.get("/ready")).status == 503
+
+
+def test_time_range_and_descending_pages():
+    store = RecordStore(indexes=["user"]).open()
+    store.put_many([env(i, user="u") for i in range(10)])  # times 1000..1009
+    items, cursor = store.query({"user": "u"}, limit=3, order="desc", since=1002, until=1008)
+    assert [r["id"] for r in items] == ["r7", "r6", "r5"]
+    items, cursor = store.query({"user": "u"}, limit=3, order="desc", since=1002, until=1008, cursor=cursor)
+    assert [r["id"] for r in items] == ["r4", "r3", "r2"] and cursor is None
+    _, asc_cursor = store.query({}, limit=2)
+    with pytest.raises(QueryError, match="continues an order=asc query; it cannot be used with order=desc"):
+        store.query({}, limit=2, order="desc", cursor=asc_cursor)
+    with pytest.raises(QueryError, match="empty time range"):
+        store.query({}, limit=2, since=5, until=5)
+
+
+async def test_http_order_and_time_parameters(serving):
+    bus, service, client = serving
+    await bus.publish("validated", [env(i, user="u") for i in range(6)])
+    await wait_until(lambda: service.records_in.value == 6)
+    body = await (await client.get("/records", params={"order": "desc", "limit": "2", "since": "1003"})).json()
+    assert [r["id"] for r in body["items"]] == ["r5", "r4"]
+    for params, message in [({"order": "up"}, "'order' must be 'asc' or 'desc'"),
+                            ({"since": "yesterday"}, "'since' must be an integer"),
+                            ({"since": "9", "until": "3"}, "empty time range")]:
+        resp = await client.get("/records", params=params)
+        assert resp.status == 400 and message in (await resp.json())["error"]
