@@ -196,8 +196,14 @@ class Subscription(abc.ABC):
                 logger.warning("handler did not finish within %.1fs; cancelling (batch will be redelivered)",
                                timeout, extra={"channel": self.channel, "group": self.group})
                 task.cancel()
-            except (asyncio.CancelledError, Exception):
-                pass
+            except asyncio.CancelledError:
+                if not task.done():  # the caller of stop() was cancelled, not the consume loop
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
+                    await self._close()
+                    raise
+            except Exception:
+                pass  # the consume loop's failure is in self.error (and was logged)
             await asyncio.gather(task, return_exceptions=True)
         await self._close()
 
