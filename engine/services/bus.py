@@ -394,12 +394,15 @@ class KafkaBus(EventBus):
 
     The producer uses ``acks="all"`` and no idempotence/transactions (not needed for at-least-once, and
     not every Kafka-protocol broker supports them). Topics are created on first use with ``partitions``
-    partitions. Extra client options pass through ``producer_options`` / ``consumer_options``.
+    partitions. ``client_options`` (connection settings such as ``security_protocol``, ``sasl_*``,
+    ``ssl_context``) go to every client, producer, consumers and admin; ``producer_options`` /
+    ``consumer_options`` to one kind only.
     """
 
     def __init__(self, bootstrap_servers: str, *, topic_prefix: str = "engine.", partitions: int = 1,
                  client_id: str = "engine-services", poll_timeout_ms: int = 500,
-                 producer_options: dict | None = None, consumer_options: dict | None = None):
+                 producer_options: dict | None = None, consumer_options: dict | None = None,
+                 client_options: dict | None = None):
         if partitions < 1:
             raise BusError(f"partitions must be >= 1, got {partitions}")
         if topic_prefix and not _CHANNEL.match(topic_prefix):
@@ -411,6 +414,7 @@ class KafkaBus(EventBus):
         self.poll_timeout_ms = poll_timeout_ms
         self.producer_options = dict(producer_options or {})
         self.consumer_options = dict(consumer_options or {})
+        self.client_options = dict(client_options or {})
         self._producer = None
         self._known_topics: set[str] = set()
         self._topic_lock = asyncio.Lock()
@@ -423,7 +427,8 @@ class KafkaBus(EventBus):
 
         if self._producer is not None:
             return
-        options = {"acks": "all", "enable_idempotence": False, "client_id": self.client_id, **self.producer_options}
+        options = {"acks": "all", "enable_idempotence": False, "client_id": self.client_id, **self.client_options,
+                   **self.producer_options}
         producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap_servers, **options)
         try:
             await producer.start()
@@ -448,7 +453,8 @@ class KafkaBus(EventBus):
         async with self._topic_lock:
             if topic in self._known_topics:
                 return topic
-            admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap_servers, client_id=self.client_id)
+            admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap_servers, client_id=self.client_id,
+                                        **self.client_options)
             await admin.start()
             try:
                 existing = set(await admin.list_topics())
@@ -491,7 +497,7 @@ class KafkaBus(EventBus):
         self._require_producer()  # dead letters and handlers publish through it
         topic = await self.ensure_topic(channel)
         consumer_opts = {"enable_auto_commit": False, "auto_offset_reset": "earliest",
-                         "client_id": self.client_id, **self.consumer_options}
+                         "client_id": self.client_id, **self.client_options, **self.consumer_options}
         consumer = AIOKafkaConsumer(topic, bootstrap_servers=self.bootstrap_servers,
                                     group_id=self.topic_prefix + group, **consumer_opts)
         try:

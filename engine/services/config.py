@@ -56,7 +56,8 @@ class KafkaBusConfig(msgspec.Struct, tag="kafka", tag_field="type", forbid_unkno
     topic_prefix: str = "engine."
     partitions: Positive = 1
     client_id: str = "engine-services"
-    consumer_options: dict[str, Any] = {}  # passed to aiokafka's consumer, e.g. session_timeout_ms
+    client_options: dict[str, Any] = {}  # every aiokafka client: security_protocol, sasl_mechanism, ...
+    consumer_options: dict[str, Any] = {}  # aiokafka's consumer only, e.g. session_timeout_ms
     producer_options: dict[str, Any] = {}
 
 
