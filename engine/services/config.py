@@ -7,6 +7,7 @@ Example::
     data_dir: data               # SQLite files default to <data_dir>/<service>.db (relative to this file)
     bus: {type: memory}          # or {type: kafka, bootstrap_servers: "host:9092", topic_prefix: "engine."}
     http: {host: 127.0.0.1, port: 8080, token_env: ENGINE_TOKEN, max_body_bytes: 1048576}
+    status: {dag_runs_db: engine-orchestration.db}   # recent DAG runs on the status page (read-only)
     services:
       - {kind: ingestion, name: ingest, output: raw, id_field: id, time_field: ts,
          source: {type: jsonl, path: orders.jsonl}}
@@ -146,6 +147,11 @@ class ServingConfig(_ServiceBase, tag="serving"):
 ServiceConfig = Union[IngestionConfig, TransformationConfig, QualityConfig, ServingConfig]
 
 
+class StatusConfig(msgspec.Struct, forbid_unknown_fields=True):
+    dag_runs_db: str | None = None  # the orchestration layer's metadata database (read-only)
+    recent_dag_runs: Positive = 20
+
+
 class PlatformConfig(msgspec.Struct, forbid_unknown_fields=True):
     services: list[ServiceConfig]
     name: str = "engine platform"
@@ -153,6 +159,7 @@ class PlatformConfig(msgspec.Struct, forbid_unknown_fields=True):
     data_dir: str = "data"
     bus: Union[MemoryBusConfig, KafkaBusConfig] = msgspec.field(default_factory=MemoryBusConfig)
     http: HttpConfig = msgspec.field(default_factory=HttpConfig)
+    status: StatusConfig = msgspec.field(default_factory=StatusConfig)
     shutdown_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 10.0
     base_dir: str = "."  # set by load_config: relative paths resolve against the config file's folder
 

@@ -27,6 +27,7 @@ from engine.services import config as cfg
 from engine.services.bus import EventBus, InMemoryBus, KafkaBus
 from engine.services.http import AppServer, make_platform_app, make_service_app
 from engine.services.ingestion import IngestionService, jsonl_source
+from engine.services.providers import orchestration_runs_provider
 from engine.services.quality import QualityService
 from engine.services.registry import ServiceRegistry
 from engine.services.serving import ServingService
@@ -120,6 +121,9 @@ class Platform:
         for sc in self.service_configs:
             self.registry.register(make_service(config, sc, self.bus))
         self.port = config.http.port if port is None else port
+        if dag_runs_provider is None and config.status.dag_runs_db:
+            dag_runs_provider = orchestration_runs_provider(config.path(config.status.dag_runs_db),
+                                                            config.status.recent_dag_runs)
         self.flows_provider, self.dag_runs_provider = flows_provider, dag_runs_provider
         self.subapps = subapps
         self.server: AppServer | None = None
