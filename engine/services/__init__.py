@@ -3,7 +3,8 @@
 Modules: `envelope` (the record wrapper), `bus` (EventBus, InMemoryBus, KafkaBus), `metrics`,
 `base` (Service lifecycle and health), `registry`, `ingestion`, `transformation`, `rules` and
 `quality`, `store`/`cache`/`serving`, `http` (aiohttp app factories), `status` (status page),
-`config` (platform.yaml), `platform` (run a configured set of services) and `cli` (``engine serve``).
+`config` (platform.yaml), `platform` (run a configured set of services), `providers` (status-page
+feeds from other layers) and `cli` (``engine serve``).
 
 Quick start (embedded, in-process bus)::
 
@@ -23,6 +24,7 @@ from engine.services.http import AppServer, RequestError, Route, make_platform_a
 from engine.services.ingestion import IngestionService, jsonl_source
 from engine.services.metrics import Counter, Gauge, Histogram, Metrics, render_prometheus
 from engine.services.platform import Platform, Supervisor
+from engine.services.providers import orchestration_runs_provider
 from engine.services.quality import QualityService
 from engine.services.registry import ServiceRegistry
 from engine.services.rules import parse_rules
@@ -66,6 +68,7 @@ __all__ = [
     "load_config",
     "make_platform_app",
     "make_service_app",
+    "orchestration_runs_provider",
     "parse_config",
     "parse_rules",
     "register_transform",
