@@ -19,9 +19,10 @@ Batching: a batch is published when it holds ``batch_size`` records or its first
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from pathlib import Path
-from typing import Any, AsyncIterable, Callable, Iterable
+from typing import Any, AsyncIterable, Callable, Iterable, Iterator
 
 import msgspec
 from aiohttp import web
@@ -41,8 +42,11 @@ class StandardiseError(ServiceError):
     """A record that cannot become an envelope; the message names the field and the value."""
 
 
-async def jsonl_source(path: str | Path) -> AsyncIterable[Any]:
-    """Records of a JSON-lines file; an undecodable line is yielded as a `StandardiseError` (dead-lettered)."""
+def jsonl_source(path: str | Path) -> Iterator[Any]:
+    """Records of a JSON-lines file; an undecodable line is yielded as a `StandardiseError` (dead-lettered).
+
+    A plain generator: the service reads it in chunks of ``batch_size`` lines between loop turns.
+    """
     with open(path, "rb") as fh:
         for number, line in enumerate(fh, 1):
             if not line.strip():
@@ -51,21 +55,12 @@ async def jsonl_source(path: str | Path) -> AsyncIterable[Any]:
                 yield msgspec.json.decode(line)
             except msgspec.DecodeError as exc:
                 yield StandardiseError(f"{path}:{number}: not valid JSON ({exc}): {line[:200]!r}")
-            if number % 1000 == 0:
-                await asyncio.sleep(0)  # let the loop breathe on large files
 
 
-async def _aiter(source: Source) -> AsyncIterable[Any]:
+def _open(source: Source):
     if callable(source) and not hasattr(source, "__iter__") and not hasattr(source, "__aiter__"):
         source = source()
-    if hasattr(source, "__aiter__"):
-        async for item in source:
-            yield item
-    else:
-        for i, item in enumerate(source):
-            yield item
-            if i % 1000 == 999:
-                await asyncio.sleep(0)
+    return source
 
 
 class IngestionService(Service):
@@ -170,14 +165,26 @@ class IngestionService(Service):
         self._stopping = False
         if self.source is not None:
             self.source_done = False
-            self._queue = asyncio.Queue(maxsize=self.batch_size * 2)  # bounded: backpressure on the source
+            self._queue = asyncio.Queue(maxsize=4)  # chunks; bounded: backpressure on the source
             self._reader = self.spawn(self._read(), "reader")
             self._batcher = self.spawn(self._batch_loop(), "batcher")
 
     async def _read(self) -> None:
+        """Move records from the source to the queue in chunks (lists), never one loop turn per record
+        for a synchronous source; an asynchronous source hands over what it yields as it yields it."""
         try:
-            async for record in _aiter(self.source):
-                await self._queue.put(record)
+            source = _open(self.source)
+            if hasattr(source, "__aiter__"):
+                async for record in source:
+                    await self._queue.put([record])
+            else:
+                records = iter(source)
+                while True:
+                    chunk = list(itertools.islice(records, self.batch_size))
+                    if not chunk:
+                        break
+                    await self._queue.put(chunk)
+                    await asyncio.sleep(0)  # let the batcher publish between chunks
         finally:
             # Also on cancellation (stop): the batcher drains what was read, then ends.
             await self._queue.put(_END)
@@ -188,29 +195,36 @@ class IngestionService(Service):
         failures: list[tuple[str, Any]] = []
         deadline = None
         while True:
-            timeout = None if deadline is None else max(0.0, deadline - loop.time())
-            try:
-                item = await asyncio.wait_for(self._queue.get(), timeout)
-            except asyncio.TimeoutError:
-                item = _FLUSH
-            if item is _END or item is _FLUSH:
-                await self._flush(pending, failures)
-                pending, failures, deadline = [], [], None
-                if item is _END:
-                    if not self._stopping:
-                        self.source_done = True
-                        self._log(logging.INFO, "source exhausted", "ingestion.source_done")
-                    return
-                continue
-            try:
-                pending.append(self.standardise(item))
-            except StandardiseError as exc:
-                failures.append((str(exc), item))
             if deadline is None:
-                deadline = loop.time() + self.linger
-            if len(pending) + len(failures) >= self.batch_size:
-                await self._flush(pending, failures)
-                pending, failures, deadline = [], [], None
+                item = await self._queue.get()
+            else:
+                try:
+                    item = await asyncio.wait_for(self._queue.get(), max(0.0, deadline - loop.time()))
+                except asyncio.TimeoutError:
+                    item = _FLUSH
+            while True:  # take everything already queued without another loop turn
+                if item is _END or item is _FLUSH:
+                    await self._flush(pending, failures)
+                    pending, failures, deadline = [], [], None
+                    if item is _END:
+                        if not self._stopping:
+                            self.source_done = True
+                            self._log(logging.INFO, "source exhausted", "ingestion.source_done")
+                        return
+                else:
+                    for record in item:
+                        try:
+                            pending.append(self.standardise(record))
+                        except StandardiseError as exc:
+                            failures.append((str(exc), record))
+                        if len(pending) + len(failures) >= self.batch_size:
+                            await self._flush(pending, failures)
+                            pending, failures = [], []
+                    deadline = None if not (pending or failures) else (deadline or loop.time() + self.linger)
+                try:
+                    item = self._queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    break
 
     async def _flush(self, pending, failures) -> None:
         await self._publish(pending)
