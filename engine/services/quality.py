@@ -203,11 +203,15 @@ class QualityService(Service):
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [(env.id, env.source, env.time, env.schema_id, _json.encode(env.payload).decode(),
                   _json.encode(v).decode(), now) for env, v in bad])
+            counted = self._already_counted(db, [env.id for env, _ in checked])
+            fresh_ids = []
             deltas: dict[int, list] = {}
             for env, violations in checked:
                 start = _window_start(env.time, self.window_ms)
-                if db.execute("INSERT OR IGNORE INTO seen (id, at) VALUES (?, ?)", (env.id, now)).rowcount == 0:
-                    continue  # already counted (a redelivery)
+                if env.id in counted:
+                    continue  # already counted (a redelivery, or a repeat inside this batch)
+                counted.add(env.id)
+                fresh_ids.append((env.id, now))
                 d = deltas.setdefault(start, [0, 0, 0, {}])
                 d[0] += 1
                 d[1] += not any(v.severity == "error" for v in violations)
@@ -217,6 +221,7 @@ class QualityService(Service):
                     d[3][v.rule] = d[3].get(v.rule, 0) + 1
                 candidate = env.time - self.window_lateness_ms - 1
                 self.watermark = candidate if self.watermark is None else max(self.watermark, candidate)
+            db.executemany("INSERT INTO seen (id, at) VALUES (?, ?)", fresh_ids)
             for start, (total, passed, late, failures) in deltas.items():
                 row = db.execute("SELECT total, passed, late, failures FROM windows WHERE start = ?", (start,)).fetchone()
                 if row is not None:
@@ -245,6 +250,16 @@ class QualityService(Service):
             raise
         db.execute("COMMIT")
         return closed
+
+    @staticmethod
+    def _already_counted(db, ids: list[str]) -> set[str]:
+        """The subset of ``ids`` already in the ``seen`` table (looked up in chunks, not one by one)."""
+        found: set[str] = set()
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            found.update(row[0] for row in db.execute(
+                f"SELECT id FROM seen WHERE id IN ({','.join('?' * len(chunk))})", chunk))
+        return found
 
     @staticmethod
     def _window_dict(row, closed: bool) -> dict[str, Any]:
