@@ -394,12 +394,13 @@ class KafkaBus(EventBus):
 
     The producer uses ``acks="all"`` and no idempotence/transactions (not needed for at-least-once, and
     not every Kafka-protocol broker supports them). Topics are created on first use with ``partitions``
-    partitions. ``client_options`` (connection settings such as ``security_protocol``, ``sasl_*``,
+    partitions and ``replication_factor`` replicas (1 suits a single broker; use 3 in production). ``client_options`` (connection settings such as ``security_protocol``, ``sasl_*``,
     ``ssl_context``) go to every client, producer, consumers and admin; ``producer_options`` /
     ``consumer_options`` to one kind only.
     """
 
     def __init__(self, bootstrap_servers: str, *, topic_prefix: str = "engine.", partitions: int = 1,
+                 replication_factor: int = 1,
                  client_id: str = "engine-services", poll_timeout_ms: int = 500,
                  producer_options: dict | None = None, consumer_options: dict | None = None,
                  client_options: dict | None = None):
@@ -410,6 +411,7 @@ class KafkaBus(EventBus):
         self.bootstrap_servers = bootstrap_servers
         self.topic_prefix = topic_prefix
         self.partitions = partitions
+        self.replication_factor = replication_factor
         self.client_id = client_id
         self.poll_timeout_ms = poll_timeout_ms
         self.producer_options = dict(producer_options or {})
@@ -461,7 +463,7 @@ class KafkaBus(EventBus):
                 if topic not in existing:
                     try:
                         await admin.create_topics([NewTopic(name=topic, num_partitions=self.partitions,
-                                                            replication_factor=1)])
+                                                            replication_factor=self.replication_factor)])
                     except TopicAlreadyExistsError:
                         pass
             finally:

@@ -56,6 +56,7 @@ class KafkaBusConfig(msgspec.Struct, tag="kafka", tag_field="type", forbid_unkno
     bootstrap_servers: str
     topic_prefix: str = "engine."
     partitions: Positive = 1
+    replication_factor: Positive = 1
     client_id: str = "engine-services"
     client_options: dict[str, Any] = {}  # every aiokafka client: security_protocol, sasl_mechanism, ...
     consumer_options: dict[str, Any] = {}  # aiokafka's consumer only, e.g. session_timeout_ms

@@ -44,6 +44,7 @@ def make_bus(config: cfg.PlatformConfig) -> EventBus:
     bus = config.bus
     if isinstance(bus, cfg.KafkaBusConfig):
         return KafkaBus(bus.bootstrap_servers, topic_prefix=bus.topic_prefix, partitions=bus.partitions,
+                        replication_factor=bus.replication_factor,
                         client_id=bus.client_id, consumer_options=bus.consumer_options,
                         producer_options=bus.producer_options, client_options=bus.client_options)
     return InMemoryBus(max_retained=bus.max_retained)
