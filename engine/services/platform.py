@@ -25,7 +25,7 @@ from aiohttp import web
 from engine.errors import ServiceError
 from engine.services import config as cfg
 from engine.services.bus import EventBus, InMemoryBus, KafkaBus
-from engine.services.http import AppServer, make_platform_app, make_service_app
+from engine.services.http import AppServer, make_platform_app
 from engine.services.ingestion import IngestionService, jsonl_source
 from engine.services.providers import orchestration_runs_provider
 from engine.services.quality import QualityService

@@ -58,11 +58,6 @@ async def test_kafka_bus_at_least_once_resume_and_dead_letters(bootstrap_servers
         assert sorted(e.payload["i"] for e in again) == [3, 10, 11, 12, 13, 14]
         assert sorted(e.payload["i"] for e in got) == list(range(10))
 
-        dead = []
-
-        async def collect_dead(batch):
-            dead.extend(batch)
-
         # Raw dead letters are not envelopes, so read the topic with a plain consumer.
         from aiokafka import AIOKafkaConsumer
         consumer = AIOKafkaConsumer(bus.topic("raw.dead-letter"), bootstrap_servers=bootstrap_servers,

@@ -2,7 +2,6 @@
 ``mode: per-service`` runs one process per service on Kafka; bad configs fail with a message."""
 
 import asyncio
-import json
 import os
 import signal
 import sys

@@ -9,7 +9,7 @@ import pytest
 from engine.services.config import parse_config
 from engine.services.platform import Platform
 
-from tests.services.test_end_to_end import expected_bad, make_records, normalise  # noqa: F401
+from tests.services.test_end_to_end import expected_bad, make_records
 
 N = 300
 
