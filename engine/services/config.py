@@ -111,15 +111,22 @@ class StepConfig(msgspec.Struct, forbid_unknown_fields=True):
     lookup: Lookup | None = None
 
 
-class TransformationConfig(_ServiceBase, tag="transformation"):
+class _ConsumerBase(_ServiceBase, kw_only=True):
+    """Settings of a service that consumes a channel (see engine.services.bus for the contract)."""
+
+    max_batch: Positive = 500
+    max_attempts: Positive = 3  # handler attempts per batch before it goes to <input>.dead-letter
+    dedup_window: NonNegative = 100_000  # recent envelope ids remembered to drop redeliveries
+
+
+class TransformationConfig(_ConsumerBase, tag="transformation"):
     input: Name
     output: Name
     steps: list[StepConfig] = []
     dead_letter: Name | None = None
-    max_batch: Positive = 500
 
 
-class QualityConfig(_ServiceBase, tag="quality"):
+class QualityConfig(_ConsumerBase, tag="quality"):
     input: Name
     output: Name
     rules: list[Rule]
@@ -130,10 +137,9 @@ class QualityConfig(_ServiceBase, tag="quality"):
     window_ms: Positive = 60_000
     window_lateness_ms: NonNegative = 0
     alert_cooldown_ms: NonNegative = 60_000
-    max_batch: Positive = 500
 
 
-class ServingConfig(_ServiceBase, tag="serving"):
+class ServingConfig(_ConsumerBase, tag="serving"):
     input: Name
     database: str | None = None
     indexes: dict[str, Literal["text", "integer", "real"]] = {}
@@ -142,7 +148,6 @@ class ServingConfig(_ServiceBase, tag="serving"):
     cache_max_entries: NonNegative = 10_000
     default_limit: Positive = 100
     max_limit: Positive = 1_000
-    max_batch: Positive = 500
 
 
 ServiceConfig = Union[IngestionConfig, TransformationConfig, QualityConfig, ServingConfig]

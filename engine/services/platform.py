@@ -58,6 +58,10 @@ def _load_callable(ref: str):
         raise cfg.ConfigError(f"cannot load {ref!r}: {exc}") from None
 
 
+def _consumer_settings(sc) -> dict[str, Any]:
+    return {"max_batch": sc.max_batch, "max_attempts": sc.max_attempts, "dedup_window": sc.dedup_window}
+
+
 def make_service(config: cfg.PlatformConfig, sc, bus: EventBus):
     """One service instance from its config entry."""
     if isinstance(sc, cfg.IngestionConfig):
@@ -84,18 +88,18 @@ def make_service(config: cfg.PlatformConfig, sc, bus: EventBus):
                     lookup = msgspec.structs.replace(lookup, file=str(config.path(lookup.file)))
                 steps.append(LookupStep(lookup))
         service = TransformationService(sc.name, bus, sc.input, sc.output, steps=steps, dead_letter=sc.dead_letter,
-                                        max_batch=sc.max_batch)
+                                        **_consumer_settings(sc))
     elif isinstance(sc, cfg.QualityConfig):
         service = QualityService(sc.name, bus, sc.input, sc.output, rules=sc.rules, quarantine=sc.quarantine,
                                  alerts=sc.alerts, database=config.database_for(sc),
                                  alert_threshold=sc.alert_threshold, window_ms=sc.window_ms,
                                  window_lateness_ms=sc.window_lateness_ms, alert_cooldown_ms=sc.alert_cooldown_ms,
-                                 max_batch=sc.max_batch)
+                                 **_consumer_settings(sc))
     elif isinstance(sc, cfg.ServingConfig):
         service = ServingService(sc.name, bus, sc.input, database=config.database_for(sc), indexes=sc.indexes,
                                  on_conflict=sc.on_conflict, cache_ttl_ms=sc.cache_ttl_ms,
                                  cache_max_entries=sc.cache_max_entries, default_limit=sc.default_limit,
-                                 max_limit=sc.max_limit, max_batch=sc.max_batch)
+                                 max_limit=sc.max_limit, **_consumer_settings(sc))
     else:  # pragma: no cover - the config union is closed
         raise ServiceError(f"unknown service config {sc!r}")
     service.http_prefix = sc.http_prefix

@@ -68,7 +68,8 @@ class QualityService(Service):
                  quarantine: str | None = None, alerts: str | None = None, database: str | Path = ":memory:",
                  alert_threshold: float = 0.95, window_ms: int = 60_000, window_lateness_ms: int = 0,
                  group: str | None = None, recent_batches: int = 100, recent_alerts: int = 200,
-                 max_batch: int = 500, dedup_window: int = 100_000, synchronous: str = "FULL",
+                 max_batch: int = 500, dedup_window: int = 100_000, max_attempts: int = 3,
+                 synchronous: str = "FULL",
                  seen_retention_ms: int = 86_400_000, alert_cooldown_ms: int = 60_000, clock=now_ms):
         super().__init__(name)
         if not 0.0 <= alert_threshold <= 1.0:
@@ -85,7 +86,7 @@ class QualityService(Service):
         self.synchronous = synchronous
         self.alert_threshold = alert_threshold
         self.window_ms, self.window_lateness_ms = window_ms, window_lateness_ms
-        self.max_batch, self.dedup_window = max_batch, dedup_window
+        self.max_batch, self.dedup_window, self.max_attempts = max_batch, dedup_window, max_attempts
         self.clock = clock
         self.seen_retention_ms = seen_retention_ms
         self.alert_cooldown_ms = alert_cooldown_ms
@@ -116,7 +117,8 @@ class QualityService(Service):
         self.watermark = None if row is None else row[0]
         self._db = db
         self.subscription = await self.bus.subscribe(self.input, self.group, self.handle_batch,
-                                                     max_batch=self.max_batch, dedup_window=self.dedup_window)
+                                                     max_batch=self.max_batch, dedup_window=self.dedup_window,
+                                                     max_attempts=self.max_attempts)
         self.watch(self.subscription)
 
     async def on_stop(self, timeout: float) -> None:

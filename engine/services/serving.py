@@ -41,7 +41,7 @@ class ServingService(Service):
                  indexes: dict[str, str] | list[str] = (), group: str | None = None,
                  on_conflict: str = "ignore", cache_ttl_ms: int = 2_000, cache_max_entries: int = 10_000,
                  default_limit: int = 100, max_limit: int = 1_000, max_batch: int = 500,
-                 dedup_window: int = 100_000, synchronous: str = "FULL"):
+                 dedup_window: int = 100_000, max_attempts: int = 3, synchronous: str = "FULL"):
         super().__init__(name)
         if not 1 <= default_limit <= max_limit:
             raise ServiceError(f"serving {name!r}: need 1 <= default_limit <= max_limit, "
@@ -55,6 +55,7 @@ class ServingService(Service):
         self.max_limit = max_limit
         self.max_batch = max_batch
         self.dedup_window = dedup_window
+        self.max_attempts = max_attempts
         self.subscription: Subscription | None = None
         self._query_generation = 0
         self.stored = self.metrics.counter("engine_serving_records_stored_total", "Records written to the store.")
@@ -69,7 +70,8 @@ class ServingService(Service):
     async def on_start(self) -> None:
         self.store.open()
         self.subscription = await self.bus.subscribe(self.input, self.group, self.handle_batch,
-                                                     max_batch=self.max_batch, dedup_window=self.dedup_window)
+                                                     max_batch=self.max_batch, dedup_window=self.dedup_window,
+                                                     max_attempts=self.max_attempts)
         self.watch(self.subscription)
 
     async def on_stop(self, timeout: float) -> None:

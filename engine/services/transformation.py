@@ -162,7 +162,7 @@ class TransformationService(Service):
 
     def __init__(self, name: str, bus: EventBus, input: str, output: str, *, steps: list,
                  group: str | None = None, dead_letter: str | None = None, max_batch: int = 500,
-                 dedup_window: int = 100_000):
+                 dedup_window: int = 100_000, max_attempts: int = 3):
         super().__init__(name)
         for step in steps:
             if not hasattr(step, "apply"):
@@ -171,7 +171,7 @@ class TransformationService(Service):
         self.steps = list(steps)
         self.group = group or name
         self.dead_letter = dead_letter or dead_letter_channel(input)
-        self.max_batch, self.dedup_window = max_batch, dedup_window
+        self.max_batch, self.dedup_window, self.max_attempts = max_batch, dedup_window, max_attempts
         self.subscription: Subscription | None = None
         self.failed_records = self.metrics.counter("engine_transformation_records_failed_total",
                                                    "Records sent to the dead-letter channel by a step.")
@@ -181,7 +181,8 @@ class TransformationService(Service):
 
     async def on_start(self) -> None:
         self.subscription = await self.bus.subscribe(self.input, self.group, self.handle_batch,
-                                                     max_batch=self.max_batch, dedup_window=self.dedup_window)
+                                                     max_batch=self.max_batch, dedup_window=self.dedup_window,
+                                                     max_attempts=self.max_attempts)
         self.watch(self.subscription)
 
     async def on_stop(self, timeout: float) -> None:
