@@ -25,7 +25,7 @@ from engine.io import Sink, Source
 from engine.time import BoundedOutOfOrderness, duration_ms
 from engine.windows import Session, Sliding, Tumbling
 
-__all__ = ["Dataflow", "KeyedStream", "Step", "Stream", "WindowedStream", "WindowResultStream"]
+__all__ = ["Dataflow", "JoinedStream", "KeyedStream", "Step", "Stream", "WindowedStream", "WindowResultStream"]
 
 #: fields every window result carries besides the named aggregations
 WINDOW_RESULT_FIELDS = ("key", "start", "end")
@@ -452,7 +452,7 @@ class KeyedStream(Stream):
         lower_exclusive: bool = False,
         upper_exclusive: bool = False,
         name: str | None = None,
-    ) -> Stream:
+    ) -> JoinedStream:
         """Join with ``other`` (keyed): emit ``(left, right)`` for each pair with equal keys and
         ``left.ts + lower <= right.ts <= left.ts + upper`` (bounds exclusive by flag), or
         ``combine(left, right)`` when given. The pair's timestamp is ``max(left.ts, right.ts)``. A record
@@ -481,7 +481,17 @@ class KeyedStream(Stream):
             "interval_join", (self._step, other._step), name, lower=lo, upper=hi, combine=combine,
             lower_exclusive=bool(lower_exclusive), upper_exclusive=bool(upper_exclusive),
         )
-        return Stream(self._flow, step.name, None)
+        return JoinedStream(self._flow, step.name, None)
+
+
+class JoinedStream(Stream):
+    """The pairs of an interval join; ``late()`` gives the input records that were too late to join."""
+
+    __slots__ = ()
+
+    def late(self, *, name: str | None = None) -> Stream:
+        """Records of either input with ``ts <= W`` on arrival, unchanged, once each."""
+        return _late_of(self._flow, self._step, None, name)
 
 
 class WindowedStream:

@@ -158,7 +158,9 @@ def test_interval_join_matches_the_model(records, delay, bounds, exclusive):
         right = stream.filter(lambda r: r["side"] == "R").key_by("k")
         joined = left.interval_join(right, lower, upper, lower_exclusive=exclusive[0], upper_exclusive=exclusive[1])
         joined.sink(out := CollectSink())
+        joined.late().sink(late_out := CollectSink())
         flow.run(batch_size=size)
+        assert sorted(r["id"] for r in late_out.results) == sorted(r["id"] for r in late)
         got = sorted((lrec["id"], rrec["id"]) for lrec, rrec in out.results)
         assert got == expected, f"batch size {size}"
         assert flow.metrics()["interval_join_1"]["late_records"] == len(late)

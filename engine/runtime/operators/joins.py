@@ -38,6 +38,7 @@ class IntervalJoinOperator(Operator):
         side = kernels.LEFT if input_index == 0 else kernels.RIGHT
         errors: list[DeadLetter] = []
         late_count = 0
+        late = None
         out_records: list[Any] = []
         out_ts = np.empty(0, dtype=np.int64)
         out_wm = np.empty(0, dtype=np.int64)
@@ -49,6 +50,8 @@ class IntervalJoinOperator(Operator):
             self.next_row += n
             pairs = self.buffers.process(side, batch.key_ids, batch.ts, row_ids, wm)
             late_count = int(pairs.late.sum())
+            if late_count:
+                late = batch.take(pairs.late)
             records = batch.records
             store, store_ts = self.rows[side], self.row_ts[side]
             on_time = np.flatnonzero(~pairs.late) if late_count else range(n)
@@ -68,7 +71,7 @@ class IntervalJoinOperator(Operator):
                 del store_ts[row]
         main = Batch(out_ts, out_wm, records=out_records, origin=batch.origin, partition=batch.partition,
                      watermark=self.watermark, idle=self.inputs.all_idle())
-        return Output(main, errors=errors, late_count=late_count)
+        return Output(main, late=late, errors=errors, late_count=late_count)
 
     def _emit(self, pairs: Any, side: int, base: int, wm: np.ndarray) -> tuple[list, np.ndarray, np.ndarray, list]:
         left_rows = pairs.left_rows.tolist()

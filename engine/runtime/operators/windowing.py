@@ -240,9 +240,14 @@ class SessionWindowOperator(Operator):
         return len(self.table)
 
     def snapshot(self) -> dict[str, Any]:
-        return {"table": self.table.snapshot(), "watermark": self.watermark, "integer": list(self.values.integer)}
+        return {"table": self.table.snapshot(), "watermark": self.watermark, "integer": list(self.values.integer),
+                "superseded": self.superseded}
+
+    def extra_metrics(self) -> dict[str, Any]:
+        return {"superseded_sessions": self.superseded}
 
     def restore(self, snapshot: dict[str, Any]) -> None:
+        self.superseded = snapshot.get("superseded", 0)
         self.table = kernels.SessionTable.restore(snapshot["table"])
         self.watermark = snapshot["watermark"]
         self.values.integer = list(snapshot["integer"])
