@@ -134,7 +134,7 @@ class Execution:
                 node.op = make_window_operator(name, p, domain(name))
             elif step.kind == "interval_join":
                 node.op = IntervalJoinOperator(name, p["lower"], p["upper"], p["lower_exclusive"],
-                                               p["upper_exclusive"], p["combine"], plan.origins[name])
+                                               p["upper_exclusive"], p["combine"], plan.origins[name], domain(name))
             elif step.kind in ("late", "dead_letters"):
                 node.op = PassThrough(name)
             elif step.kind == "sink":

@@ -23,7 +23,7 @@ __all__ = ["IntervalJoinOperator"]
 
 class IntervalJoinOperator(Operator):
     def __init__(self, step: str, lower: int, upper: int, lower_exclusive: bool, upper_exclusive: bool,
-                 combine: Callable[[Any, Any], Any] | None, origins: list[str]) -> None:
+                 combine: Callable[[Any, Any], Any] | None, origins: list[str], domain: Any = None) -> None:
         super().__init__(step)
         self.buffers = kernels.IntervalJoinBuffers(lower, upper, lower_exclusive, upper_exclusive)
         self.combine = combine
@@ -33,6 +33,18 @@ class IntervalJoinOperator(Operator):
         self.next_row = 0
         self.watermark = kernels.INT64_MIN
         self.what = f"combine function {getattr(combine, '__qualname__', 'callable')}" if combine else ""
+        if domain is not None:
+            domain.holders.append(self)
+
+    def live_key_ids(self) -> np.ndarray:
+        state = self.buffers.snapshot()
+        return np.concatenate([state["left_key_ids"], state["right_key_ids"]])
+
+    def remap_key_ids(self, mapping: np.ndarray) -> None:
+        state = self.buffers.snapshot()
+        state["left_key_ids"] = mapping[state["left_key_ids"]]
+        state["right_key_ids"] = mapping[state["right_key_ids"]]
+        self.buffers = kernels.IntervalJoinBuffers.restore(state)
 
     def process(self, batch: Batch, input_index: int) -> Output:
         side = kernels.LEFT if input_index == 0 else kernels.RIGHT

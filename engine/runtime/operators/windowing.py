@@ -132,6 +132,7 @@ class WindowAggregateOperator(Operator):
         self.domain = domain
         self.table = kernels.WindowAggTable(spec.size, lateness, self.values.width)
         self.watermark = kernels.INT64_MIN
+        domain.holders.append(self)
 
     def process(self, batch: Batch, input_index: int) -> Output:
         errors: list[DeadLetter] = []
@@ -179,6 +180,14 @@ class WindowAggregateOperator(Operator):
     def state_size(self) -> int:
         return len(self.table)
 
+    def live_key_ids(self) -> np.ndarray:
+        return self.table.snapshot()["key_ids"]
+
+    def remap_key_ids(self, mapping: np.ndarray) -> None:
+        state = self.table.snapshot()
+        state["key_ids"] = mapping[state["key_ids"]]
+        self.table = kernels.WindowAggTable.restore(state)
+
     def snapshot(self) -> dict[str, Any]:
         return {"table": self.table.snapshot(), "watermark": self.watermark, "integer": list(self.values.integer)}
 
@@ -210,6 +219,7 @@ class SessionWindowOperator(Operator):
         self.table = kernels.SessionTable(spec.gap, lateness, self.values.width)
         self.watermark = kernels.INT64_MIN
         self.superseded = 0
+        domain.holders.append(self)
 
     def process(self, batch: Batch, input_index: int) -> Output:
         errors: list[DeadLetter] = []
@@ -246,6 +256,16 @@ class SessionWindowOperator(Operator):
     def extra_metrics(self) -> dict[str, Any]:
         return {"superseded_sessions": self.superseded}
 
+    def live_key_ids(self) -> np.ndarray:
+        state = self.table.snapshot()
+        return np.concatenate([state["key_ids"], state["merged_key_ids"]])
+
+    def remap_key_ids(self, mapping: np.ndarray) -> None:
+        state = self.table.snapshot()
+        state["key_ids"] = mapping[state["key_ids"]]
+        state["merged_key_ids"] = mapping[state["merged_key_ids"]]
+        self.table = kernels.SessionTable.restore(state)
+
     def restore(self, snapshot: dict[str, Any]) -> None:
         self.superseded = snapshot.get("superseded", 0)
         self.table = kernels.SessionTable.restore(snapshot["table"])
@@ -277,6 +297,16 @@ class ReduceWindowOperator(Operator):
         self.windows: dict[tuple[int, int], list] = {}
         self.sessions: dict[int, list[list]] = {}  # key_id -> [[start, end, [(seq, record)], dirty], ...]
         self.seq = 0
+        domain.holders.append(self)
+
+    def live_key_ids(self) -> np.ndarray:
+        ids = {k for k, _ in self.windows}
+        ids.update(k for k, sessions in self.sessions.items() if sessions)
+        return np.array(sorted(ids), dtype=np.int64)
+
+    def remap_key_ids(self, mapping: np.ndarray) -> None:
+        self.windows = {(int(mapping[k]), s): slot for (k, s), slot in self.windows.items()}
+        self.sessions = {int(mapping[k]): sessions for k, sessions in self.sessions.items() if sessions}
 
     def _new_acc(self) -> Any:
         return copy.deepcopy(self.initial)
