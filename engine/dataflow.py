@@ -182,6 +182,23 @@ class Dataflow:
         for name in self._steps:
             visit(name, ())
 
+        # A dead-letter stream that reaches no sink would drop bad records silently: refuse it.
+        consumers: dict[str, list[str]] = {name: [] for name in self._steps}
+        for step in self._steps.values():
+            for upstream in step.inputs:
+                consumers[upstream].append(step.name)
+
+        def reaches_sink(name: str) -> bool:
+            return self._steps[name].kind == "sink" or any(reaches_sink(c) for c in consumers[name])
+
+        for step in self._steps.values():
+            if step.kind == "dead_letters" and not reaches_sink(step.name):
+                source = f"of {step.inputs[0]!r}" if step.inputs else "of the flow"
+                raise FlowDefinitionError(
+                    f"the dead-letter stream {step.name!r} ({source}) reaches no sink, so bad records would be "
+                    f"dropped silently; add .sink(...) to it (e.g. connectors.memory.CollectSink())"
+                )
+
     def describe(self) -> str:
         """The compiled plan as text: chains of fused operators, their settings and where outputs go."""
         from engine.runtime.plan import compile_flow
