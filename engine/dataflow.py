@@ -102,15 +102,22 @@ class Dataflow:
 
         ``timestamp`` is the event time in int milliseconds: a field name (read as a column, the fast
         path) or a callable ``record -> int`` (side-effect free: it runs once per record, and again for
-        the records of a batch in which one call raised, to find the bad one); it may be left out for a source that provides its own
-        timestamps (``provides_timestamps``, e.g. Kafka record timestamps). ``watermark`` defaults to ``BoundedOutOfOrderness(0)``
-        (records may not be out of order); each source partition gets its own watermark tracker.
+        the records of a batch in which one call raised, to find the bad one). It may be left out for a
+        source that provides its own timestamps (``provides_timestamps``, e.g. Kafka record timestamps).
+        ``watermark`` defaults to ``BoundedOutOfOrderness(0)`` (no allowance for disorder: a record older
+        than the newest one seen may be late); each source partition gets its own watermark tracker.
         """
         if not isinstance(source, Source):
             raise FlowDefinitionError(
                 f"flow.source() needs an engine.io.Source (e.g. connectors.memory.CollectionSource), got {source!r}"
             )
         label = f"source {name!r}" if name else f"source {source.describe()}"
+        for step in self._steps.values():
+            if step.kind == "source" and step.params["source"] is source:
+                raise FlowDefinitionError(
+                    f"{label}: this source object is already read by step {step.name!r}; reuse that stream "
+                    f"(streams can feed several steps) or create a second source object"
+                )
         if timestamp is None and not source.provides_timestamps:
             raise FlowDefinitionError(
                 f"{label} needs timestamp=: a field name holding int milliseconds, or a callable record -> int"
