@@ -16,7 +16,7 @@ import semantics_model as model
 from connectors.memory import CollectionSource, CollectSink
 from engine import BoundedOutOfOrderness, Dataflow, Session, Sliding, Tumbling, agg
 
-SETTINGS = settings(max_examples=25, deadline=None)
+SETTINGS = settings(max_examples=50, deadline=None)
 
 
 @st.composite
