@@ -32,11 +32,18 @@ _EXACT_INT = float(2**53)
 
 def _saturating_ends(starts: np.ndarray, size: int) -> np.ndarray:
     """``starts + size`` clamped at INT64_MAX (the kernels' saturating time arithmetic)."""
+    if not len(starts) or int(starts.max()) <= INT64_MAX - size:
+        return starts + np.int64(size)
     ends = starts + np.int64(size)
-    overflow = ends < starts
-    if overflow.any():
-        ends[overflow] = INT64_MAX
+    ends[starts > INT64_MAX - size] = INT64_MAX
     return ends
+
+
+def _not_behind(wm: np.ndarray, watermark: int) -> np.ndarray:
+    """Per-record watermarks, raised to the operator's watermark where behind it (never backwards)."""
+    if not len(wm) or int(wm.min()) >= watermark:
+        return wm
+    return np.maximum(wm, np.int64(watermark))
 
 
 class _Values:
@@ -50,6 +57,11 @@ class _Values:
 
     def read(self, batch: Batch) -> tuple[np.ndarray, list[Problem]]:
         n = len(batch)
+        if len(self.refs) == 1 and isinstance(self.refs[0], str):
+            column = batch.columns.get(self.refs[0])
+            if column is not None and column.dtype == np.float64 and column.ndim == 1:
+                self.integer[0] = False
+                return column.reshape(-1, 1), []  # the common columnar case: a view, no copy
         values = np.zeros((n, self.width), dtype=np.float64)
         problems: list[Problem] = []
         bad = np.zeros(n, dtype=bool)
@@ -159,7 +171,7 @@ class WindowAggregateOperator(Operator):
     def _add(self, batch: Batch, values: np.ndarray) -> np.ndarray:
         """Add the batch; return the mask of records added to no window."""
         ts, key_ids = batch.ts, batch.key_ids
-        wm = np.maximum(batch.wm, np.int64(self.watermark))  # watermarks never go backwards
+        wm = _not_behind(batch.wm, self.watermark)  # watermarks never go backwards
         spec = self.spec
         if isinstance(spec, Tumbling):
             starts = kernels.tumbling_starts(ts, spec.size, spec.offset)
@@ -232,7 +244,7 @@ class SessionWindowOperator(Operator):
                 keep = good_index(len(batch), problems)
                 batch = batch.take(keep)
                 values = values[keep]
-            wm = np.maximum(batch.wm, np.int64(self.watermark))
+            wm = _not_behind(batch.wm, self.watermark)
             late_rows = self.table.add(batch.key_ids, batch.ts, values, wm)
             late_count = int(late_rows.sum())
         before = self.watermark
@@ -316,7 +328,7 @@ class ReduceWindowOperator(Operator):
         late_count = 0
         late = None
         if len(batch):
-            wm = np.maximum(batch.wm, np.int64(self.watermark))
+            wm = _not_behind(batch.wm, self.watermark)
             if isinstance(self.spec, Session):
                 late_rows, errors = self._add_sessions(batch, wm)
             else:
