@@ -199,3 +199,22 @@ def test_join_pair_timestamp_is_the_later_of_the_two():
         (100, [(100, 90)]),
         (130, [(100, 130)]),
     ]
+
+
+@SETTINGS
+@given(records=streams(), delay=st.integers(0, 200))
+def test_window_results_can_be_windowed_again(records, delay):
+    """Window results carry event time ``end - 1``, so rolling 100 ms counts up into 500 ms windows, plus
+    the records late for their 100 ms window counted in 500 ms windows, equals counting directly."""
+    flow = Dataflow("rollup")
+    stream = flow.source(CollectionSource(records, batch_size=7), timestamp="ts", watermark=BoundedOutOfOrderness(delay))
+    small = stream.key_by("k").window(Tumbling(100)).aggregate(n=agg.count())
+    small.key_by("key").window(Tumbling(500)).aggregate(n=agg.sum("n")).sink(rolled := CollectSink())
+    small.late().key_by("k").window(Tumbling(500)).aggregate(n=agg.count()).sink(late_big := CollectSink())
+    direct_results = stream.key_by("k").window(Tumbling(500)).aggregate(n=agg.count())
+    direct_results.sink(direct := CollectSink())
+    flow.run()
+    combined = defaultdict(int)
+    for r in rolled.results + late_big.results:
+        combined[(r["key"], r["start"])] += r["n"]
+    assert dict(combined) == {(r["key"], r["start"]): r["n"] for r in direct.results}
