@@ -85,3 +85,25 @@ def test_reduce_windows_survive_compactions(small_compaction, spec):
     final = {(r["key"], r["start"], r["end"]): sorted(r["value"]) for r in out.results}
     expected = {w: sorted(m["id"] for m in members) for w, members in contents.items()}
     assert {w: final[w] for w in expected} == expected
+
+
+def test_join_state_stays_bounded_while_the_stream_runs(small_compaction):
+    records = orders(4000, seed=8)
+    flow = Dataflow("bounded")
+    stream = flow.source(CollectionSource(records, batch_size=32), timestamp="ts", watermark=BoundedOutOfOrderness(50))
+    stream.filter(lambda r: r["side"] == "L").key_by("order").interval_join(
+        stream.filter(lambda r: r["side"] == "R").key_by("order"), 0, 100).sink(CollectSink())
+    sizes = []
+
+    class Sample:
+        async def restore(self, execution):
+            pass
+
+        async def maybe_checkpoint(self, execution):
+            sizes.append((execution.metrics["interval_join_1"].state, execution.metrics["key_by_1"].extra.get("keys", 0)))
+
+    flow.run(checkpointer=Sample())
+    assert len(sizes) > 200
+    # Rows live for about (upper + watermark delay) / 10 ms per order: a few dozen, however long the stream.
+    assert max(rows for rows, _ in sizes) < 100
+    assert max(keys for _, keys in sizes) < 200
