@@ -63,7 +63,9 @@ class CollectionSource(Source):
         if self._is_sequence:
             records: Sequence[Any] = self._records  # type: ignore[assignment]
             while self._position < len(records):
-                chunk = list(records[self._position : self._position + size])
+                chunk = records[self._position : self._position + size]
+                if type(chunk) is not list:  # a list slice is already a fresh list; copy other sequences
+                    chunk = list(chunk)
                 self._position += len(chunk)
                 yield SourceChunk(0, records=chunk, position=self._position)
             return

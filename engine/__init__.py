@@ -6,7 +6,7 @@ The public API is re-exported here; `__all__` is explicit and sorted (a test che
 from engine import errors
 from engine.aggregations import Aggregation, agg
 from engine.batch import Batch
-from engine.dataflow import Dataflow, KeyedStream, Step, Stream, WindowedStream, WindowResultStream
+from engine.dataflow import Dataflow, JoinedStream, KeyedStream, Step, Stream, WindowedStream, WindowResultStream
 from engine.dead_letters import DeadLetter
 from engine.errors import (
     ConnectorError,
@@ -31,6 +31,7 @@ __all__ = [
     "EngineError",
     "FlowDefinitionError",
     "JobFailedError",
+    "JoinedStream",
     "KeyedStream",
     "RecordError",
     "Session",

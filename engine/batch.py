@@ -33,15 +33,19 @@ _EMPTY_I64.flags.writeable = False
 
 
 @functools.lru_cache(maxsize=256)
-def _row_builder(names: tuple[str, ...]) -> Callable[..., dict[str, Any]]:
-    """A function ``(v0, v1, ...) -> {names[0]: v0, ...}`` built as one dict display.
+def _rows_builder(names: tuple[str, ...]) -> Callable[[list[list[Any]]], list[dict[str, Any]]]:
+    """A function ``(column lists) -> [{names[0]: v0, ...}, ...]`` compiled as one list comprehension
+    over a dict display.
 
-    Window results and columnar records are turned into dicts by the hundred thousand; a dict display is
-    about twice as fast as ``dict(zip(names, row))``. The names only ever appear as ``repr`` literals.
+    Window results and columnar records are turned into dicts by the hundred thousand; a comprehension
+    with a dict display is about twice as fast as ``dict(zip(names, row))`` per row. The names only ever
+    enter the generated source as ``repr`` literals.
     """
     args = ", ".join(f"v{i}" for i in range(len(names)))
     body = ", ".join(f"{name!r}: v{i}" for i, name in enumerate(names))
-    return eval(f"lambda {args}: {{{body}}}")  # noqa: S307 - the source is built from repr() literals only
+    namespace: dict[str, Any] = {}
+    exec(f"def build(lists):\n    return [{{{body}}} for {args}, in zip(*lists)]", namespace)  # noqa: S102
+    return namespace["build"]
 
 
 def columns_to_records(columns: dict[str, np.ndarray]) -> list[dict[str, Any]]:
@@ -49,10 +53,10 @@ def columns_to_records(columns: dict[str, np.ndarray]) -> list[dict[str, Any]]:
     if not columns:
         return []
     names = tuple(columns)
+    lists = [columns[name].tolist() for name in names]
     if not all(isinstance(name, str) for name in names):
-        lists = [columns[name].tolist() for name in names]
         return [dict(zip(names, row)) for row in zip(*lists)]
-    return list(map(_row_builder(names), *(columns[name].tolist() for name in names)))
+    return _rows_builder(names)(lists)
 
 
 class Batch:

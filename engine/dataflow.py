@@ -25,7 +25,7 @@ from engine.io import Sink, Source
 from engine.time import BoundedOutOfOrderness, duration_ms
 from engine.windows import Session, Sliding, Tumbling
 
-__all__ = ["Dataflow", "KeyedStream", "Step", "Stream", "WindowedStream", "WindowResultStream"]
+__all__ = ["Dataflow", "JoinedStream", "KeyedStream", "Step", "Stream", "WindowedStream", "WindowResultStream"]
 
 #: fields every window result carries besides the named aggregations
 WINDOW_RESULT_FIELDS = ("key", "start", "end")
@@ -102,15 +102,22 @@ class Dataflow:
 
         ``timestamp`` is the event time in int milliseconds: a field name (read as a column, the fast
         path) or a callable ``record -> int`` (side-effect free: it runs once per record, and again for
-        the records of a batch in which one call raised, to find the bad one); it may be left out for a source that provides its own
-        timestamps (``provides_timestamps``, e.g. Kafka record timestamps). ``watermark`` defaults to ``BoundedOutOfOrderness(0)``
-        (records may not be out of order); each source partition gets its own watermark tracker.
+        the records of a batch in which one call raised, to find the bad one). It may be left out for a
+        source that provides its own timestamps (``provides_timestamps``, e.g. Kafka record timestamps).
+        ``watermark`` defaults to ``BoundedOutOfOrderness(0)`` (no allowance for disorder: a record older
+        than the newest one seen may be late); each source partition gets its own watermark tracker.
         """
         if not isinstance(source, Source):
             raise FlowDefinitionError(
                 f"flow.source() needs an engine.io.Source (e.g. connectors.memory.CollectionSource), got {source!r}"
             )
         label = f"source {name!r}" if name else f"source {source.describe()}"
+        for step in self._steps.values():
+            if step.kind == "source" and step.params["source"] is source:
+                raise FlowDefinitionError(
+                    f"{label}: this source object is already read by step {step.name!r}; reuse that stream "
+                    f"(streams can feed several steps) or create a second source object"
+                )
         if timestamp is None and not source.provides_timestamps:
             raise FlowDefinitionError(
                 f"{label} needs timestamp=: a field name holding int milliseconds, or a callable record -> int"
@@ -181,6 +188,23 @@ class Dataflow:
 
         for name in self._steps:
             visit(name, ())
+
+        # A dead-letter stream that reaches no sink would drop bad records silently: refuse it.
+        consumers: dict[str, list[str]] = {name: [] for name in self._steps}
+        for step in self._steps.values():
+            for upstream in step.inputs:
+                consumers[upstream].append(step.name)
+
+        def reaches_sink(name: str) -> bool:
+            return self._steps[name].kind == "sink" or any(reaches_sink(c) for c in consumers[name])
+
+        for step in self._steps.values():
+            if step.kind == "dead_letters" and not reaches_sink(step.name):
+                source = f"of {step.inputs[0]!r}" if step.inputs else "of the flow"
+                raise FlowDefinitionError(
+                    f"the dead-letter stream {step.name!r} ({source}) reaches no sink, so bad records would be "
+                    f"dropped silently; add .sink(...) to it (e.g. connectors.memory.CollectSink())"
+                )
 
     def describe(self) -> str:
         """The compiled plan as text: chains of fused operators, their settings and where outputs go."""
@@ -452,7 +476,7 @@ class KeyedStream(Stream):
         lower_exclusive: bool = False,
         upper_exclusive: bool = False,
         name: str | None = None,
-    ) -> Stream:
+    ) -> JoinedStream:
         """Join with ``other`` (keyed): emit ``(left, right)`` for each pair with equal keys and
         ``left.ts + lower <= right.ts <= left.ts + upper`` (bounds exclusive by flag), or
         ``combine(left, right)`` when given. The pair's timestamp is ``max(left.ts, right.ts)``. A record
@@ -481,7 +505,17 @@ class KeyedStream(Stream):
             "interval_join", (self._step, other._step), name, lower=lo, upper=hi, combine=combine,
             lower_exclusive=bool(lower_exclusive), upper_exclusive=bool(upper_exclusive),
         )
-        return Stream(self._flow, step.name, None)
+        return JoinedStream(self._flow, step.name, None)
+
+
+class JoinedStream(Stream):
+    """The pairs of an interval join; ``late()`` gives the input records that were too late to join."""
+
+    __slots__ = ()
+
+    def late(self, *, name: str | None = None) -> Stream:
+        """Records of either input with ``ts <= W`` on arrival, unchanged, once each."""
+        return _late_of(self._flow, self._step, None, name)
 
 
 class WindowedStream:

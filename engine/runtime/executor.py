@@ -134,7 +134,7 @@ class Execution:
                 node.op = make_window_operator(name, p, domain(name))
             elif step.kind == "interval_join":
                 node.op = IntervalJoinOperator(name, p["lower"], p["upper"], p["lower_exclusive"],
-                                               p["upper_exclusive"], p["combine"], plan.origins[name])
+                                               p["upper_exclusive"], p["combine"], plan.origins[name], domain(name))
             elif step.kind in ("late", "dead_letters"):
                 node.op = PassThrough(name)
             elif step.kind == "sink":
@@ -366,6 +366,10 @@ class Execution:
         metrics.records_out += len(out.main)
         metrics.watermark = node.op.watermark  # type: ignore[union-attr]
         metrics.late_records += out.late_count
+        metrics.state = node.op.state_size()  # type: ignore[union-attr]
+        extra = node.op.extra_metrics()  # type: ignore[union-attr]
+        if extra:
+            metrics.extra.update(extra)
         if out.errors:
             await self._route_errors(node, out.errors)
         for child, index in node.children:

@@ -4,30 +4,54 @@ A ``key_by`` step interns keys to dense int64 ids once per batch; the window or 
 on the ids and maps them back for its results. Both inputs of an interval join share one domain so
 equal keys get equal ids. For int64 key columns the way back is a numpy lookup table, so a columnar
 job never builds per-key Python objects.
+
+Keys whose state is gone are forgotten: once the interner has grown to `KeyDomain.COMPACT_MIN_KEYS`
+and to twice its size after the last compaction, the domain asks the operators holding key ids (the
+``holders``) which ids are still live, keeps only those keys and renumbers them in their old order, and
+the holders renumber their kernel state. A join keyed by order ids thus stays bounded in memory, keys
+included. Compaction runs inside ``intern``, between batches of the operators, so no key id is in
+flight when it happens.
 """
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Protocol, Sequence
 
 import numpy as np
 
 from engine import kernels
 
-__all__ = ["KeyDomain"]
+__all__ = ["KeyDomain", "KeyHolder"]
+
+
+class KeyHolder(Protocol):
+    """An operator whose state refers to key ids of a domain."""
+
+    def live_key_ids(self) -> np.ndarray: ...
+
+    def remap_key_ids(self, mapping: np.ndarray) -> None:
+        """Renumber every key id ``k`` held in state to ``mapping[k]`` (monotone on live ids)."""
 
 
 class KeyDomain:
     """Interns keys of any hashable type; remembers the way back from ids to keys."""
 
+    #: no compaction below this many interned keys (a compaction costs a pass over the live state)
+    COMPACT_MIN_KEYS = 65_536
+
     def __init__(self) -> None:
         self.interner = kernels.KeyInterner()
+        self.holders: list[KeyHolder] = []
+        self.compactions = 0
+        self._compact_at = self.COMPACT_MIN_KEYS
         # Valid while every key so far is an int (from an int64 column or a key callable): id -> key
         # as a numpy lookup, without Python objects.
         self._int_keys: np.ndarray | None = np.empty(0, dtype=np.int64)
 
     def intern(self, keys: Sequence[Any] | np.ndarray) -> np.ndarray:
         """Key ids for ``keys``; raises ``TypeError`` (from the interner) for an unhashable key."""
+        if len(self.interner) >= self._compact_at:
+            self.compact()
         if isinstance(keys, np.ndarray) and keys.dtype.kind in "iu" and (keys.dtype.kind == "i" or keys.dtype.itemsize < 8):
             column = keys.astype(np.int64, copy=False)
             before = len(self.interner)
@@ -63,6 +87,21 @@ class KeyDomain:
         else:
             self._int_keys = None
 
+    def compact(self) -> None:
+        """Forget the keys no holder refers to any more and renumber the live ones (order kept)."""
+        held = [np.asarray(h.live_key_ids(), dtype=np.int64) for h in self.holders]
+        live = np.unique(np.concatenate(held)) if held else np.empty(0, dtype=np.int64)
+        mapping = np.full(len(self.interner), -1, dtype=np.int64)
+        mapping[live] = np.arange(len(live), dtype=np.int64)
+        keys = self.interner.keys_of(live)
+        for holder in self.holders:
+            holder.remap_key_ids(mapping)
+        self.interner = kernels.KeyInterner.restore({"keys": keys})
+        if self._int_keys is not None:
+            self._int_keys = self._int_keys[live]
+        self._compact_at = max(self.COMPACT_MIN_KEYS, 2 * len(live))
+        self.compactions += 1
+
     def keys_of(self, key_ids: np.ndarray) -> np.ndarray:
         """The keys of ``key_ids`` as a numpy column (int64 when every key was an int64, else object)."""
         if self._int_keys is not None:
@@ -85,5 +124,6 @@ class KeyDomain:
     def restore(self, snapshot: dict[str, Any]) -> None:
         """Restore in place: the domain object is shared by several operators."""
         self.interner = kernels.KeyInterner.restore(snapshot["interner"])
+        self._compact_at = max(self.COMPACT_MIN_KEYS, 2 * len(self.interner))
         int_keys = snapshot["int_keys"]
         self._int_keys = None if int_keys is None else np.asarray(int_keys, dtype=np.int64)

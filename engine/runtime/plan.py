@@ -180,6 +180,8 @@ def compile_flow(flow: Dataflow) -> Plan:
             key_domain[step.name] = domain_ids.setdefault(find(step.name), len(domain_ids))
         elif step.kind == "window":
             key_domain[step.name] = key_domain[_key_root(steps, step.inputs[0], step.name)]
+        elif step.kind == "interval_join":
+            key_domain[step.name] = key_domain[_key_root(steps, step.inputs[0], step.name)]
 
     origins: dict[str, list[str]] = {}
     for step in steps.values():

@@ -151,3 +151,11 @@ def test_run_inside_a_running_loop_points_to_run_async():
             flow.run()
 
     asyncio.run(main())
+
+
+def test_a_dead_letter_stream_must_reach_a_sink():
+    flow, stream = records_flow()
+    stream.sink(CollectSink())
+    stream.dead_letters().map(lambda d: d.error)
+    with pytest.raises(FlowDefinitionError, match=r"dead-letter stream 'dead_letters_1' \(of 'source_1'\) reaches no sink"):
+        flow.run()

@@ -16,7 +16,7 @@ import semantics_model as model
 from connectors.memory import CollectionSource, CollectSink
 from engine import BoundedOutOfOrderness, Dataflow, Session, Sliding, Tumbling, agg
 
-SETTINGS = settings(max_examples=25, deadline=None)
+SETTINGS = settings(max_examples=50, deadline=None)
 
 
 @st.composite
@@ -158,7 +158,9 @@ def test_interval_join_matches_the_model(records, delay, bounds, exclusive):
         right = stream.filter(lambda r: r["side"] == "R").key_by("k")
         joined = left.interval_join(right, lower, upper, lower_exclusive=exclusive[0], upper_exclusive=exclusive[1])
         joined.sink(out := CollectSink())
+        joined.late().sink(late_out := CollectSink())
         flow.run(batch_size=size)
+        assert sorted(r["id"] for r in late_out.results) == sorted(r["id"] for r in late)
         got = sorted((lrec["id"], rrec["id"]) for lrec, rrec in out.results)
         assert got == expected, f"batch size {size}"
         assert flow.metrics()["interval_join_1"]["late_records"] == len(late)
@@ -197,3 +199,22 @@ def test_join_pair_timestamp_is_the_later_of_the_two():
         (100, [(100, 90)]),
         (130, [(100, 130)]),
     ]
+
+
+@SETTINGS
+@given(records=streams(), delay=st.integers(0, 200))
+def test_window_results_can_be_windowed_again(records, delay):
+    """Window results carry event time ``end - 1``, so rolling 100 ms counts up into 500 ms windows, plus
+    the records late for their 100 ms window counted in 500 ms windows, equals counting directly."""
+    flow = Dataflow("rollup")
+    stream = flow.source(CollectionSource(records, batch_size=7), timestamp="ts", watermark=BoundedOutOfOrderness(delay))
+    small = stream.key_by("k").window(Tumbling(100)).aggregate(n=agg.count())
+    small.key_by("key").window(Tumbling(500)).aggregate(n=agg.sum("n")).sink(rolled := CollectSink())
+    small.late().key_by("k").window(Tumbling(500)).aggregate(n=agg.count()).sink(late_big := CollectSink())
+    direct_results = stream.key_by("k").window(Tumbling(500)).aggregate(n=agg.count())
+    direct_results.sink(direct := CollectSink())
+    flow.run()
+    combined = defaultdict(int)
+    for r in rolled.results + late_big.results:
+        combined[(r["key"], r["start"])] += r["n"]
+    assert dict(combined) == {(r["key"], r["start"]): r["n"] for r in direct.results}

@@ -167,14 +167,21 @@ class Trickle(Source):
 
 
 async def _windows_fired(idle_timeout):
+    """Run until the busy source has delivered everything (and, with idleness, two windows fired)."""
     flow = Dataflow("idle")
     silent = flow.source(SilentAfter([{"ts": 0, "k": "a"}]), timestamp="ts",
                          watermark=BoundedOutOfOrderness(0, idle_timeout=idle_timeout))
-    busy = flow.source(Trickle([{"ts": t, "k": "a"} for t in range(0, 3000, 100)], 0.005), timestamp="ts",
-                       watermark=BoundedOutOfOrderness(0, idle_timeout=idle_timeout))
+    busy = flow.source(Trickle([{"ts": t, "k": "a"} for t in range(0, 3000, 100)], 0.002), timestamp="ts",
+                       watermark=BoundedOutOfOrderness(0, idle_timeout=idle_timeout), name="busy")
     silent.union(busy).key_by("k").window(Tumbling(1000)).aggregate(n=agg.count()).sink(out := CollectSink())
     task = asyncio.create_task(flow.run_async())
-    await asyncio.sleep(0.4)
+    for _ in range(10_000):  # bounded wait, no timing assumption
+        await asyncio.sleep(0.005)
+        delivered = flow.metrics().get("busy", {}).get("records_in", 0) == 30
+        if delivered and (idle_timeout is None or len(out.results) >= 2):
+            break
+    if idle_timeout is None:
+        await asyncio.sleep(0.05)  # give the driver time to process what was delivered
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -183,7 +190,7 @@ async def _windows_fired(idle_timeout):
 
 async def test_an_idle_partition_stops_holding_the_watermark_back():
     assert await _windows_fired(idle_timeout=None) == [], "the silent source holds the union's watermark at 0"
-    fired = await _windows_fired(idle_timeout=30)
+    fired = await _windows_fired(idle_timeout=20)
     assert fired[:2] == [{"key": "a", "start": 0, "end": 1000, "n": 11}, {"key": "a", "start": 1000, "end": 2000, "n": 10}]
 
 

@@ -58,6 +58,10 @@ class Operator:
         """Live state entries (windows, buffered rows); 0 for stateless operators."""
         return 0
 
+    def extra_metrics(self) -> dict[str, Any]:
+        """Operator-specific counters added to the step's metrics."""
+        return {}
+
 
 def dead_letters_for(step: str, records: list, problems: list[Problem]) -> list[DeadLetter]:
     """One `DeadLetter` per problem, carrying the offending record."""

@@ -23,7 +23,7 @@ __all__ = ["IntervalJoinOperator"]
 
 class IntervalJoinOperator(Operator):
     def __init__(self, step: str, lower: int, upper: int, lower_exclusive: bool, upper_exclusive: bool,
-                 combine: Callable[[Any, Any], Any] | None, origins: list[str]) -> None:
+                 combine: Callable[[Any, Any], Any] | None, origins: list[str], domain: Any = None) -> None:
         super().__init__(step)
         self.buffers = kernels.IntervalJoinBuffers(lower, upper, lower_exclusive, upper_exclusive)
         self.combine = combine
@@ -33,11 +33,24 @@ class IntervalJoinOperator(Operator):
         self.next_row = 0
         self.watermark = kernels.INT64_MIN
         self.what = f"combine function {getattr(combine, '__qualname__', 'callable')}" if combine else ""
+        if domain is not None:
+            domain.holders.append(self)
+
+    def live_key_ids(self) -> np.ndarray:
+        state = self.buffers.snapshot()
+        return np.concatenate([state["left_key_ids"], state["right_key_ids"]])
+
+    def remap_key_ids(self, mapping: np.ndarray) -> None:
+        state = self.buffers.snapshot()
+        state["left_key_ids"] = mapping[state["left_key_ids"]]
+        state["right_key_ids"] = mapping[state["right_key_ids"]]
+        self.buffers = kernels.IntervalJoinBuffers.restore(state)
 
     def process(self, batch: Batch, input_index: int) -> Output:
         side = kernels.LEFT if input_index == 0 else kernels.RIGHT
         errors: list[DeadLetter] = []
         late_count = 0
+        late = None
         out_records: list[Any] = []
         out_ts = np.empty(0, dtype=np.int64)
         out_wm = np.empty(0, dtype=np.int64)
@@ -49,6 +62,8 @@ class IntervalJoinOperator(Operator):
             self.next_row += n
             pairs = self.buffers.process(side, batch.key_ids, batch.ts, row_ids, wm)
             late_count = int(pairs.late.sum())
+            if late_count:
+                late = batch.take(pairs.late)
             records = batch.records
             store, store_ts = self.rows[side], self.row_ts[side]
             on_time = np.flatnonzero(~pairs.late) if late_count else range(n)
@@ -68,7 +83,7 @@ class IntervalJoinOperator(Operator):
                 del store_ts[row]
         main = Batch(out_ts, out_wm, records=out_records, origin=batch.origin, partition=batch.partition,
                      watermark=self.watermark, idle=self.inputs.all_idle())
-        return Output(main, errors=errors, late_count=late_count)
+        return Output(main, late=late, errors=errors, late_count=late_count)
 
     def _emit(self, pairs: Any, side: int, base: int, wm: np.ndarray) -> tuple[list, np.ndarray, np.ndarray, list]:
         left_rows = pairs.left_rows.tolist()

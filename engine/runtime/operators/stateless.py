@@ -136,6 +136,9 @@ class KeyByOperator(Operator):
         out.key_ids = ids
         return Output(out, errors=errors)
 
+    def extra_metrics(self) -> dict[str, Any]:
+        return {"keys": len(self.domain), "key_compactions": self.domain.compactions}
+
     def snapshot(self) -> dict[str, Any]:
         return {"domain": self.domain.snapshot()}
 

@@ -32,11 +32,18 @@ _EXACT_INT = float(2**53)
 
 def _saturating_ends(starts: np.ndarray, size: int) -> np.ndarray:
     """``starts + size`` clamped at INT64_MAX (the kernels' saturating time arithmetic)."""
+    if not len(starts) or int(starts.max()) <= INT64_MAX - size:
+        return starts + np.int64(size)
     ends = starts + np.int64(size)
-    overflow = ends < starts
-    if overflow.any():
-        ends[overflow] = INT64_MAX
+    ends[starts > INT64_MAX - size] = INT64_MAX
     return ends
+
+
+def _not_behind(wm: np.ndarray, watermark: int) -> np.ndarray:
+    """Per-record watermarks, raised to the operator's watermark where behind it (never backwards)."""
+    if not len(wm) or int(wm.min()) >= watermark:
+        return wm
+    return np.maximum(wm, np.int64(watermark))
 
 
 class _Values:
@@ -50,6 +57,11 @@ class _Values:
 
     def read(self, batch: Batch) -> tuple[np.ndarray, list[Problem]]:
         n = len(batch)
+        if len(self.refs) == 1 and isinstance(self.refs[0], str):
+            column = batch.columns.get(self.refs[0])
+            if column is not None and column.dtype == np.float64 and column.ndim == 1:
+                self.integer[0] = False
+                return column.reshape(-1, 1), []  # the common columnar case: a view, no copy
         values = np.zeros((n, self.width), dtype=np.float64)
         problems: list[Problem] = []
         bad = np.zeros(n, dtype=bool)
@@ -132,6 +144,7 @@ class WindowAggregateOperator(Operator):
         self.domain = domain
         self.table = kernels.WindowAggTable(spec.size, lateness, self.values.width)
         self.watermark = kernels.INT64_MIN
+        domain.holders.append(self)
 
     def process(self, batch: Batch, input_index: int) -> Output:
         errors: list[DeadLetter] = []
@@ -158,7 +171,7 @@ class WindowAggregateOperator(Operator):
     def _add(self, batch: Batch, values: np.ndarray) -> np.ndarray:
         """Add the batch; return the mask of records added to no window."""
         ts, key_ids = batch.ts, batch.key_ids
-        wm = np.maximum(batch.wm, np.int64(self.watermark))  # watermarks never go backwards
+        wm = _not_behind(batch.wm, self.watermark)  # watermarks never go backwards
         spec = self.spec
         if isinstance(spec, Tumbling):
             starts = kernels.tumbling_starts(ts, spec.size, spec.offset)
@@ -178,6 +191,14 @@ class WindowAggregateOperator(Operator):
 
     def state_size(self) -> int:
         return len(self.table)
+
+    def live_key_ids(self) -> np.ndarray:
+        return self.table.snapshot()["key_ids"]
+
+    def remap_key_ids(self, mapping: np.ndarray) -> None:
+        state = self.table.snapshot()
+        state["key_ids"] = mapping[state["key_ids"]]
+        self.table = kernels.WindowAggTable.restore(state)
 
     def snapshot(self) -> dict[str, Any]:
         return {"table": self.table.snapshot(), "watermark": self.watermark, "integer": list(self.values.integer)}
@@ -210,6 +231,7 @@ class SessionWindowOperator(Operator):
         self.table = kernels.SessionTable(spec.gap, lateness, self.values.width)
         self.watermark = kernels.INT64_MIN
         self.superseded = 0
+        domain.holders.append(self)
 
     def process(self, batch: Batch, input_index: int) -> Output:
         errors: list[DeadLetter] = []
@@ -222,7 +244,7 @@ class SessionWindowOperator(Operator):
                 keep = good_index(len(batch), problems)
                 batch = batch.take(keep)
                 values = values[keep]
-            wm = np.maximum(batch.wm, np.int64(self.watermark))
+            wm = _not_behind(batch.wm, self.watermark)
             late_rows = self.table.add(batch.key_ids, batch.ts, values, wm)
             late_count = int(late_rows.sum())
         before = self.watermark
@@ -240,9 +262,24 @@ class SessionWindowOperator(Operator):
         return len(self.table)
 
     def snapshot(self) -> dict[str, Any]:
-        return {"table": self.table.snapshot(), "watermark": self.watermark, "integer": list(self.values.integer)}
+        return {"table": self.table.snapshot(), "watermark": self.watermark, "integer": list(self.values.integer),
+                "superseded": self.superseded}
+
+    def extra_metrics(self) -> dict[str, Any]:
+        return {"superseded_sessions": self.superseded}
+
+    def live_key_ids(self) -> np.ndarray:
+        state = self.table.snapshot()
+        return np.concatenate([state["key_ids"], state["merged_key_ids"]])
+
+    def remap_key_ids(self, mapping: np.ndarray) -> None:
+        state = self.table.snapshot()
+        state["key_ids"] = mapping[state["key_ids"]]
+        state["merged_key_ids"] = mapping[state["merged_key_ids"]]
+        self.table = kernels.SessionTable.restore(state)
 
     def restore(self, snapshot: dict[str, Any]) -> None:
+        self.superseded = snapshot.get("superseded", 0)
         self.table = kernels.SessionTable.restore(snapshot["table"])
         self.watermark = snapshot["watermark"]
         self.values.integer = list(snapshot["integer"])
@@ -272,6 +309,16 @@ class ReduceWindowOperator(Operator):
         self.windows: dict[tuple[int, int], list] = {}
         self.sessions: dict[int, list[list]] = {}  # key_id -> [[start, end, [(seq, record)], dirty], ...]
         self.seq = 0
+        domain.holders.append(self)
+
+    def live_key_ids(self) -> np.ndarray:
+        ids = {k for k, _ in self.windows}
+        ids.update(k for k, sessions in self.sessions.items() if sessions)
+        return np.array(sorted(ids), dtype=np.int64)
+
+    def remap_key_ids(self, mapping: np.ndarray) -> None:
+        self.windows = {(int(mapping[k]), s): slot for (k, s), slot in self.windows.items()}
+        self.sessions = {int(mapping[k]): sessions for k, sessions in self.sessions.items() if sessions}
 
     def _new_acc(self) -> Any:
         return copy.deepcopy(self.initial)
@@ -281,7 +328,7 @@ class ReduceWindowOperator(Operator):
         late_count = 0
         late = None
         if len(batch):
-            wm = np.maximum(batch.wm, np.int64(self.watermark))
+            wm = _not_behind(batch.wm, self.watermark)
             if isinstance(self.spec, Session):
                 late_rows, errors = self._add_sessions(batch, wm)
             else:
