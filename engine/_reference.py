@@ -247,8 +247,9 @@ class KeyInterner:
     def restore(cls, snapshot):
         keys = _checks.snapshot_field(snapshot, "KeyInterner", "keys")
         interner = cls()
-        if not isinstance(keys, list):
-            raise TypeError(f"KeyInterner snapshot 'keys' must be a list, got {type(keys).__name__}")
+        # A list is the canonical form; an int64 array of all-int keys restores without Python objects.
+        if not isinstance(keys, list) and not (isinstance(keys, np.ndarray) and keys.dtype == np.int64 and keys.ndim == 1):
+            raise TypeError(f"KeyInterner snapshot 'keys' must be a list or an int64 array, got {type(keys).__name__}")
         interner.intern(keys)
         if len(interner) != len(keys):
             raise ValueError("KeyInterner snapshot holds equal keys twice; it is corrupt")

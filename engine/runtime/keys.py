@@ -88,17 +88,24 @@ class KeyDomain:
             self._int_keys = None
 
     def compact(self) -> None:
-        """Forget the keys no holder refers to any more and renumber the live ones (order kept)."""
+        """Forget the keys no holder refers to any more and renumber the live ones (order kept).
+
+        When most keys are still live a rebuild would free little, so only the next threshold moves.
+        """
         held = [np.asarray(h.live_key_ids(), dtype=np.int64) for h in self.holders]
         live = np.unique(np.concatenate(held)) if held else np.empty(0, dtype=np.int64)
+        if len(live) > len(self.interner) // 2:
+            self._compact_at = max(self.COMPACT_MIN_KEYS, 2 * len(self.interner))
+            return
         mapping = np.full(len(self.interner), -1, dtype=np.int64)
         mapping[live] = np.arange(len(live), dtype=np.int64)
-        keys = self.interner.keys_of(live)
         for holder in self.holders:
             holder.remap_key_ids(mapping)
-        self.interner = kernels.KeyInterner.restore({"keys": keys})
         if self._int_keys is not None:
             self._int_keys = self._int_keys[live]
+            self.interner = kernels.KeyInterner.restore({"keys": self._int_keys})
+        else:
+            self.interner = kernels.KeyInterner.restore({"keys": self.interner.keys_of(live)})
         self._compact_at = max(self.COMPACT_MIN_KEYS, 2 * len(live))
         self.compactions += 1
 
@@ -119,11 +126,18 @@ class KeyDomain:
         return len(self.interner)
 
     def snapshot(self) -> dict[str, Any]:
-        return {"interner": self.interner.snapshot(), "int_keys": self._int_keys}
+        # All-int keys travel as one int64 array (raw buffer) instead of a list of Python ints.
+        if self._int_keys is not None:
+            return {"int_keys": self._int_keys}
+        return {"interner": self.interner.snapshot(), "int_keys": None}
 
     def restore(self, snapshot: dict[str, Any]) -> None:
         """Restore in place: the domain object is shared by several operators."""
-        self.interner = kernels.KeyInterner.restore(snapshot["interner"])
-        self._compact_at = max(self.COMPACT_MIN_KEYS, 2 * len(self.interner))
         int_keys = snapshot["int_keys"]
-        self._int_keys = None if int_keys is None else np.asarray(int_keys, dtype=np.int64)
+        if int_keys is not None:
+            self._int_keys = np.asarray(int_keys, dtype=np.int64)
+            self.interner = kernels.KeyInterner.restore({"keys": self._int_keys})
+        else:
+            self._int_keys = None
+            self.interner = kernels.KeyInterner.restore(snapshot["interner"])
+        self._compact_at = max(self.COMPACT_MIN_KEYS, 2 * len(self.interner))

@@ -1,0 +1,168 @@
+"""Checkpoint cost with 1,000,000 live windows (issue 4).
+
+Workload: 12,000,000 events over 1,000,000 keys (every key every 1,000,000 events), event time advancing
+1 ms per 4 events, 1 h tumbling windows, watermark lag 5 s, count + sum per key and window, through the
+columnar path (ArraySource -> key_by -> window -> ArraySink). After the first million events the
+operator holds 1,000,000 live windows until the end of input.
+
+Cases (same run): the job with a checkpoint every second versus the same job without checkpoints (target:
+at most 10% slower, ratio >= 0.9). `python -m benchmarks checkpoint` also prints the time to write and
+to restore one checkpoint of this state and its size in bytes per window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks._harness import Case, pytest_cases, run_case_with_benchmark
+from connectors.memory import ArraySink, ArraySource
+from engine import BoundedOutOfOrderness, Dataflow, Tumbling, agg
+
+N_EVENTS = 12_000_000
+N_KEYS = 1_000_000
+HOUR = 3_600_000
+
+
+@functools.lru_cache(maxsize=1)
+def _columns() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(4)
+    keys = np.tile(rng.permutation(N_KEYS).astype(np.int64), N_EVENTS // N_KEYS)
+    base = 1_700_000_000_000 - 1_700_000_000_000 % HOUR
+    return {
+        "ts": base + np.arange(N_EVENTS, dtype=np.int64) // 4,
+        "user": keys,
+        "amount": rng.random(N_EVENTS),
+    }
+
+
+def build() -> tuple[Dataflow, ArraySink]:
+    flow = Dataflow("checkpoint-bench")
+    (
+        flow.source(ArraySource(_columns(), batch_size=65_536), timestamp="ts", watermark=BoundedOutOfOrderness(5_000))
+        .key_by("user")
+        .window(Tumbling(HOUR))
+        .aggregate(count=agg.count(), total=agg.sum("amount"))
+        .sink(sink := ArraySink())
+    )
+    return flow, sink
+
+
+def setup():
+    _columns()
+    return Path(tempfile.mkdtemp(prefix="bench-ckpt-"))
+
+
+def without_checkpoints(directory: Path) -> int:
+    flow, sink = build()
+    flow.run()
+    shutil.rmtree(directory, ignore_errors=True)
+    return len(sink)
+
+
+def with_checkpoints(directory: Path) -> int:
+    flow, sink = build()
+    flow.run(checkpoint_dir=directory, checkpoint_interval=1.0)
+    shutil.rmtree(directory, ignore_errors=True)
+    return len(sink)
+
+
+def _same(engine_result, baseline_result) -> None:
+    assert engine_result == baseline_result == N_KEYS, (engine_result, baseline_result)
+
+
+GROUP = "12M events, 1M live windows, checkpoint every 1 s"
+CASES = [
+    Case(GROUP, "engine", setup, with_checkpoints, repeat=3),
+    Case(GROUP, "no checkpoints", setup, without_checkpoints, target=">= 0.9x (<= 10% slower)", repeat=3, check=_same),
+]
+
+
+@pytest_cases(CASES)
+def test_checkpoint(benchmark, case):
+    run_case_with_benchmark(benchmark, case)
+
+
+def checkpoint_costs() -> dict[str, float]:
+    """Write and restore one checkpoint of 1M live windows; its size per window."""
+    from engine.runtime.executor import Execution
+    from engine.state.coordinator import CheckpointCoordinator
+    from engine.state.storage import LocalCheckpointStorage
+
+    directory = Path(tempfile.mkdtemp(prefix="bench-ckpt-"))
+    columns = _columns()
+    half = {name: col[: N_KEYS] for name, col in columns.items()}  # every key once: 1M live windows
+    flow = Dataflow("checkpoint-bench")
+    (
+        flow.source(ArraySource(half, batch_size=65_536), timestamp="ts", watermark=BoundedOutOfOrderness(5_000))
+        .key_by("user")
+        .window(Tumbling(HOUR))
+        .aggregate(count=agg.count(), total=agg.sum("amount"))
+        .sink(ArraySink())
+    )
+
+    class Stop(Exception):
+        pass
+
+    class Capture(CheckpointCoordinator):
+        """Takes one checkpoint when the input ends (before windows fire at INT64_MAX), then stops."""
+
+        async def finish(self, execution):
+            raise Stop
+
+        async def maybe_checkpoint(self, execution):
+            if execution.source_positions() and next(iter(execution.source_positions().values())).get(0) == N_KEYS:
+                started = time.perf_counter()
+                await self.checkpoint(execution)
+                self.write_seconds = time.perf_counter() - started
+                raise Stop
+
+    coordinator = Capture(directory)
+    try:
+        flow.run(checkpointer=coordinator)
+    except Exception as exc:  # the Stop, wrapped by the runtime
+        if "Stop" not in repr(exc) and not isinstance(exc, Stop):
+            raise
+    storage = LocalCheckpointStorage(directory)
+    path = directory / f"chk-{storage.ids()[-1]:012d}.ckpt"
+    size = path.stat().st_size
+    started = time.perf_counter()
+    checkpoint = storage.latest()
+    restored_flow = Dataflow("checkpoint-bench")
+    (
+        restored_flow.source(ArraySource(half, batch_size=65_536), timestamp="ts", watermark=BoundedOutOfOrderness(5_000))
+        .key_by("user")
+        .window(Tumbling(HOUR))
+        .aggregate(count=agg.count(), total=agg.sum("amount"))
+        .sink(ArraySink())
+    )
+    execution = Execution(restored_flow)
+    execution.restore_operators(checkpoint.state["operators"])
+    restore_seconds = time.perf_counter() - started
+    live = sum(node.op.state_size() for node in execution.nodes.values() if node.op is not None)
+    shutil.rmtree(directory, ignore_errors=True)
+    return {
+        "write_seconds": coordinator.write_seconds,
+        "restore_seconds": restore_seconds,
+        "bytes": size,
+        "live_windows": live,
+        "bytes_per_window": size / max(live, 1),
+    }
+
+
+if __name__ == "__main__":
+    costs = checkpoint_costs()
+    print(
+        f"one checkpoint of {costs['live_windows']:,} live windows: write {costs['write_seconds'] * 1e3:.0f} ms, "
+        f"read + restore {costs['restore_seconds'] * 1e3:.0f} ms, {costs['bytes']:,} bytes "
+        f"({costs['bytes_per_window']:.1f} bytes per window)",
+        file=sys.stdout,
+    )
+    _ = asyncio
