@@ -26,8 +26,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.areas:
         names = [n for n in names if n.removeprefix("bench_") in args.areas or n in args.areas]
     rows = []
+    reports = []
     for name in names:
         module = importlib.import_module(f"benchmarks.{name}")
+        if hasattr(module, "report"):  # numbers that are not ratios (sizes, one-off timings)
+            reports.append(module.report)
         groups: dict[str, list] = {}
         for case in module.CASES:
             groups.setdefault(case.group, []).append(case)
@@ -53,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     print("-" * len(header))
     for group, base, engine_time, base_time, ratio, target in rows:
         print(f"{group:<48} {base:<22} {engine_time * 1e3:>10.1f} {base_time * 1e3:>10.1f} {ratio:>7.2f}x  {target}")
+    for report in reports:
+        print(report())
     return 0
 
 

@@ -126,6 +126,7 @@ class CheckpointCoordinator:
         self._savepoints: list[tuple[Path, asyncio.Future]] = []
         self._graph: list[dict[str, Any]] | None = None
         self._job = ""
+        self._inflight: asyncio.Future | None = None
 
     # ---- restore ----
 
@@ -178,16 +179,38 @@ class CheckpointCoordinator:
         return future
 
     async def maybe_checkpoint(self, execution: Any) -> None:
+        if self._inflight is not None and self._inflight.done():
+            await self._settle()  # surfaces a failed write here, in the driver
         due = self.interval is not None and self.clock() - self._last_time >= self.interval
         if due or self._requested or self._savepoints:
             await self.checkpoint(execution)
 
     async def finish(self, execution: Any) -> None:
-        """Every input ended: one last checkpoint, so a restart does not replay committed output."""
+        """Every input ended: one last checkpoint, durable before the sinks finish, so a restart does
+        not replay committed output."""
         await self.checkpoint(execution)
+        await self._settle()
+
+    async def close(self) -> None:
+        """Wait for a checkpoint still being written (the run is over)."""
+        await self._settle()
+
+    async def _settle(self) -> None:
+        inflight, self._inflight = self._inflight, None
+        if inflight is not None:
+            await inflight
 
     async def checkpoint(self, execution: Any) -> int:
-        """Take one checkpoint now (the caller guarantees a batch boundary); returns its id."""
+        """Take one checkpoint now (the caller guarantees a batch boundary); returns its id.
+
+        The cut is taken synchronously: sinks pre-commit, then positions, operator state and sink state
+        are encoded into bytes (a copy, so later batches cannot change it). Hashing, writing and fsyncing
+        those bytes run in a thread while the job goes on; when they are done the sinks commit and the
+        sources commit their offsets. At most one checkpoint is in flight: a new one first waits for the
+        previous. Sinks whose commit must not overlap later writes (``commit_requires_barrier``, e.g.
+        Kafka transactions) make the whole checkpoint synchronous.
+        """
+        await self._settle()
         checkpoint_id = self._next_id
         self._next_id += 1
         await execution.pre_commit_sinks(checkpoint_id)
@@ -198,22 +221,35 @@ class CheckpointCoordinator:
             graph=self._graph if self._graph is not None else graph_of(execution.plan),
             state={"sources": positions, "operators": execution.snapshot_operators(), "sinks": execution.sink_states()},
         )
-        # Serialising and fsyncing can take a while for large state; the loop keeps serving the sources.
-        # The state is not touched meanwhile: the driver is waiting for this call.
-        await asyncio.to_thread(self.storage.write, checkpoint)
+        body = checkpoint.body()
+        self._last_time = self.clock()
+        requested, self._requested = self._requested, []
         savepoints, self._savepoints = self._savepoints, []
-        for path, future in savepoints:
-            await asyncio.to_thread(write_savepoint, path, checkpoint)
-            if not future.done():
-                future.set_result(path)
+        self._inflight = asyncio.ensure_future(
+            self._persist(execution, checkpoint, body, positions, requested, savepoints)
+        )
+        if any(getattr(node.sink, "commit_requires_barrier", False) for node in execution.sinks):
+            await self._settle()
+        return checkpoint_id
+
+    async def _persist(self, execution, checkpoint, body, positions, requested, savepoints) -> None:
+        checkpoint_id = checkpoint.checkpoint_id
+        try:
+            await asyncio.to_thread(self.storage.write_body, checkpoint_id, body)
+            for path, future in savepoints:
+                await asyncio.to_thread(write_savepoint, path, checkpoint)
+                if not future.done():
+                    future.set_result(path)
+        except BaseException as exc:
+            for future in requested + [f for _, f in savepoints]:
+                if not future.done():
+                    future.set_exception(exc if isinstance(exc, Exception) else RuntimeError(repr(exc)))
+            raise
         await execution.commit_sinks(checkpoint_id)
         await _notify_sources(execution, positions)
         self.last_checkpoint = checkpoint
         self.completed.append(checkpoint_id)
-        self._last_time = self.clock()
-        requested, self._requested = self._requested, []
         for future in requested:
             if not future.done():
                 future.set_result(checkpoint_id)
         logger.debug("job %r checkpoint %d written", checkpoint.job, checkpoint_id)
-        return checkpoint_id

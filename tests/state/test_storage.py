@@ -77,7 +77,7 @@ def test_corrupt_latest_falls_back_to_previous_with_a_warning(tmp_path, caplog, 
 def test_all_corrupt_gives_none_and_direct_read_says_why(tmp_path):
     storage = LocalCheckpointStorage(tmp_path)
     storage.write(make_checkpoint(1))
-    (tmp_path / "chk-000000000001.ckpt").write_bytes(b"ENGCKPT1" + b"x" * 40)
+    (tmp_path / "chk-000000000001.ckpt").write_bytes(b"ENGCKPT2" + b"x" * 40)
     assert storage.latest() is None
     with pytest.raises(CheckpointError, match="checksum mismatch"):
         storage.read(1)
