@@ -42,10 +42,11 @@ def _columns() -> dict[str, np.ndarray]:
     }
 
 
-def build() -> tuple[Dataflow, ArraySink]:
+def build(columns: dict[str, np.ndarray] | None = None) -> tuple[Dataflow, ArraySink]:
     flow = Dataflow("checkpoint-bench")
     (
-        flow.source(ArraySource(_columns(), batch_size=65_536), timestamp="ts", watermark=BoundedOutOfOrderness(5_000))
+        flow.source(ArraySource(columns if columns is not None else _columns(), batch_size=65_536),
+                    timestamp="ts", watermark=BoundedOutOfOrderness(5_000))
         .key_by("user")
         .window(Tumbling(HOUR))
         .aggregate(count=agg.count(), total=agg.sum("amount"))
@@ -98,14 +99,7 @@ def checkpoint_costs() -> dict[str, float]:
     directory = Path(tempfile.mkdtemp(prefix="bench-ckpt-"))
     columns = _columns()
     half = {name: col[: N_KEYS] for name, col in columns.items()}  # every key once: 1M live windows
-    flow = Dataflow("checkpoint-bench")
-    (
-        flow.source(ArraySource(half, batch_size=65_536), timestamp="ts", watermark=BoundedOutOfOrderness(5_000))
-        .key_by("user")
-        .window(Tumbling(HOUR))
-        .aggregate(count=agg.count(), total=agg.sum("amount"))
-        .sink(ArraySink())
-    )
+    flow, _ = build(half)
 
     class Stop(Exception):
         pass
@@ -135,14 +129,7 @@ def checkpoint_costs() -> dict[str, float]:
     size = path.stat().st_size
     started = time.perf_counter()
     checkpoint = storage.latest()
-    restored_flow = Dataflow("checkpoint-bench")
-    (
-        restored_flow.source(ArraySource(half, batch_size=65_536), timestamp="ts", watermark=BoundedOutOfOrderness(5_000))
-        .key_by("user")
-        .window(Tumbling(HOUR))
-        .aggregate(count=agg.count(), total=agg.sum("amount"))
-        .sink(ArraySink())
-    )
+    restored_flow, _ = build(half)
     execution = Execution(restored_flow)
     execution.restore_operators(checkpoint.state["operators"])
     restore_seconds = time.perf_counter() - started
