@@ -1,0 +1,65 @@
+"""Data contracts: versioned record schemas compiled to msgspec, a schema registry with Confluent
+compatibility modes, and a Confluent-compatible REST server.
+
+Entry points::
+
+    contract = load_contract("orders.yaml")          # DataContract (checked at load time)
+    validator = contract.compile()                   # CompiledContract (compiled once, cached)
+    valid, dead = validator.validate_many(batch)     # never raises on bad records
+    check_compatibility(new, [old], "BACKWARD")      # -> list of Incompatibility (empty: compatible)
+    registry = SchemaRegistry(SQLiteStore("registry.db"))
+"""
+
+from engine.contracts.compiler import (
+    CompiledContract,
+    InvalidRecord,
+    ValidationIssue,
+    ValidationResult,
+    compile_contract,
+)
+from engine.contracts.errors import (
+    ContractDefinitionError,
+    ContractValidationError,
+    IncompatibleSchemaError,
+    SchemaParseError,
+    SchemaRegistryError,
+)
+from engine.contracts.export import to_avro, to_json_schema
+from engine.contracts.model import SLA, Constraints, DataContract, Field, FieldType, QualityRule
+from engine.contracts.parsing import (
+    check_contract,
+    dump_contract,
+    dumps_contract,
+    fingerprint,
+    load_contract,
+    loads_contract,
+    parse_contract,
+)
+
+__all__ = [
+    "SLA",
+    "CompiledContract",
+    "Constraints",
+    "ContractDefinitionError",
+    "ContractValidationError",
+    "DataContract",
+    "Field",
+    "FieldType",
+    "IncompatibleSchemaError",
+    "InvalidRecord",
+    "QualityRule",
+    "SchemaParseError",
+    "SchemaRegistryError",
+    "ValidationIssue",
+    "ValidationResult",
+    "check_contract",
+    "compile_contract",
+    "dump_contract",
+    "dumps_contract",
+    "fingerprint",
+    "load_contract",
+    "loads_contract",
+    "parse_contract",
+    "to_avro",
+    "to_json_schema",
+]

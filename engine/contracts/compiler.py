@@ -1,0 +1,425 @@
+"""Compile a `DataContract` into a msgspec Struct type with reusable decoders, and validate records.
+
+Each contract version compiles once (`compile_contract` caches by fingerprint) into a Struct built with
+`msgspec.defstruct`; constraints become `msgspec.Meta` annotations, enums and allowed values become
+``Literal`` types, so validation runs inside msgspec's C decoder with no per-field Python code.
+
+- `CompiledContract.validate_json` / `validate_msgpack` / `validate_python` return the typed record or
+  raise `ContractValidationError` whose `issues` name the field path and the offending value.
+- `CompiledContract.validate_many` takes a batch (bytes, str or mappings), never raises on bad records,
+  and returns a `ValidationResult`: the valid records and one `InvalidRecord` (the raw input, its index
+  and the reasons) per bad one, ready for a dead-letter output.
+
+Validated records are Struct instances whose attributes are the contract's field names (a field named
+after a Python keyword gets a trailing underscore as attribute; its wire name is unchanged); pass
+``output="dict"`` to get plain dicts instead. An optional field that was absent and has no default is
+``msgspec.UNSET`` on the Struct and missing from the dict.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import keyword
+import math
+import re
+import threading
+from typing import Annotated, Any, Iterable, Literal, Mapping, Union
+
+import msgspec
+
+from engine.contracts.errors import ContractValidationError
+from engine.contracts.model import DataContract, Field, FieldType
+
+__all__ = [
+    "CompiledContract",
+    "InvalidRecord",
+    "ValidationIssue",
+    "ValidationResult",
+    "compile_contract",
+    "type_for",
+    "value_problem",
+]
+
+_BUILTIN_KEEP = (datetime.datetime, datetime.date, bytes)
+_CACHE: dict[str, CompiledContract] = {}
+_CACHE_LIMIT = 256
+_CACHE_LOCK = threading.Lock()
+
+
+class ValidationIssue(msgspec.Struct, frozen=True):
+    """One reason a record is invalid: the field path (``items[2].price``; ``""`` for the record
+    itself), what is wrong, and the offending value (``None`` when it could not be located)."""
+
+    path: str
+    message: str
+    value: Any = None
+
+    def __str__(self) -> str:
+        where = self.path or "<record>"
+        return f"{where}: {self.message} (got {self.value!r})"
+
+
+class InvalidRecord(msgspec.Struct, frozen=True):
+    """A record that failed validation: its position in the batch, the raw input, and the reasons."""
+
+    index: int
+    record: Any
+    issues: tuple[ValidationIssue, ...]
+
+    @property
+    def reason(self) -> str:
+        return "; ".join(str(i) for i in self.issues)
+
+
+class ValidationResult(msgspec.Struct):
+    """Outcome of a batch: ``valid`` records (in input order) and ``invalid`` ones with reasons."""
+
+    valid: list[Any]
+    invalid: list[InvalidRecord]
+
+    def __iter__(self):  # allows ``valid, invalid = validator.validate_many(batch)``
+        return iter((self.valid, self.invalid))
+
+
+# ------------------------------------------------------------------------------------------ types
+def _int_bound(key: str, v: int | float) -> tuple[str, int]:
+    """msgspec needs integer bounds on ints; a fractional bound becomes the equivalent integer one."""
+    if isinstance(v, int):
+        return key, v
+    if key == "ge":
+        return "ge", math.ceil(v)
+    if key == "le":
+        return "le", math.floor(v)
+    if key == "gt":
+        return "ge", math.floor(v) + 1
+    return "le", math.ceil(v) - 1  # lt
+
+
+def type_for(t: FieldType, name_hint: str = "Record") -> Any:
+    """The msgspec-typed Python annotation that validates values of ``t`` (constraints included)."""
+    base = _base_type(t, name_hint)
+    if t.nullable:
+        return Union[base, None]
+    return base
+
+
+def _meta(**kwargs: Any) -> msgspec.Meta | None:
+    kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    return msgspec.Meta(**kwargs) if kwargs else None
+
+
+def _annotated(tp: Any, meta: msgspec.Meta | None) -> Any:
+    return Annotated[tp, meta] if meta is not None else tp
+
+
+def _base_type(t: FieldType, name_hint: str) -> Any:
+    c = t.constraints
+    kind = t.type
+    if kind == "string":
+        if c is not None and c.allowed_values is not None:
+            return Literal[tuple(c.allowed_values)]  # the other constraints were checked against these at load
+        return _annotated(str, _meta(min_length=c.min_length, max_length=c.max_length, pattern=c.pattern) if c else None)
+    if kind == "integer":
+        if c is not None and c.allowed_values is not None:
+            return Literal[tuple(c.allowed_values)]
+        meta = None
+        if c is not None:
+            bounds = dict(_int_bound(k, getattr(c, k)) for k in ("ge", "gt", "le", "lt") if getattr(c, k) is not None)
+            mult = c.multiple_of
+            if mult is not None and isinstance(mult, float) and mult.is_integer():
+                mult = int(mult)
+            meta = _meta(multiple_of=mult, **bounds)
+        return _annotated(int, meta)
+    if kind == "float":
+        meta = _meta(ge=c.ge, gt=c.gt, le=c.le, lt=c.lt, multiple_of=c.multiple_of) if c else None
+        return _annotated(float, meta)
+    if kind == "boolean":
+        return bool
+    if kind == "timestamp":
+        return Union[int, Annotated[datetime.datetime, msgspec.Meta(tz=True)]]
+    if kind == "date":
+        return datetime.date
+    if kind == "bytes":
+        return _annotated(bytes, _meta(min_length=c.min_length, max_length=c.max_length) if c else None)
+    if kind == "enum":
+        return Literal[tuple(t.symbols)]
+    if kind == "array":
+        item = type_for(t.items, name_hint + "Item")
+        return _annotated(list[item], _meta(min_length=c.min_length, max_length=c.max_length) if c else None)
+    if kind == "map":
+        value = type_for(t.values, name_hint + "Value")
+        return _annotated(dict[str, value], _meta(min_length=c.min_length, max_length=c.max_length) if c else None)
+    if kind == "object":
+        return _struct_for(t.fields, t.record_name or name_hint, forbid_unknown=False)
+    raise ValueError(f"unknown type {kind!r}")
+
+
+def _attr(name: str) -> str:
+    return name + "_" if keyword.iskeyword(name) or name.startswith("__") else name
+
+
+def _struct_for(fields: tuple[Field, ...], struct_name: str, forbid_unknown: bool) -> type[msgspec.Struct]:
+    specs = []
+    rename = {}
+    for f in fields:
+        attr = _attr(f.name)
+        if attr != f.name:
+            rename[attr] = f.name
+        hint = struct_name + "_" + f.name
+        tp = type_for(f.type, hint)
+        if f.required:
+            specs.append((attr, tp))
+        elif f.has_default:
+            default = msgspec.json.decode(msgspec.json.encode(f.default), type=tp)
+            if isinstance(default, (list, dict, set, msgspec.Struct)) and default:
+                specs.append((attr, tp, msgspec.field(default_factory=lambda d=default: copy.deepcopy(d))))
+            else:
+                specs.append((attr, tp, default))
+        else:
+            specs.append((attr, Union[tp, msgspec.UnsetType], msgspec.UNSET))
+    # gc=False: decoded records hold no reference cycles, and skipping GC tracking makes big batches cheaper
+    return msgspec.defstruct(
+        struct_name, specs, kw_only=True, rename=rename or None, forbid_unknown_fields=forbid_unknown, gc=False,
+        omit_defaults=False,
+    )
+
+
+def value_problem(value: Any, t: FieldType) -> str | None:
+    """``None`` when the JSON-style ``value`` is valid for ``t``, else msgspec's description of why."""
+    try:
+        tp = type_for(t, "Value")
+        msgspec.json.decode(msgspec.json.encode(value), type=tp)
+    except (msgspec.ValidationError, msgspec.EncodeError, TypeError) as exc:
+        return str(exc)
+    return None
+
+
+# ------------------------------------------------------------------------------------- error paths
+_AT = re.compile(r"^(.*) - at `(\$[^`]*)`$", re.S)
+_MISSING = re.compile(r"^Object missing required field `([^`]*)`$")
+_UNKNOWN = re.compile(r"^Object contains unknown field `([^`]*)`$")
+_TOKEN = re.compile(r"\.([^.\[]+)|\[(\d+|\.\.\.)\]")
+_NOT_FOUND = object()
+
+
+def _path_tokens(path: str) -> list[str | int | None]:
+    """``$.items[0].price`` -> ['items', 0, 'price']; ``[...]`` (a map key msgspec does not report) -> None."""
+    tokens: list[str | int | None] = []
+    for name, index in _TOKEN.findall(path[1:]):
+        if name:
+            tokens.append(name)
+        elif index == "...":
+            tokens.append(None)
+        else:
+            tokens.append(int(index))
+    return tokens
+
+
+def _render(tokens: list[str | int | None]) -> str:
+    out = ""
+    for tok in tokens:
+        if tok is None:
+            out += "[<key>]"
+        elif isinstance(tok, int):
+            out += f"[{tok}]"
+        else:
+            out += f".{tok}" if out else tok
+    return out
+
+
+def _locate(obj: Any, tokens: list[str | int | None]) -> Any:
+    for tok in tokens:
+        if tok is None:
+            return _NOT_FOUND
+        try:
+            obj = obj[tok]
+        except (KeyError, IndexError, TypeError):
+            return _NOT_FOUND
+    return obj
+
+
+def _issue_from_error(exc: Exception, original: Any) -> ValidationIssue:
+    """Turn a msgspec error into a `ValidationIssue`; ``original`` is the decoded (untyped) record."""
+    text = str(exc)
+    m = _AT.match(text)
+    message, path = (m.group(1), m.group(2)) if m else (text, "$")
+    tokens = _path_tokens(path)
+    value: Any = _locate(original, tokens)
+    for pattern, label in ((_MISSING, "required field is missing"), (_UNKNOWN, "field is not in the contract")):
+        mm = pattern.match(message)
+        if mm:
+            tokens = tokens + [mm.group(1)]
+            message = label
+            value = None if label.startswith("required") else _locate(original, tokens)
+            break
+    if value is _NOT_FOUND:
+        value = None
+    return ValidationIssue(_render(tokens), message, value)
+
+
+# ---------------------------------------------------------------------------------------- compiled
+class CompiledContract:
+    """A contract version compiled to msgspec; build it with `compile_contract` (cached)."""
+
+    def __init__(self, contract: DataContract):
+        self.contract = contract
+        self.fingerprint = contract.fingerprint()
+        struct_name = "".join(p[:1].upper() + p[1:] for p in re.split(r"[^A-Za-z0-9]+", contract.name) if p) or "Record"
+        if struct_name[0].isdigit():
+            struct_name = "R" + struct_name
+        self.struct_type = _struct_for(contract.fields, struct_name, contract.additional_fields == "forbid")
+        self.json_decoder = msgspec.json.Decoder(self.struct_type)
+        self.msgpack_decoder = msgspec.msgpack.Decoder(self.struct_type)
+        self.json_encoder = msgspec.json.Encoder()
+        self.msgpack_encoder = msgspec.msgpack.Encoder()
+
+    def __repr__(self) -> str:
+        return f"<CompiledContract {self.contract.name} {self.contract.version}>"
+
+    # ---- single records (raise ContractValidationError)
+    def validate_json(self, data: bytes | str) -> Any:
+        """Decode and validate one JSON document; raises `ContractValidationError` with the reasons."""
+        try:
+            return self.json_decoder.decode(data)
+        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            raise ContractValidationError(self.contract.name, [self._json_issue(exc, data)]) from None
+
+    def validate_msgpack(self, data: bytes) -> Any:
+        try:
+            return self.msgpack_decoder.decode(data)
+        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            raise ContractValidationError(self.contract.name, [self._msgpack_issue(exc, data)]) from None
+
+    def validate_python(self, obj: Mapping[str, Any]) -> Any:
+        """Validate a Python mapping (values as JSON would carry them, or datetime/date/bytes objects)."""
+        try:
+            return self._convert(obj)
+        except (msgspec.ValidationError, TypeError) as exc:
+            raise ContractValidationError(self.contract.name, [_issue_from_error(exc, obj)]) from None
+
+    def is_valid(self, record: bytes | str | Mapping[str, Any]) -> bool:
+        try:
+            if isinstance(record, (bytes, bytearray, memoryview, str)):
+                self.json_decoder.decode(record)
+            else:
+                self._convert(record)
+        except (msgspec.ValidationError, msgspec.DecodeError, TypeError):
+            return False
+        return True
+
+    def _convert(self, obj: Any) -> Any:
+        if not isinstance(obj, Mapping):
+            raise msgspec.ValidationError(f"Expected `object`, got `{type(obj).__name__}`")
+        return msgspec.convert(obj, self.struct_type, builtin_types=_BUILTIN_KEEP)
+
+    # ---- batches (never raise on a bad record)
+    def validate_many(self, records: Iterable[bytes | str | Mapping[str, Any]], *, output: str = "struct",
+                      encoding: str = "json") -> ValidationResult:
+        """Validate a batch. Items are JSON (bytes/str; msgpack bytes with ``encoding="msgpack"``) or mappings.
+
+        Returns `ValidationResult` (unpackable as ``valid, invalid``); ``output="dict"`` returns plain
+        dicts for the valid records. Bad records never raise; each becomes an `InvalidRecord`.
+        """
+        if output not in ("struct", "dict"):
+            raise ValueError(f"output must be 'struct' or 'dict', got {output!r}")
+        if encoding not in ("json", "msgpack"):
+            raise ValueError(f"encoding must be 'json' or 'msgpack', got {encoding!r}")
+        items = records if isinstance(records, list) else list(records)
+        valid: list[Any] = []
+        invalid: list[InvalidRecord] = []
+        if encoding == "json" and items and all(isinstance(r, bytes) for r in items):
+            valid = self._json_batch(items, invalid)
+        else:
+            decode_json = self.json_decoder.decode
+            decode_mp = self.msgpack_decoder.decode
+            for i, rec in enumerate(items):
+                try:
+                    if isinstance(rec, (bytes, bytearray, memoryview, str)):
+                        valid.append(decode_mp(rec) if encoding == "msgpack" else decode_json(rec))
+                    else:
+                        valid.append(self._convert(rec))
+                except (msgspec.ValidationError, msgspec.DecodeError, TypeError) as exc:
+                    invalid.append(InvalidRecord(i, rec, (self._issue(exc, rec, encoding),)))
+        if output == "dict":
+            valid = [msgspec.to_builtins(v, builtin_types=_BUILTIN_KEEP) for v in valid]
+        return ValidationResult(valid, invalid)
+
+    def _json_batch(self, items: list[bytes], invalid: list[InvalidRecord]) -> list[Any]:
+        """Decode a chunk with one comprehension (no per-record Python bookkeeping) and fall back to
+        per-record decoding only for a chunk that holds a bad record."""
+        out: list[Any] = []
+        decode = self.json_decoder.decode
+        chunk = 4096
+        for start in range(0, len(items), chunk):
+            part = items[start:start + chunk]
+            try:
+                out.extend([decode(rec) for rec in part])
+                continue
+            except (msgspec.ValidationError, msgspec.DecodeError):
+                pass
+            for offset, rec in enumerate(part):
+                try:
+                    out.append(decode(rec))
+                except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+                    invalid.append(InvalidRecord(start + offset, rec, (self._json_issue(exc, rec),)))
+        return out
+
+    # ---- issues
+    def _issue(self, exc: Exception, rec: Any, encoding: str) -> ValidationIssue:
+        if isinstance(rec, (bytes, bytearray, memoryview, str)):
+            return self._msgpack_issue(exc, rec) if encoding == "msgpack" else self._json_issue(exc, rec)
+        return _issue_from_error(exc, rec)
+
+    def _json_issue(self, exc: Exception, data: Any) -> ValidationIssue:
+        if isinstance(exc, msgspec.ValidationError):
+            try:
+                original = msgspec.json.decode(data)
+            except msgspec.DecodeError:
+                original = None
+            return _issue_from_error(exc, original)
+        return ValidationIssue("", f"malformed JSON: {exc}", _preview(data))
+
+    def _msgpack_issue(self, exc: Exception, data: Any) -> ValidationIssue:
+        if isinstance(exc, msgspec.ValidationError):
+            try:
+                original = msgspec.msgpack.decode(data)
+            except msgspec.DecodeError:
+                original = None
+            return _issue_from_error(exc, original)
+        return ValidationIssue("", f"malformed msgpack: {exc}", _preview(data))
+
+    # ---- encoding
+    def encode_json(self, record: Any) -> bytes:
+        """Validate ``record`` (a mapping or this contract's Struct) and encode it as JSON."""
+        if not isinstance(record, self.struct_type):
+            record = self.validate_python(record)
+        return self.json_encoder.encode(record)
+
+    def to_dict(self, record: Any) -> dict[str, Any]:
+        return msgspec.to_builtins(record, builtin_types=_BUILTIN_KEEP)
+
+
+def _preview(data: Any, limit: int = 200) -> Any:
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        data = bytes(data)
+        return data if len(data) <= limit else data[:limit] + b"..."
+    if isinstance(data, str) and len(data) > limit:
+        return data[:limit] + "..."
+    return data
+
+
+def compile_contract(contract: DataContract) -> CompiledContract:
+    """The `CompiledContract` for ``contract``, compiled on first use and cached by fingerprint."""
+    key = contract.fingerprint()
+    compiled = _CACHE.get(key)
+    if compiled is not None:
+        return compiled
+    with _CACHE_LOCK:
+        compiled = _CACHE.get(key)
+        if compiled is None:
+            compiled = CompiledContract(contract)
+            if len(_CACHE) >= _CACHE_LIMIT:
+                _CACHE.pop(next(iter(_CACHE)))
+            _CACHE[key] = compiled
+    return compiled
