@@ -17,6 +17,7 @@ from engine.contracts.compiler import (
     ValidationResult,
     compile_contract,
 )
+from engine.contracts.compatibility import MODES, Incompatibility, check_compatibility, ensure_compatible
 from engine.contracts.errors import (
     ContractDefinitionError,
     ContractValidationError,
@@ -37,6 +38,7 @@ from engine.contracts.parsing import (
 )
 
 __all__ = [
+    "MODES",
     "SLA",
     "CompiledContract",
     "Constraints",
@@ -45,6 +47,7 @@ __all__ = [
     "DataContract",
     "Field",
     "FieldType",
+    "Incompatibility",
     "IncompatibleSchemaError",
     "InvalidRecord",
     "QualityRule",
@@ -52,10 +55,12 @@ __all__ = [
     "SchemaRegistryError",
     "ValidationIssue",
     "ValidationResult",
+    "check_compatibility",
     "check_contract",
     "compile_contract",
     "dump_contract",
     "dumps_contract",
+    "ensure_compatible",
     "fingerprint",
     "load_contract",
     "loads_contract",
