@@ -38,8 +38,6 @@ from engine.contracts.parsing import (
 )
 
 __all__ = [
-    "MODES",
-    "SLA",
     "CompiledContract",
     "Constraints",
     "ContractDefinitionError",
@@ -50,7 +48,9 @@ __all__ = [
     "Incompatibility",
     "IncompatibleSchemaError",
     "InvalidRecord",
+    "MODES",
     "QualityRule",
+    "SLA",
     "SchemaParseError",
     "SchemaRegistryError",
     "ValidationIssue",
