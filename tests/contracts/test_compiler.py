@@ -197,3 +197,69 @@ def test_avro_export_shape(orders):
     assert by_name["express"] == {"name": "express", "type": "boolean", "default": False}
     assert by_name["ts"]["type"] == {"type": "long", "logicalType": "timestamp-millis"}
     assert by_name["items"]["type"]["items"]["type"] == "record"
+
+
+# ------------------------------------------------------------------------ column-wise pattern checks
+@pytest.mark.parametrize(("pattern", "ok"), [
+    ("^o-[0-9]+$", True), (r"^[A-Z]{3}\d{2}$", True), (r"^(ab|cd)+\.x$", True), ("^a.b$", True),
+    ("o-[0-9]+", True), (r"^a\s$", True), ("^[^x]+$", True), (r"\Ax\Z", True),
+    ("^a|b$", False), ("^(?i)a$", False), (r"^a(?=b)b$", False), ("^a$b$", False), (r"\bx", False),
+    (r"(a)\1", False), ("^a{100}$", False),
+])
+def test_bulk_checkable_patterns(pattern, ok):
+    from engine.contracts.compiler import bulk_checkable
+
+    assert bulk_checkable(pattern) is ok
+
+
+def test_batch_pattern_violations_are_found_with_path_value_and_index():
+    c = loads_contract("""
+        name: t
+        version: 1.0.0
+        fields:
+          - {name: code, type: string, constraints: {pattern: "^[A-Z]{2}[0-9]+$"}}
+          - {name: alt, type: string, nullable: true, required: false, constraints: {pattern: "^x+$"}}
+          - {name: free, type: string, constraints: {pattern: "b"}}
+    """)
+    v = c.compile()
+    recs = [{"code": "AB1", "free": "abc"}, {"code": "ab1", "free": "b"}, {"code": "AB2\nCD3", "free": "b"},
+            {"code": "AB3", "alt": None, "free": "b"}, {"code": "AB4", "alt": "xy", "free": "b"},
+            {"code": "AB5", "alt": "xx", "free": "a"}, "not an object", {"code": "AB6", "free": "b"}]
+    for batch in (recs, [msgspec.json.encode(r) for r in recs]):
+        valid, invalid = v.validate_many(batch)
+        assert [r.code for r in valid] == ["AB1", "AB3", "AB6"]
+        assert [(d.index, d.issues[0].path, d.issues[0].value) for d in invalid] == [
+            (1, "code", "ab1"), (2, "code", "AB2\nCD3"), (4, "alt", "xy"), (5, "free", "a"),
+            (6, "", "not an object")]
+    with pytest.raises(ContractValidationError, match="code: Expected `str` matching regex"):
+        v.validate_python({"code": "zz", "free": "b"})
+    assert not v.is_valid(b'{"code": "A1", "free": "b"}') and v.is_valid(b'{"code": "AB1", "free": "b"}')
+
+
+PATTERN_ATOMS = ["a", "b", "x", ".", "[a-c]", "[^b]", r"\d", r"\w", r"\s", "(ab|c)", "(?:x|)"]
+
+
+@st.composite
+def regexes(draw):
+    parts = []
+    for _ in range(draw(st.integers(0, 4))):
+        atom = draw(st.sampled_from(PATTERN_ATOMS))
+        parts.append(atom + draw(st.sampled_from(["", "*", "+", "?", "{2}", "{1,3}", "*?"])))
+    body = "".join(parts)
+    return draw(st.sampled_from(["", "^"])) + body + draw(st.sampled_from(["", "$"]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(regexes(), st.lists(st.text(alphabet="abcx1 _.\n\u00e9", max_size=6), max_size=40))
+def test_column_pattern_check_equals_re_search(pattern, values):
+    """Differential test: the DFA kernel path (and its fallbacks) agrees with re.search on every value."""
+    import re
+
+    from engine.contracts.patterns import column_failures, compile_dfa
+
+    dfa = compile_dfa(pattern)
+    assert dfa is not None, pattern
+    expected = [i for i, v in enumerate(values) if re.search(pattern, v) is None]
+    assert column_failures(values, dfa, re.compile(pattern).search) == expected
+    ascii_ok = [v for v in values if v.isascii() and "\n" not in v]
+    assert dfa.failures(ascii_ok).tolist() == [i for i, v in enumerate(ascii_ok) if re.search(pattern, v) is None]
