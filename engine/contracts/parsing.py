@@ -671,7 +671,11 @@ def dumps_contract(c: DataContract, format: str = "yaml") -> str:
         raise ValueError(f"format must be 'yaml' or 'json', got {format!r}")
     import yaml
 
-    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+    text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+    if any(ch in text for ch in "\x85\u2028\u2029"):
+        # PyYAML writes these Unicode line breaks raw, and a reader folds them into spaces: escape instead
+        text = yaml.safe_dump(data, sort_keys=False, allow_unicode=False)
+    return text
 
 
 def _json_default(value: Any) -> Any:
