@@ -8,6 +8,10 @@ Entry points::
     valid, dead = validator.validate_many(batch)     # never raises on bad records
     check_compatibility(new, [old], "BACKWARD")      # -> list of Incompatibility (empty: compatible)
     registry = SchemaRegistry(SQLiteStore("registry.db"))
+    check = BatchValidator(contract, step="orders-in")   # for streams: (valid dicts, dead letters)
+    report = check_quality(contract, records)           # the contract's quality rules over a batch
+
+The HTTP server (Confluent REST API) lives in `engine.contracts.server`; the CLI in `engine.contracts.cli`.
 """
 
 from engine.contracts.compiler import (
@@ -27,6 +31,11 @@ from engine.contracts.errors import (
 )
 from engine.contracts.export import to_avro, to_json_schema
 from engine.contracts.model import SLA, Constraints, DataContract, Field, FieldType, QualityRule
+from engine.contracts.quality import QualityReport, check_quality
+from engine.contracts.registry import RegisteredSchema, SchemaRegistry
+from engine.contracts.store import MemoryStore, RegistryStore, SQLiteStore
+from engine.contracts.streams import BatchValidator, DeadLetter
+from engine.contracts.wire import ContractDeserializer, ContractSerializer
 from engine.contracts.parsing import (
     check_contract,
     dump_contract,
@@ -38,25 +47,36 @@ from engine.contracts.parsing import (
 )
 
 __all__ = [
+    "BatchValidator",
     "CompiledContract",
     "Constraints",
     "ContractDefinitionError",
+    "ContractDeserializer",
+    "ContractSerializer",
     "ContractValidationError",
     "DataContract",
+    "DeadLetter",
     "Field",
     "FieldType",
     "Incompatibility",
     "IncompatibleSchemaError",
     "InvalidRecord",
     "MODES",
+    "MemoryStore",
+    "QualityReport",
     "QualityRule",
+    "RegisteredSchema",
+    "RegistryStore",
     "SLA",
+    "SQLiteStore",
     "SchemaParseError",
+    "SchemaRegistry",
     "SchemaRegistryError",
     "ValidationIssue",
     "ValidationResult",
     "check_compatibility",
     "check_contract",
+    "check_quality",
     "compile_contract",
     "dump_contract",
     "dumps_contract",

@@ -549,7 +549,10 @@ def _check_value(value: Any, t: FieldType, path: str, ctx: _Ctx, what: str) -> N
 
     problem = value_problem(value, t)
     if problem is not None:
-        raise ctx.error(f"{what} {value!r} violates the field's type or constraints: {problem}", path)
+        hint = ""
+        if isinstance(value, bool) and t.type in ("string", "enum"):
+            hint = " (YAML reads unquoted yes/no/on/off as booleans: quote the value)"
+        raise ctx.error(f"{what} {value!r} violates the field's type or constraints: {problem}{hint}", path)
 
 
 def _check_quality(rule: QualityRule, c: DataContract, path: str, ctx: _Ctx) -> None:
@@ -575,8 +578,13 @@ def _check_quality(rule: QualityRule, c: DataContract, path: str, ctx: _Ctx) -> 
             raise ctx.error(f"rule {rule.rule!r} needs 'min' and/or 'max'", path)
         if rule.min is not None and rule.max is not None and rule.min > rule.max:
             raise ctx.error(f"min={rule.min!r} is greater than max={rule.max!r}", path)
-    if rule.rule == "in_set" and not rule.values:
-        raise ctx.error("rule 'in_set' needs a non-empty 'values' list", path)
+    if rule.rule == "in_set":
+        if not rule.values:
+            raise ctx.error("rule 'in_set' needs a non-empty 'values' list", path)
+        target = _resolve_field_path(c, rule.field).type
+        plain = msgspec.structs.replace(target, constraints=None, nullable=True)
+        for v in rule.values:
+            _check_value(v, plain, f"{path}.values", ctx, "in_set value")
     if rule.rule == "regex":
         if not rule.pattern:
             raise ctx.error("rule 'regex' needs 'pattern'", path)

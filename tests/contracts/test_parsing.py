@@ -143,6 +143,10 @@ BAD = [
      "unknown quality rule 'sparkle'", "quality[0].rule"),
     ("name: x\nversion: 1.0.0\nfields: [{name: a, type: integer}]\nquality: [{rule: not_null, field: a, "
      "allowed_failure_fraction: 2}]", "allowed_failure_fraction must be in [0, 1]", "quality[0].allowed_failure_fraction"),
+    ("name: x\nversion: 1.0.0\nfields: [{name: c, type: string}]\nquality: [{rule: in_set, field: c, values: [NO, SE]}]",
+     "quote the value", "quality[0].values"),
+    ("name: x\nversion: 1.0.0\nfields: [{name: c, type: string, constraints: {allowed_values: [yes, maybe]}}]",
+     "quote the value", "fields.c.constraints.allowed_values"),
     ("- just\n- a list\n", "a contract must be a mapping", ""),
     ("name: x\nversion: 1.0.0\nfields: [{name: a, type: integer\n", "malformed YAML", ""),
 ]
