@@ -134,8 +134,8 @@ def _same_count(engine_result: int, baseline_result: int) -> None:
 GROUP = "validate 1M JSON records, 8-field contract"
 SUBSET_GROUP = "validate 100k JSON records (jsonschema subset)"
 CASES = [
-    Case(GROUP, "engine", lambda: records(), engine_validate, repeat=3),
-    Case(GROUP, "pure python", lambda: records(), python_validate, target=">= 10x", repeat=3, check=_same_count),
+    Case(GROUP, "engine", lambda: records(), engine_validate, repeat=5),
+    Case(GROUP, "pure python", lambda: records(), python_validate, target=">= 10x", repeat=5, check=_same_count),
     Case(SUBSET_GROUP, "engine", lambda: records()[:SUBSET], engine_validate, repeat=3),
     Case(SUBSET_GROUP, "jsonschema (100k, scales to 1M)", lambda: records()[:SUBSET], jsonschema_validate,
          target=">= 20x", repeat=1, check=_same_count),

@@ -231,9 +231,11 @@ def contract_reader_problems(reader: DataContract, writer: DataContract) -> list
     """Why a consumer on ``reader`` cannot accept records produced under ``writer``."""
     from engine.contracts.export import to_avro
 
-    out = avro_reader_problems(parse_avro(to_avro(reader)), parse_avro(to_avro(writer)))
-    # Avro names differ when the contract is renamed; a contract's identity is its subject, not its name
-    out = [p for p in out if not (p.rule == "NAME_MISMATCH" and p.path == "<root>")]
+    # Avro record/enum names are derived from the contract name; a contract's identity is its subject,
+    # so a renamed contract must not read as renamed types: compare both under one name
+    same_name = dict(name="contract", namespace="")
+    out = avro_reader_problems(parse_avro(to_avro(msgspec.structs.replace(reader, **same_name))),
+                               parse_avro(to_avro(msgspec.structs.replace(writer, **same_name))))
     _contract_fields(reader.fields, writer.fields, "", out)
     if reader.additional_fields == "forbid":
         names = {f.name for f in reader.fields}

@@ -189,6 +189,13 @@ def test_contract_matrix(kind, old, new, backward, forward, rule, mode):
         assert {p.rule for p in problems} == {rule}, [str(p) for p in problems]
 
 
+def test_renaming_a_contract_is_not_a_schema_change():
+    nested = BASE + "  - {name: o, type: object, fields: [{name: x, type: enum, symbols: [A]}]}\n"
+    old = contract(nested)
+    new = loads_contract(f"name: orders-v2\nversion: 2.0.0\nnamespace: shop\nfields:\n{nested}")
+    assert check_compatibility(new, [old], "FULL") == []
+
+
 def test_contract_transitive_over_three_versions():
     v1 = contract(BASE)
     v2 = contract(BASE + "  - {name: n, type: integer, default: 0}\n")

@@ -265,3 +265,11 @@ def test_column_pattern_check_equals_re_search(pattern, values):
     assert column_failures(values, dfa, re.compile(pattern).search) == expected
     ascii_ok = [v for v in values if v.isascii() and "\n" not in v]
     assert dfa.failures(ascii_ok).tolist() == [i for i, v in enumerate(ascii_ok) if re.search(pattern, v) is None]
+
+
+def test_benchmark_validators_agree():
+    """The benchmark's three validators find the same valid records (checked on a small sample)."""
+    from benchmarks.bench_contracts import engine_validate, jsonschema_validate, python_validate, records
+
+    sample = records(3000)
+    assert engine_validate(sample) == python_validate(sample) == jsonschema_validate(sample) == 2997

@@ -182,3 +182,14 @@ def test_build_in_code_runs_the_same_checks():
     with pytest.raises(ContractDefinitionError, match="ge=3 and lt=3"):
         DataContract.build(name="t", version="0.1.0",
                            fields=(Field("a", FieldType("integer", constraints=Constraints(ge=3, lt=3))),))
+
+
+def test_example_contract_loads_validates_and_exports():
+    from pathlib import Path
+
+    path = Path(__file__).parents[2] / "examples" / "contracts" / "orders.yaml"
+    c = load_contract(path)
+    record = {"order_id": "o-1", "user_id": 1, "amount": 3.5, "currency": "EUR", "state": "NEW",
+              "items": [{"sku": "A", "qty": 1}], "ts": "2024-05-01T12:00:00Z"}
+    assert c.compile().validate_python(record).coupon is None
+    assert c.to_avro()["namespace"] == "shop"
