@@ -367,7 +367,7 @@ class CompiledContract:
     def _convert(self, obj: Any) -> Any:
         if not isinstance(obj, Mapping):
             raise msgspec.ValidationError(f"Expected `object`, got `{type(obj).__name__}`")
-        return msgspec.convert(obj, self.struct_type, builtin_types=_BUILTIN_KEEP)
+        return msgspec.convert(obj, self.struct_type)
 
     # ---- batches (never raise on a bad record)
     def validate_many(self, records: Iterable[bytes | str | Mapping[str, Any]], *, output: str = "struct",
