@@ -355,6 +355,16 @@ _NUMERIC = (("minimum", "MINIMUM", "lower"), ("maximum", "MAXIMUM", "upper"),
 _COUNTS = (("minLength", "MIN_LENGTH", "lower"), ("maxLength", "MAX_LENGTH", "upper"),
            ("minItems", "MIN_ITEMS", "lower"), ("maxItems", "MAX_ITEMS", "upper"),
            ("minProperties", "MIN_PROPERTIES", "lower"), ("maxProperties", "MAX_PROPERTIES", "upper"))
+_UNANALYSED = ("allOf", "not", "if", "then", "else", "dependentRequired", "dependentSchemas", "patternProperties",
+               "propertyNames", "contains", "minContains", "maxContains", "prefixItems", "unevaluatedProperties",
+               "unevaluatedItems", "format", "contentEncoding")
+
+
+def _rule_name(keyword: str) -> str:
+    out = "".join("_" + ch if ch.isupper() else ch.upper() for ch in keyword)
+    return out.lstrip("_")
+
+
 _ALL_TYPES = frozenset({"null", "boolean", "object", "array", "number", "string", "integer"})
 
 
@@ -430,6 +440,12 @@ class _JsonCheck:
             out.append(Incompatibility("UNIQUE_ITEMS_ADDED", path, "uniqueItems was added"))
         if "items" in r or "items" in w:
             self.check(r.get("items", True), w.get("items", True), f"{path}/items", out)
+        for key in _UNANALYSED:
+            # keywords whose effect these rules do not model: any change to them in the reader may reject
+            # writer data, so a difference is reported rather than assumed compatible
+            if key in r and r[key] != w.get(key):
+                out.append(Incompatibility(f"{_rule_name(key)}_CHANGED", f"{path}/{key}",
+                                           f"{key!r} differs from the writer's and cannot be proven compatible"))
         if _is_object_schema(r) or _is_object_schema(w):
             self._object(r, w, path, out)
 

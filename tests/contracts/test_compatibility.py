@@ -255,6 +255,10 @@ JSON = [
      obj({"xs": {"type": "array", "items": N}}), True, False, "TYPE_NARROWED"),
     ("anyOf extended", obj({"a": {"anyOf": [S]}}), obj({"a": {"anyOf": [S, I]}}), True, False, "SUM_TYPE_NARROWED"),
     ("nested property narrowed", obj({"o": obj({"x": N})}), obj({"o": obj({"x": I})}), False, True, "TYPE_NARROWED"),
+    ("allOf added (not analysed: reported)", obj({"a": I}), obj({"a": {**I, "allOf": [{"minimum": 3}]}}), False, True,
+     "ALL_OF_CHANGED"),
+    ("format added (not analysed: reported)", obj({"a": S}), obj({"a": {**S, "format": "email"}}), False, True,
+     "FORMAT_CHANGED"),
     ("$ref to an unchanged definition", {"$defs": {"A": S}, **obj({"a": {"$ref": "#/$defs/A"}})},
      {"$defs": {"A": S}, **obj({"a": {"$ref": "#/$defs/A"}})}, True, True, None),
 ]
