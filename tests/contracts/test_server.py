@@ -153,3 +153,20 @@ def test_json_serializers_interoperate_with_contract_serde(client, orders, order
     valid, dead = de.deserialize_many([framed, b"\x00\x00\x00\x03\xe7{}", b"junk"])
     assert len(valid) == 1
     assert "not registered" in dead[0].reason and "Confluent header" in dead[1].reason
+
+
+def test_avro_serializers_interoperate_with_contract_serde(client, orders, order_record):
+    pytest.importorskip("fastavro")
+    from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
+
+    ctx = SerializationContext("orders", MessageField.VALUE)
+    ours = ContractSerializer(orders, client, "orders-value", schema_format="avro")
+    data = ours.serialize(order_record(note="hi"))
+    theirs = AvroDeserializer(client)  # reads with the writer schema fetched from our server
+    decoded = theirs(data, ctx)
+    assert decoded["order_id"] == "o-123" and decoded["note"] == "hi" and decoded["state"] == "PAID"
+    their_ser = AvroSerializer(client, json.dumps(orders.to_avro()))
+    framed = their_ser({**decoded, "user_id": 99}, ctx)
+    assert unframe(framed)[0] == ours.schema_id  # same schema text -> same global id
+    rec = ContractDeserializer(orders, client).deserialize(framed)
+    assert rec.user_id == 99 and rec.items[0].sku == "A1"
