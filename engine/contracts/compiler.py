@@ -43,6 +43,20 @@ __all__ = [
 
 _BUILTIN_KEEP = (datetime.datetime, datetime.date, bytes)
 _CACHE: dict[str, CompiledContract] = {}
+
+
+def _extend_keeps_partial() -> bool:
+    """Whether ``list.extend`` keeps the items appended before its iterator raised (CPython does)."""
+    probe: list[int] = []
+    it = iter(["1", "x", "3"])
+    try:
+        probe.extend(map(int, it))
+    except ValueError:
+        pass
+    return probe == [1] and list(it) == ["3"]
+
+
+_EXTEND_KEEPS_PARTIAL = _extend_keeps_partial()
 _CACHE_LIMIT = 256
 _CACHE_LOCK = threading.Lock()
 
@@ -396,8 +410,9 @@ class CompiledContract:
                         valid.append(self._convert(rec))
                 except (msgspec.ValidationError, msgspec.DecodeError, TypeError) as exc:
                     invalid.append(InvalidRecord(i, rec, (self._issue(exc, rec, encoding),)))
-        if self._bulk and valid and encoding != "json":  # the JSON path checks patterns per chunk
+        if self._bulk and valid and encoding != "json":  # the JSON path checks patterns per block
             valid, invalid = self._check_bulk(valid, invalid, items)
+        invalid.sort(key=lambda r: r.index)
         if output == "dict":
             valid = [msgspec.to_builtins(v, builtin_types=_BUILTIN_KEEP) for v in valid]
         return ValidationResult(valid, invalid)
@@ -419,40 +434,57 @@ class CompiledContract:
         return [r for pos, r in enumerate(valid) if pos not in bad], invalid
 
     def _json_batch(self, items: list[Any], invalid: list[InvalidRecord]) -> list[Any]:
-        """Decode small chunks with one comprehension each (no per-record Python bookkeeping); a chunk
-        holding a bad record (or a mapping rather than JSON) is redone record by record, so dirty data
-        costs one extra decode per record of the chunks that hold bad ones. Column-wise pattern checks
-        run every ~1,000 decoded records, while those records are still in the CPU cache."""
+        """Decode block by block with ``list.extend(map(decode, iterator))``: the loop runs in C, and when a
+        record fails, the records before it are already in the list and the iterator stands just past
+        the bad one, so decoding resumes there: no record is decoded twice and clean data pays no
+        per-record Python bookkeeping. Column-wise pattern checks run per block, while its records are
+        still in the CPU cache. (Where ``extend`` does not keep partial results, see
+        `_EXTEND_KEEPS_PARTIAL`, a plain per-record loop is used.)"""
         out: list[Any] = []
         decode = self.json_decoder.decode
         errors = (msgspec.ValidationError, msgspec.DecodeError, TypeError)
-        chunk = 64
-        bulk = self._bulk
-        pending: list[Any] = []
-        where: list[int] = []  # input index of each pending record
-        n = len(items)
-        for start in range(0, n, chunk):
-            part = items[start:start + chunk]
-            try:
-                pending.extend([decode(rec) for rec in part])
-                where.extend(range(start, start + len(part)))
-            except errors:
+        block = 1024
+        for start in range(0, len(items), block):
+            part = items[start:start + block]
+            decoded: list[Any] = []
+            bad: list[int] = []  # offsets in `part` of records that failed
+            if _EXTEND_KEEPS_PARTIAL:
+                it = iter(part)
+                while True:
+                    try:
+                        decoded.extend(map(decode, it))
+                        break
+                    except errors as exc:
+                        offset = len(decoded) + len(bad)  # the record that raised
+                        self._one_failed(part[offset], exc, start + offset, decoded, bad, offset, invalid)
+            else:  # pragma: no cover - CPython keeps partial results
                 for offset, rec in enumerate(part):
                     try:
-                        if isinstance(rec, (bytes, bytearray, memoryview, str)):
-                            pending.append(decode(rec))
-                        else:
-                            pending.append(self._convert(rec))
-                        where.append(start + offset)
+                        decoded.append(decode(rec))
                     except errors as exc:
-                        invalid.append(InvalidRecord(start + offset, rec, (self._issue(exc, rec, "json"),)))
-            if len(pending) >= 1024 or start + chunk >= n:
-                if bulk and pending:
-                    pending = self._drop_pattern_failures(pending, where, items, invalid)
-                out.extend(pending)
-                pending = []
-                where = []
+                        self._one_failed(rec, exc, start + offset, decoded, bad, offset, invalid)
+            if self._bulk and decoded:
+                if bad:
+                    skip = set(bad)
+                    where = [start + o for o in range(len(part)) if o not in skip]
+                else:
+                    where = range(start, start + len(part))
+                decoded = self._drop_pattern_failures(decoded, where, items, invalid)
+            out.extend(decoded)
         return out
+
+    def _one_failed(self, rec: Any, exc: Exception, index: int, decoded: list[Any], bad: list[int], offset: int,
+                    invalid: list[InvalidRecord]) -> None:
+        """Handle a record the JSON decoder refused: a mapping is validated as a Python object instead;
+        anything else becomes an `InvalidRecord`."""
+        if isinstance(exc, TypeError) and not isinstance(rec, (bytes, bytearray, memoryview, str)):
+            try:
+                decoded.append(self._convert(rec))
+                return
+            except (msgspec.ValidationError, TypeError) as exc2:
+                exc = exc2
+        bad.append(offset)
+        invalid.append(InvalidRecord(index, rec, (self._issue(exc, rec, "json"),)))
 
     def _drop_pattern_failures(self, decoded: list[Any], where: list[int], items: list[Any],
                                invalid: list[InvalidRecord]) -> list[Any]:
@@ -464,7 +496,6 @@ class CompiledContract:
             return decoded
         for pos, issue in bad.items():
             invalid.append(InvalidRecord(where[pos], items[where[pos]], (issue,)))
-        invalid.sort(key=lambda r: r.index)
         return [r for pos, r in enumerate(decoded) if pos not in bad]
 
     # ---- issues
