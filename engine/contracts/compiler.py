@@ -10,6 +10,10 @@ Each contract version compiles once (`compile_contract` caches by fingerprint) i
   and returns a `ValidationResult`: the valid records and one `InvalidRecord` (the raw input, its index
   and the reasons) per bad one, ready for a dead-letter output.
 
+Batches decode in C (``list.extend(map(decoder.decode, ...))``, resuming after a bad record without
+re-decoding anything) and check the ``pattern`` of top-level string fields column-wise, one pass of a
+compiled DFA per block of records (`engine.contracts.patterns`), instead of calling ``re`` per value.
+
 Validated records are Struct instances whose attributes are the contract's field names (a field named
 after a Python keyword gets a trailing underscore as attribute; its wire name is unchanged); pass
 ``output="dict"`` to get plain dicts instead. An optional field that was absent and has no default is
