@@ -11,6 +11,9 @@
 Schema types: ``AVRO`` (the default), ``JSON`` (JSON Schema) and ``CONTRACT`` (a `DataContract` document
 as JSON). Schema references are stored and returned, but named types from referenced schemas are not
 resolved, so a schema that relies on them is refused as invalid.
+
+One registry object (one server process) per database file: operations are serialised by a lock
+inside the process, not across processes.
 """
 
 from __future__ import annotations

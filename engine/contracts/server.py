@@ -245,6 +245,16 @@ async def get_mode(request):
     return _reply({"mode": "READWRITE"})
 
 
+async def referenced_by(request):
+    # schema references are not supported, so nothing refers to any version; 40401/40402 still apply
+    _registry(request).get_version(request.match_info["subject"], request.match_info["version"])
+    return _reply([])
+
+
+async def contexts(request):
+    return _reply(["."])
+
+
 async def root(request):
     return _reply({})
 
@@ -277,7 +287,10 @@ def create_app(registry: SchemaRegistry) -> web.Application:
     r.add_get("/config/{subject}", get_subject_config)
     r.add_put("/config/{subject}", put_subject_config)
     r.add_delete("/config/{subject}", delete_subject_config)
+    r.add_get("/subjects/{subject}/versions/{version}/referencedby", referenced_by)
     r.add_get("/mode", get_mode)
+    r.add_get("/mode/{subject}", get_mode)
+    r.add_get("/contexts", contexts)
     return app
 
 

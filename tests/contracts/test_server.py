@@ -4,6 +4,7 @@ and its Avro / JSON serializers, with the server started in-process on a free lo
 from __future__ import annotations
 
 import json
+import urllib.error
 import urllib.request
 
 import pytest
@@ -170,3 +171,35 @@ def test_avro_serializers_interoperate_with_contract_serde(client, orders, order
     assert unframe(framed)[0] == ours.schema_id  # same schema text -> same global id
     rec = ContractDeserializer(orders, client).deserialize(framed)
     assert rec.user_id == 99 and rec.items[0].sku == "A1"
+
+
+def _http(url, method="GET", body=None):
+    data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": CONTENT_TYPE})
+    try:
+        with urllib.request.urlopen(req) as resp:
+            return resp.status, json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as err:
+        with err:
+            return err.code, json.loads(err.read())
+
+
+def test_rest_edge_cases(server, client):
+    base = server.url
+    assert _http(f"{base}/subjects/s/versions", "POST", b"{not json") == (400, {
+        "error_code": 400, "message": "Request body is not valid JSON"})
+    status, body = _http(f"{base}/subjects/s/versions", "POST", {"schema": '"int"', "schemaType": "PROTOBUF"})
+    assert (status, body["error_code"]) == (422, 42201)
+    status, body = _http(f"{base}/subjects/s/versions", "POST", {"schema": '"int"', "references": [
+        {"name": "x", "subject": "y", "version": 1}]})
+    assert (status, body["error_code"]) == (422, 42201) and "references" in body["message"]
+    assert _http(f"{base}/subjects/s/versions", "POST", {"schema": '"int"'})[1]["id"] == 1
+    assert _http(f"{base}/subjects/s/versions/1/referencedby") == (200, [])
+    assert _http(f"{base}/subjects/s/versions/zero")[1]["error_code"] == 42202
+    assert _http(f"{base}/config/s")[1]["error_code"] == 40408
+    assert _http(f"{base}/config/s?defaultToGlobal=true") == (200, {"compatibilityLevel": "BACKWARD"})
+    assert _http(f"{base}/compatibility/subjects/new/versions", "POST", {"schema": '"int"'}) == (
+        200, {"is_compatible": True})
+    status, body = _http(f"{base}/compatibility/subjects/s/versions/latest?verbose=true", "POST", {"schema": '"string"'})
+    assert status == 200 and body["is_compatible"] is False and "TYPE_MISMATCH" in body["messages"][0]
+    assert _http(f"{base}/nope")[0] == 404
