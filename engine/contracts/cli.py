@@ -128,7 +128,14 @@ def _check(args: argparse.Namespace) -> int:
     for p in problems:
         against = args.schemas[p.version - 1] if p.version else "?"
         print(f"  - {p.path}: {p.message} [{p.rule}] (vs {against}; {p.direction})")
+    if schema_type == "CONTRACT" and old and _major(new.version) <= _major(old[-1].version):
+        print(f"  note: a breaking change needs a new MAJOR version ({old[-1].version} -> {new.version} does not "
+              "bump it)")
     return 1
+
+
+def _major(version: str) -> int:
+    return int(version.split(".", 1)[0])
 
 
 def _validate(args: argparse.Namespace) -> int:
