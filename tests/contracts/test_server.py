@@ -203,3 +203,17 @@ def test_rest_edge_cases(server, client):
     status, body = _http(f"{base}/compatibility/subjects/s/versions/latest?verbose=true", "POST", {"schema": '"string"'})
     assert status == 200 and body["is_compatible"] is False and "TYPE_MISMATCH" in body["messages"][0]
     assert _http(f"{base}/nope")[0] == 404
+
+
+def test_contract_schema_type_over_rest(client, orders):
+    doc = orders.to_dict()
+    schema_id = client.register_schema("orders-contract", Schema(json.dumps(doc), "CONTRACT"))
+    fetched = client.get_schema(schema_id)
+    assert fetched.schema_type == "CONTRACT" and json.loads(fetched.schema_str)["name"] == "orders"
+    tightened = json.loads(json.dumps(doc))
+    tightened["fields"][1]["constraints"]["ge"] = 10
+    assert client.test_compatibility("orders-contract", Schema(json.dumps(tightened), "CONTRACT")) is False
+    with pytest.raises(ClientError) as info:
+        client.register_schema("orders-contract", Schema(json.dumps(tightened), "CONTRACT"))
+    assert info.value.http_status_code == 409 and "CONSTRAINT_NARROWED" in info.value.error_message
+    assert "user_id" in info.value.error_message
