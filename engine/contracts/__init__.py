@@ -31,6 +31,7 @@ from engine.contracts.errors import (
 )
 from engine.contracts.export import to_avro, to_json_schema
 from engine.contracts.model import SLA, Constraints, DataContract, Field, FieldType, QualityRule
+from engine.contracts.importing import contract_from_avro
 from engine.contracts.quality import QualityReport, check_quality
 from engine.contracts.registry import RegisteredSchema, SchemaRegistry
 from engine.contracts.store import MemoryStore, RegistryStore, SQLiteStore
@@ -78,6 +79,7 @@ __all__ = [
     "check_contract",
     "check_quality",
     "compile_contract",
+    "contract_from_avro",
     "dump_contract",
     "dumps_contract",
     "ensure_compatible",

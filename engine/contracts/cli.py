@@ -6,6 +6,7 @@
   problems (line number, field path, value); ``--dead-letter OUT.jsonl`` writes each bad line with its
   reasons. Exit 0 when every record is valid, 1 otherwise, 2 for unreadable input.
 - ``engine contracts export CONTRACT --format jsonschema|avro``: prints (or ``-o`` writes) the schema.
+- ``engine contracts import SCHEMA.avsc``: a contract describing an existing Avro record schema.
 - ``engine contracts fingerprint CONTRACT``: the canonical SHA-256 fingerprint.
 - ``engine registry serve [--host 127.0.0.1] [--port 8081] [--db registry.db]``: the Confluent-compatible
   schema registry (``--db :memory:`` keeps nothing).
@@ -53,6 +54,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument("--format", required=True, choices=["jsonschema", "avro"])
     export.add_argument("-o", "--output", type=Path, default=None, help="write here instead of stdout")
     export.set_defaults(handler=_export)
+
+    imp = sub.add_parser("import", help="write a contract describing an Avro record schema")
+    imp.add_argument("schema", type=Path, help="Avro schema file (.avsc / .json)")
+    imp.add_argument("--name", default=None, help="contract name (default: the record name)")
+    imp.add_argument("--version", default="1.0.0", help="contract version (default 1.0.0)")
+    imp.add_argument("--owner", default="")
+    imp.add_argument("-o", "--output", type=Path, default=None, help="write here (.yaml or .json) instead of stdout")
+    imp.set_defaults(handler=_import)
 
     fp = sub.add_parser("fingerprint", help="print a contract's canonical fingerprint")
     fp.add_argument("contract", type=Path)
@@ -210,6 +219,23 @@ def _export(args: argparse.Namespace) -> int:
         args.output.write_text(text, encoding="utf-8")
     else:
         sys.stdout.write(text)
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    from engine.contracts.errors import ContractError
+    from engine.contracts.importing import contract_from_avro
+    from engine.contracts.parsing import dump_contract, dumps_contract
+
+    try:
+        contract = contract_from_avro(args.schema.read_text(encoding="utf-8"), version=args.version,
+                                      name=args.name, owner=args.owner)
+    except (OSError, ContractError) as exc:
+        return _fail("import", str(exc))
+    if args.output:
+        dump_contract(contract, args.output)
+    else:
+        sys.stdout.write(dumps_contract(contract))
     return 0
 
 
