@@ -160,7 +160,7 @@ class DataContract(msgspec.Struct, frozen=True, omit_defaults=True):
     @classmethod
     def build(cls, **kwargs: Any) -> DataContract:
         """Construct and check a contract; raises `ContractDefinitionError` naming the bad element."""
-        from engine.contracts.parsing import check_contract
+        from engine.contracts.checks import check_contract
 
         contract = cls(**kwargs)
         check_contract(contract)
@@ -178,12 +178,12 @@ class DataContract(msgspec.Struct, frozen=True, omit_defaults=True):
 
     # Conversions live in their own modules; these are conveniences.
     def to_dict(self) -> dict[str, Any]:
-        from engine.contracts.parsing import contract_to_dict
+        from engine.contracts.serialization import contract_to_dict
 
         return contract_to_dict(self)
 
     def fingerprint(self) -> str:
-        from engine.contracts.parsing import fingerprint
+        from engine.contracts.serialization import fingerprint
 
         return fingerprint(self)
 
