@@ -54,14 +54,27 @@ from engine.contracts.checks import check_contract, check_contract_in
 from engine.contracts.errors import ContractDefinitionError
 from engine.contracts.model import FIELD_TYPES, SLA, Constraints, DataContract, Field, FieldType, QualityRule
 
-# re-exported: the loading, checking and writing of contracts are one family for callers
-from engine.contracts.serialization import (  # noqa: F401
+from engine.contracts.serialization import (
     canonical_form,
     contract_to_dict,
     dump_contract,
     dumps_contract,
     fingerprint,
 )
+
+# loading, checking and writing contracts are one family for callers, so this module offers all of it
+__all__ = [
+    "canonical_form",
+    "check_contract",
+    "contract_to_dict",
+    "dump_contract",
+    "dumps_contract",
+    "fingerprint",
+    "load_contract",
+    "loads_contract",
+    "parse_contract",
+    "parse_duration_ms",
+]
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
