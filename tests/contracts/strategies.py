@@ -12,14 +12,21 @@ names = st.text(alphabet=string.ascii_lowercase, min_size=1, max_size=8).map(lam
 symbols = st.lists(st.text(alphabet=string.ascii_uppercase, min_size=1, max_size=5), min_size=1, max_size=5, unique=True)
 
 
+# anchored (checked column-wise by the DFA kernel in batches) and unanchored ones (checked by re)
+PATTERNS = ["^[a-z]{1,5}$", "^x[0-9]*$", "^(ab|cd)+$", "[0-9]", "^o-\\d+$"]
+
+
 @st.composite
 def scalar_types(draw):
     kind = draw(st.sampled_from(["string", "integer", "float", "boolean", "enum", "timestamp"]))
     cons = None
     syms = None
     if kind == "string" and draw(st.booleans()):
-        lo = draw(st.integers(0, 5))
-        cons = Constraints(min_length=lo, max_length=lo + draw(st.integers(0, 10)))
+        if draw(st.booleans()):
+            cons = Constraints(pattern=draw(st.sampled_from(PATTERNS)))
+        else:
+            lo = draw(st.integers(0, 5))
+            cons = Constraints(min_length=lo, max_length=lo + draw(st.integers(0, 10)))
     elif kind == "integer" and draw(st.booleans()):
         lo = draw(st.integers(-1000, 1000))
         cons = Constraints(ge=lo, le=lo + draw(st.integers(0, 1000)))
@@ -69,7 +76,9 @@ def contracts(draw):
 
 def value_strategy(t: FieldType):
     c = t.constraints
-    if t.type == "string":
+    if t.type == "string" and c is not None and c.pattern is not None:
+        base = st.from_regex(c.pattern, fullmatch=True).filter(lambda v: "\n" not in v)
+    elif t.type == "string":
         lo = c.min_length if c and c.min_length is not None else 0
         hi = c.max_length if c and c.max_length is not None else 10
         base = st.text(alphabet=string.ascii_letters, min_size=lo, max_size=hi)
@@ -113,6 +122,8 @@ def invalid_value(t: FieldType):
         return c.ge - 1
     if t.type == "string" and c is not None and c.max_length is not None:
         return "x" * (c.max_length + 1)
+    if t.type == "string" and c is not None and c.pattern is not None:
+        return "!!"
     if t.type == "enum":
         return "not_a_symbol"
     if t.type in ("string", "enum"):
