@@ -63,7 +63,7 @@ class Constraints(msgspec.Struct, frozen=True, omit_defaults=True, forbid_unknow
     min_length: int | None = None
     max_length: int | None = None
     pattern: str | None = None
-    allowed_values: tuple[str, ...] | tuple[int, ...] | None = None
+    allowed_values: tuple[str | int, ...] | None = None  # all strings or all integers (checked)
 
     def is_empty(self) -> bool:
         return all(v is None for v in msgspec.structs.astuple(self))

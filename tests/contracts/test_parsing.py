@@ -193,3 +193,10 @@ def test_example_contract_loads_validates_and_exports():
               "items": [{"sku": "A", "qty": 1}], "ts": "2024-05-01T12:00:00Z"}
     assert c.compile().validate_python(record).coupon is None
     assert c.to_avro()["namespace"] == "shop"
+
+
+def test_contract_structs_round_trip_through_msgspec(orders):
+    import msgspec
+
+    for module in (msgspec.json, msgspec.msgpack):
+        assert module.decode(module.encode(orders), type=DataContract) == orders
