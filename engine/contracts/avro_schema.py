@@ -233,12 +233,17 @@ class _Parser:
 
 
 def default_problem(t: AvroType, value: Any, _depth: int = 0) -> str | None:
-    """``None`` if ``value`` is a valid JSON default for ``t`` (a union's default matches its first branch)."""
+    """``None`` if ``value`` is a valid JSON default for ``t``. A field whose type is a union takes a default
+    of its first branch (the Avro rule for union fields); a union nested inside an array, map or record
+    default accepts a value of any branch."""
     if _depth > 50:
         return None
     k = t.kind
     if k == "union":
-        return default_problem(t.branches[0], value, _depth + 1)
+        if _depth == 0:
+            return default_problem(t.branches[0], value, _depth + 1)
+        problems = [default_problem(b, value, _depth + 1) for b in t.branches]
+        return None if any(p is None for p in problems) else problems[0]
     if k == "null":
         return None if value is None else f"expected null, got {value!r}"
     if k == "boolean":

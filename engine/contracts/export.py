@@ -161,7 +161,7 @@ def _avro_record(fields: tuple[Field, ...], name: str, doc: str = "") -> dict[st
 
 
 def _avro_field(f: Field, record_name: str) -> dict[str, Any]:
-    base = _avro_base(f.type, record_name + _pascal(f.name))
+    base = _avro_base(f.type, record_name + _pascal(f.name), f.default if f.has_default else None)
     entry: dict[str, Any] = {"name": f.name}
     if f.description:
         entry["doc"] = f.description
@@ -179,7 +179,7 @@ def _avro_field(f: Field, record_name: str) -> dict[str, Any]:
     return entry
 
 
-def _avro_base(t: FieldType, name: str) -> Any:
+def _avro_base(t: FieldType, name: str, default: Any = None) -> Any:
     kind = t.type
     if kind == "string":
         return "string"
@@ -198,17 +198,23 @@ def _avro_base(t: FieldType, name: str) -> Any:
     if kind == "enum":
         return {"type": "enum", "name": name, "symbols": list(t.symbols)}
     if kind == "array":
-        return {"type": "array", "items": _avro_item(t.items, name + "Item")}
+        non_null = isinstance(default, list) and any(v is not None for v in default)
+        return {"type": "array", "items": _avro_item(t.items, name + "Item", non_null)}
     if kind == "map":
-        return {"type": "map", "values": _avro_item(t.values, name + "Value")}
+        non_null = isinstance(default, dict) and any(v is not None for v in default.values())
+        return {"type": "map", "values": _avro_item(t.values, name + "Value", non_null)}
     if kind == "object":
         return _avro_record(t.fields, t.record_name or name)
     raise ValueError(f"unknown type {kind!r}")
 
 
-def _avro_item(t: FieldType, name: str) -> Any:
+def _avro_item(t: FieldType, name: str, value_first: bool = False) -> Any:
+    # strict Avro readers check a default's union members against the first branch: when the field's
+    # default holds non-null items, the value type goes first
     base = _avro_base(t, name)
-    return ["null", base] if t.nullable else base
+    if not t.nullable:
+        return base
+    return [base, "null"] if value_first else ["null", base]
 
 
 def _avro_default(value: Any, t: FieldType) -> Any:

@@ -57,7 +57,11 @@ def field_lists(draw, depth=0):
     for n in fnames:
         t = draw(field_types(depth))
         required = draw(st.booleans())
-        out.append(Field(name=n, type=t, required=required))
+        if not required and draw(st.integers(0, 3)) == 0:
+            default = draw(value_strategy(t))
+            out.append(Field(name=n, type=t, required=False, default=default))
+        else:
+            out.append(Field(name=n, type=t, required=required))
     return tuple(out)
 
 
@@ -131,3 +135,25 @@ def invalid_value(t: FieldType):
     if t.type in ("array", "map", "object"):
         return "not a container"
     return "wrong type"  # integer, float, boolean, timestamp
+
+
+def with_defaults(record, fields):
+    """``record`` as validation returns it: absent fields that have a default take it (recursively)."""
+    import copy
+
+    if not isinstance(record, dict):
+        return record
+    out = dict(record)
+    for f in fields:
+        if f.name not in out:
+            if not f.has_default:
+                continue
+            out[f.name] = copy.deepcopy(f.default)  # defaults of nested objects fill in below, as in decoding
+        v, t = out[f.name], f.type
+        if t.type == "object":
+            out[f.name] = with_defaults(v, t.fields)
+        elif t.type == "array" and t.items.type == "object" and isinstance(v, list):
+            out[f.name] = [with_defaults(x, t.items.fields) for x in v]
+        elif t.type == "map" and t.values.type == "object" and isinstance(v, dict):
+            out[f.name] = {k: with_defaults(x, t.values.fields) for k, x in v.items()}
+    return out

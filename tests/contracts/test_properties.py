@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from engine.contracts import dumps_contract, loads_contract
 
-from tests.contracts.strategies import contracts, invalid_value, record_strategy
+from tests.contracts.strategies import contracts, invalid_value, record_strategy, with_defaults
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -45,7 +45,7 @@ def test_generated_valid_records_pass(data):
     validator.validate_json(msgspec.json.encode(record))
     valid, invalid = validator.validate_many([msgspec.json.encode(record)], output="dict")
     assert invalid == []
-    assert valid == [record]
+    assert valid == [with_defaults(record, contract.fields)]
 
 
 def _mutable_paths(fields, prefix=""):
