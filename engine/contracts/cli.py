@@ -4,7 +4,8 @@
   (given oldest first) under MODE, 1 with every broken rule listed, 2 for unreadable input.
 - ``engine contracts validate CONTRACT FILE.jsonl``: validates every line; prints a summary and the first
   problems (line number, field path, value); ``--dead-letter OUT.jsonl`` writes each bad line with its
-  reasons. Exit 0 when every record is valid, 1 otherwise, 2 for unreadable input.
+  reasons; ``--quality`` also checks the contract's quality rules over the valid records. Exit 0 when
+  every record is valid (and the quality rules pass), 1 otherwise, 2 for unreadable input.
 - ``engine contracts export CONTRACT --format jsonschema|avro``: prints (or ``-o`` writes) the schema.
 - ``engine contracts import SCHEMA.avsc``: a contract describing an existing Avro record schema.
 - ``engine contracts fingerprint CONTRACT``: the canonical SHA-256 fingerprint.
@@ -47,6 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     validate.add_argument("--max-errors", type=int, default=20, help="problems to print (default 20)")
     validate.add_argument("--dead-letter", type=Path, default=None,
                           help="write invalid lines with their reasons to this JSON-lines file")
+    validate.add_argument("--quality", action="store_true",
+                          help="also check the contract's quality rules over the valid records (held in memory)")
     validate.set_defaults(handler=_validate)
 
     export = sub.add_parser("export", help="export a contract as JSON Schema or Avro")
@@ -157,6 +160,7 @@ def _validate(args: argparse.Namespace) -> int:
     except (OSError, ContractError) as exc:
         return _fail("validate", str(exc))
     dead = open(args.dead_letter, "w", encoding="utf-8") if args.dead_letter else None
+    kept: list | None = [] if args.quality else None
     total = bad = shown = 0
     try:
         with stream:
@@ -169,10 +173,10 @@ def _validate(args: argparse.Namespace) -> int:
                     first_line = line_no
                 chunk.append(line)
                 if len(chunk) >= 10_000:
-                    b, shown = _validate_chunk(validator, chunk, first_line, args, dead, shown)
+                    b, shown = _validate_chunk(validator, chunk, first_line, args, dead, shown, kept)
                     total, bad, chunk = total + len(chunk), bad + b, []
             if chunk:
-                b, shown = _validate_chunk(validator, chunk, first_line, args, dead, shown)
+                b, shown = _validate_chunk(validator, chunk, first_line, args, dead, shown, kept)
                 total, bad = total + len(chunk), bad + b
     finally:
         if dead is not None:
@@ -182,17 +186,26 @@ def _validate(args: argparse.Namespace) -> int:
     status = "OK" if bad == 0 else "INVALID"
     print(f"{status}: {total} record(s), {total - bad} valid, {bad} invalid "
           f"(contract {validator.contract.name} {validator.contract.version})")
-    return 0 if bad == 0 else 1
+    quality_ok = True
+    if kept is not None:
+        from engine.contracts.quality import check_quality
+
+        report = check_quality(validator.contract, kept)
+        print(report)
+        quality_ok = report.passed
+    return 0 if bad == 0 and quality_ok else 1
 
 
-def _validate_chunk(validator, chunk, first_line, args, dead, shown) -> tuple[int, int]:
+def _validate_chunk(validator, chunk, first_line, args, dead, shown, kept) -> tuple[int, int]:
     # blank lines were skipped, so map batch positions back to file lines
     lines = []
     line = first_line
     for _ in chunk:
         lines.append(line)
         line += 1
-    _, invalid = validator.validate_many(chunk)
+    valid, invalid = validator.validate_many(chunk)
+    if kept is not None:
+        kept.extend(valid)
     for rec in invalid:
         line_no = lines[rec.index]
         if shown < args.max_errors:

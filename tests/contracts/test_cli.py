@@ -71,6 +71,10 @@ def test_validate_jsonl_summary_exit_code_and_dead_letters(files, tmp_path, orde
     good.write_text("\n".join(json.dumps(order_record()) for _ in range(3)))
     assert main(["contracts", "validate", str(files["v1"]), str(good)]) == 0
     assert "OK: 3 record(s), 3 valid, 0 invalid" in capsys.readouterr().out
+    # the three records share one order_id: the contract's `unique` rule fails
+    assert main(["contracts", "validate", str(files["v1"]), str(good), "--quality"]) == 1
+    out = capsys.readouterr().out
+    assert "OK: 3 record(s)" in out and "[FAIL] unique(order_id): 2/3 failing" in out
 
 
 def test_export_and_fingerprint(files, tmp_path, capsys):
