@@ -217,3 +217,14 @@ def test_contract_schema_type_over_rest(client, orders):
         client.register_schema("orders-contract", Schema(json.dumps(tightened), "CONTRACT"))
     assert info.value.http_status_code == 409 and "CONSTRAINT_NARROWED" in info.value.error_message
     assert "user_id" in info.value.error_message
+
+
+def test_storage_failure_is_50001(tmp_path):
+    store = SQLiteStore(tmp_path / "r.db")
+    registry = SchemaRegistry(store)
+    with RegistryServerThread(registry) as srv:
+        assert _http(f"{srv.url}/subjects")[0] == 200
+        store.close()  # the database goes away under the running server
+        status, body = _http(f"{srv.url}/subjects/s/versions", "POST", {"schema": '"int"'})
+    assert (status, body["error_code"]) == (500, 50001)
+    assert "registry database error" in body["message"]
