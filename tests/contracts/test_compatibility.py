@@ -292,6 +292,15 @@ def test_json_schema_transitive_over_three_versions():
     assert [p.version for p in check_compatibility(w3, [w1, w2], "FULL_TRANSITIVE", "JSON")] == [2, 1]
 
 
+def test_unresolvable_references_are_not_assumed_compatible():
+    ext = obj({"a": {"$ref": "https://example.com/a.json"}})
+    other = obj({"a": {"$ref": "https://example.com/b.json"}})
+    assert check_compatibility(ext, [ext], "FULL", "JSON") == []  # the same reference on both sides
+    problems = check_compatibility(other, [ext], "BACKWARD", "JSON")
+    assert [(p.rule, p.path) for p in problems] == [("REFERENCE_UNRESOLVED", "#/properties/a")]
+    assert check_compatibility(obj({"a": {"$ref": "#/$defs/missing"}}), [obj({"a": S})], "BACKWARD", "JSON")
+
+
 def test_unknown_mode_is_refused():
     with pytest.raises(ValueError, match="unknown compatibility mode 'SIDEWAYS'"):
         check_compatibility(obj({}), [obj({})], "SIDEWAYS", "JSON")

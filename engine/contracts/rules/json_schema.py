@@ -50,12 +50,12 @@ class _JsonCheck:
         while isinstance(s, dict) and "$ref" in s and depth < 32:
             ref = s["$ref"]
             if not isinstance(ref, str) or not ref.startswith("#"):
-                return True  # external references cannot be checked here; treat as accept-anything
+                return _Unresolved(str(ref))  # an external schema: not available here
             target = self.roots[side]
             for part in [p for p in ref[1:].split("/") if p]:
                 part = part.replace("~1", "/").replace("~0", "~")
                 if not isinstance(target, dict) or part not in target:
-                    return True
+                    return _Unresolved(ref)
                 target = target[part]
             s = target
             depth += 1
@@ -64,6 +64,14 @@ class _JsonCheck:
     def check(self, r: Any, w: Any, path: str, out: list) -> None:
         r = self.resolve(r, "r")
         w = self.resolve(w, "w")
+        if isinstance(r, _Unresolved):
+            # an unresolvable reader reference is compatible only with the very same reference
+            if not (isinstance(w, _Unresolved) and w.ref == r.ref):
+                out.append(Incompatibility("REFERENCE_UNRESOLVED", path, f"the reader refers to {r.ref!r}, which "
+                                           "cannot be resolved here, so compatibility cannot be shown"))
+            return
+        if isinstance(w, _Unresolved):
+            w = True  # the writer may accept anything the unknown schema allows
         key = (id(r), id(w))
         if key in self.seen:
             return
@@ -230,6 +238,13 @@ class _JsonCheck:
             elif _accepts_all(w_add) or not self._ok(r_add, w_add):
                 out.append(Incompatibility("ADDITIONAL_PROPERTIES_NARROWED", f"{path}/additionalProperties",
                                            "additionalProperties accepts fewer values than before"))
+
+
+class _Unresolved:
+    """A ``$ref`` these rules cannot follow (another document, or a missing local target)."""
+
+    def __init__(self, ref: str):
+        self.ref = ref
 
 
 def _accepts_all(s: Any) -> bool:
