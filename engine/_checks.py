@@ -362,3 +362,30 @@ def session_snapshot(snapshot: object) -> dict:
     if owners.size and (int(owners.min()) < 0 or int(owners.max()) >= m):
         raise ValueError(f"snapshot merged_owners must index the {m} sessions")
     return out
+
+
+def dfa_arguments(buf: object, table: object, accepting: object, start: object):
+    """Check the arguments of `dfa_reject_lines` and return them as arrays.
+
+    ``buf``: bytes or a 1-D uint8 array (lines separated by ``\\n``); ``table``: int64, 256 entries per
+    state, each a valid state id (so any byte keeps the automaton in bounds); ``accepting``: one bool per
+    state; ``start``: a state id.
+    """
+    if isinstance(buf, (bytes, bytearray, memoryview)):
+        buf = np.frombuffer(buf, dtype=np.uint8)
+    arr = np.asarray(buf) if not isinstance(buf, np.ndarray) else buf
+    if arr.ndim != 1 or arr.dtype != np.uint8:
+        raise TypeError(f"buf must be bytes or a 1-D uint8 array, got {getattr(arr, 'dtype', type(buf))}")
+    table_arr = int64_column("table", table)
+    if len(table_arr) == 0 or len(table_arr) % 256:
+        raise ValueError(f"table must hold 256 entries per state, got {len(table_arr)} entries")
+    n_states = len(table_arr) // 256
+    if int(table_arr.min()) < 0 or int(table_arr.max()) >= n_states:
+        raise ValueError(f"table entries must be state ids in [0, {n_states})")
+    acc = bool_column("accepting", accepting)
+    if len(acc) != n_states:
+        raise ValueError(f"accepting must hold one flag per state ({n_states}), got {len(acc)}")
+    start = integer("start", start)
+    if not 0 <= start < n_states:
+        raise ValueError(f"start={start} is not a state id in [0, {n_states})")
+    return np.ascontiguousarray(arr), table_arr, acc, start

@@ -205,3 +205,11 @@ class IntervalJoinBuffers:
     def snapshot(self) -> dict[str, object]: ...
     @classmethod
     def restore(cls, snapshot: dict[str, object]) -> "IntervalJoinBuffers": ...
+
+def dfa_reject_lines(buf: bytes | NDArray[np.uint8], table: I64, accepting: Mask, start: int) -> I64:
+    """Indices (ascending) of the ``\\n``-separated lines of ``buf`` that the DFA rejects.
+
+    ``table[state * 256 + byte]`` is the next state (256 entries per state, every entry a state id);
+    each line starts in ``start`` and is accepted when its final state is ``accepting``. Used by the data
+    contracts to check a column of strings against a pattern in one pass.
+    """

@@ -34,6 +34,7 @@ __all__ = [
     "WatermarkTracker",
     "WindowAggTable",
     "combine_watermarks",
+    "dfa_reject_lines",
     "late_mask",
     "sliding_windows",
     "tumbling_starts",
@@ -781,3 +782,24 @@ class IntervalJoinBuffers:
 
 
 # ==== end of interval join ===========================================================================
+
+
+# ==== pattern checks over a column ===================================================================
+
+
+def dfa_reject_lines(buf, table, accepting, start):
+    buf, table, accepting, start = _checks.dfa_arguments(buf, table, accepting, start)
+    rejected = []
+    state = start
+    line = 0
+    for byte in buf.tolist():
+        if byte == 10:
+            if not accepting[state]:
+                rejected.append(line)
+            line += 1
+            state = start
+        else:
+            state = int(table[state * 256 + byte])
+    if not accepting[state]:
+        rejected.append(line)
+    return np.asarray(rejected, dtype=np.int64)

@@ -35,6 +35,7 @@ tumbling_starts = _impl.tumbling_starts
 sliding_windows = _impl.sliding_windows
 late_mask = _impl.late_mask
 combine_watermarks = _impl.combine_watermarks
+dfa_reject_lines = _impl.dfa_reject_lines
 
 WatermarkTracker = _impl.WatermarkTracker
 KeyInterner = _impl.KeyInterner
@@ -63,6 +64,7 @@ __all__ = [
     "WatermarkTracker",
     "WindowAggTable",
     "combine_watermarks",
+    "dfa_reject_lines",
     "late_mask",
     "sliding_windows",
     "tumbling_starts",
