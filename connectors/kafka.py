@@ -165,6 +165,8 @@ class KafkaSource(Source):
         from aiokafka.errors import KafkaError
 
         self._run_batch_size = batch_size or self.batch_size
+        # a new run starts from the sought positions (or the start rule), not from a previous run's
+        self._positions, self._bounds, self._assigned, self._announce, self._revoked = {}, {}, set(), [], []
         options = {
             "bootstrap_servers": self.bootstrap_servers,
             "group_id": self.group_id,
@@ -207,8 +209,12 @@ class KafkaSource(Source):
             pid = self.pid(tp.topic, tp.partition)
             self._assigned.add(pid)
             self._announce.append(pid)
-            if pid in self._seek_to:
-                self._consumer.seek(tp, self._seek_to[pid])
+            if pid in self._seek_to:  # restored from a checkpoint: once, at the first assignment
+                self._consumer.seek(tp, self._seek_to.pop(pid))
+            elif pid in self._positions:
+                # Assigned back after a rebalance: go on from what this run has read, never from an
+                # older offset (records read before are in the operators' state already).
+                self._consumer.seek(tp, self._positions[pid])
             elif self.start == "earliest" and self.group_id is not None:
                 committed = await self._consumer.committed(tp)
                 if committed is None:
