@@ -367,6 +367,22 @@ class Stream:
         step = self._flow._add("filter", (self._step,), name, fn=fn)
         return type(self)._derived(self, step.name)
 
+    def validate(self, contract: Any, *, name: str | None = None) -> Stream:
+        """Check every record against a data contract (`engine.contracts.DataContract`, or the path of a
+        contract file). Valid records continue in the contract's validated form; invalid ones go to this
+        step's ``dead_letters()`` with each violation's field path and value (without a dead-letter
+        output, the first one fails the job)."""
+        from engine.contracts import DataContract, load_contract
+
+        if isinstance(contract, (str, os.PathLike)):
+            contract = load_contract(contract)
+        if not isinstance(contract, DataContract):
+            raise FlowDefinitionError(
+                f"validate() needs an engine.contracts.DataContract or a contract file path, got {contract!r}"
+            )
+        step = self._flow._add("validate", (self._step,), name, contract=contract)
+        return Stream(self._flow, step.name, None)
+
     @classmethod
     def _derived(cls, parent: Stream, step: str) -> Stream:
         return Stream(parent._flow, step, parent._fields)

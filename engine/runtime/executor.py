@@ -34,6 +34,7 @@ from engine.io import Sink, SourceChunk
 from engine.runtime.keys import KeyDomain
 from engine.runtime.metrics import Metrics, StepMetrics
 from engine.runtime.operators.base import INT64_MAX, INT64_MIN, Operator, Output
+from engine.runtime.operators.contracts import ValidateOperator
 from engine.runtime.operators.joins import IntervalJoinOperator
 from engine.runtime.operators.sources import SourceOperator
 from engine.runtime.operators.stateless import (
@@ -124,6 +125,8 @@ class Execution:
                 node.op = MapOperator(name, p["fn"])
             elif step.kind == "flat_map":
                 node.op = FlatMapOperator(name, p["fn"])
+            elif step.kind == "validate":
+                node.op = ValidateOperator(name, p["contract"])
             elif step.kind == "filter":
                 node.op = FilterOperator(name, p["fn"])
             elif step.kind == "key_by":

@@ -76,6 +76,8 @@ def _describe_step(step: Step) -> str:
         return f"{head}: {_ref(p['fn'])}"
     if step.kind == "key_by":
         return f"{head}: key={_ref(p['key'])}"
+    if step.kind == "validate":
+        return f"{head}: contract {p['contract'].name!r} {p['contract'].version}"
     if step.kind == "union":
         return f"{head}: inputs {', '.join(map(repr, step.inputs))}"
     if step.kind == "window":

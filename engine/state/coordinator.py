@@ -45,6 +45,10 @@ def _describe_value(value: Any) -> Any:
         return {str(k): _describe_value(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
     if callable(value) and hasattr(value, "__qualname__"):
         return f"callable {getattr(value, '__module__', '?')}.{value.__qualname__}"
+    if type(value).__name__ == "DataContract":  # a contract is identified by its canonical fingerprint
+        from engine.contracts import fingerprint
+
+        return f"contract {value.name} {value.version} {fingerprint(value)}"
     describe = getattr(value, "describe", None)
     if callable(describe):
         return describe()
