@@ -109,6 +109,9 @@ class KafkaSource(Source):
         batch_size: int = 10_000,
         poll_timeout_ms: int = 100,
         consumer_options: dict[str, Any] | None = None,
+        contract: Any = None,
+        wire_format: bool = False,
+        registry: Any = None,
     ) -> None:
         self.topics = [topics] if isinstance(topics, str) else list(topics)
         if not self.topics or not all(isinstance(t, str) and t for t in self.topics):
@@ -125,6 +128,16 @@ class KafkaSource(Source):
         self._decode_value, self._decode_values = _decoder(value, "value")
         self._decode_key, _ = _decoder(key, "key")
         self.metadata = metadata
+        # With a data contract, values are decoded and validated per batch by the contract's compiled
+        # validator (Confluent framing with wire_format=True); violations go to the dead letters.
+        self._contract_check = None
+        if contract is not None:
+            from engine.contracts.streams import BatchValidator
+
+            self._contract_check = BatchValidator(
+                contract, step=f"KafkaSource({', '.join(self.topics)})", output="dict",
+                wire_format=wire_format, registry=registry,
+            )
         self.start = start
         self.bounded = bounded
         self.batch_size = batch_size
@@ -315,6 +328,8 @@ class KafkaSource(Source):
     def _decode(self, messages: list) -> tuple[list, list, list[int] | None]:
         """Decode values; bad ones become ``(raw, reason)`` errors and are left out (``keep`` indexes)."""
         values = [m.value for m in messages]
+        if self._contract_check is not None:
+            return self._validate(messages, values)
         if self._decode_value is None:
             return values, [], None
         if self._decode_values is not None and None not in values:
@@ -333,6 +348,19 @@ class KafkaSource(Source):
                 raw = KafkaMessage(m.topic, m.partition, m.offset, m.timestamp, m.key, m.value, tuple(m.headers or ()))
                 errors.append((raw, f"cannot decode the value of {m.topic}[{m.partition}]@{m.offset}: {exc}"))
         return records, errors, keep
+
+    def _validate(self, messages: list, values: list) -> tuple[list, list, list[int] | None]:
+        valid, dead = self._contract_check(values)
+        if not dead:
+            return valid, [], None
+        bad = {letter.index for letter in dead}
+        errors = []
+        for letter in dead:
+            m = messages[letter.index]
+            raw = KafkaMessage(m.topic, m.partition, m.offset, m.timestamp, m.key, m.value, tuple(m.headers or ()))
+            errors.append((raw, f"{m.topic}[{m.partition}]@{m.offset} violates contract {letter.contract!r} "
+                                f"{letter.version}: {letter.reason}"))
+        return valid, errors, [i for i in range(len(messages)) if i not in bad]
 
     # ---- checkpoints ----
 
@@ -424,9 +452,20 @@ class KafkaSink(Sink):
         headers: Callable[[Any], list[tuple[str, bytes]]] | None = None,
         transactional_id: str | None = None,
         producer_options: dict[str, Any] | None = None,
+        contract: Any = None,
+        registry: Any = None,
+        subject: str | None = None,
     ) -> None:
         if not isinstance(topic, str) or not topic:
             raise FlowDefinitionError(f"KafkaSink needs a topic name, got {topic!r}")
+        if contract is not None:
+            # Values are validated and framed in the Confluent wire format; the schema is registered
+            # (or looked up) under ``subject`` (default ``<topic>-value``) in ``registry``.
+            if registry is None:
+                raise FlowDefinitionError("KafkaSink(contract=...) needs registry= (a SchemaRegistry or its URL client)")
+            from engine.contracts.wire import ContractSerializer
+
+            value = ContractSerializer(contract, registry, subject or f"{topic}-value").serialize
         self.topic = topic
         self.bootstrap_servers = bootstrap_servers
         self._key = _field(key)
