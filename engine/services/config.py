@@ -129,7 +129,8 @@ class TransformationConfig(_ConsumerBase, tag="transformation"):
 class QualityConfig(_ConsumerBase, tag="quality"):
     input: Name
     output: Name
-    rules: list[Rule]
+    rules: list[Rule] = []
+    contract: str | None = None  # a data-contract file whose quality rules are added to ``rules``
     quarantine: Name | None = "quarantine"
     alerts: Name | None = "alerts"
     database: str | None = None

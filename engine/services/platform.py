@@ -90,7 +90,13 @@ def make_service(config: cfg.PlatformConfig, sc, bus: EventBus):
         service = TransformationService(sc.name, bus, sc.input, sc.output, steps=steps, dead_letter=sc.dead_letter,
                                         **_consumer_settings(sc))
     elif isinstance(sc, cfg.QualityConfig):
-        service = QualityService(sc.name, bus, sc.input, sc.output, rules=sc.rules, quarantine=sc.quarantine,
+        rules = list(sc.rules)
+        if sc.contract is not None:
+            from engine.contracts import load_contract
+            from engine.services.rules import rules_from_contract
+
+            rules += rules_from_contract(load_contract(config.path(sc.contract)))
+        service = QualityService(sc.name, bus, sc.input, sc.output, rules=rules, quarantine=sc.quarantine,
                                  alerts=sc.alerts, database=config.database_for(sc),
                                  alert_threshold=sc.alert_threshold, window_ms=sc.window_ms,
                                  window_lateness_ms=sc.window_lateness_ms, alert_cooldown_ms=sc.alert_cooldown_ms,

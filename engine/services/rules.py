@@ -111,6 +111,42 @@ def parse_rules(raw: Any) -> list[Rule]:
         raise RuleDefinitionError(f"invalid quality rules: {exc}") from None
 
 
+_RULE_PARAMETERS = {
+    "not_null": (),
+    "between": ("min", "max"),
+    "in_set": ("values",),
+    "regex": ("pattern",),
+    "unique": (),
+    "freshness": ("max_age_ms",),
+    "row_count": ("min", "max"),
+}
+
+
+def rules_from_contract(contract: Any) -> list[Rule]:
+    """The quality rules of a data contract (`engine.contracts.DataContract`) as service rules.
+
+    Names and parameters are the same in both layers; the contract's ``warning`` severity is ``warn``
+    here. A contract rule this layer does not know raises `RuleDefinitionError` naming it.
+    """
+    raw = []
+    for rule in contract.quality:
+        if rule.rule not in _RULE_PARAMETERS:
+            raise RuleDefinitionError(f"contract {contract.name!r}: quality rule {rule.rule!r} is not supported here")
+        item: dict[str, Any] = {
+            "rule": rule.rule,
+            "severity": "warn" if rule.severity == "warning" else rule.severity,
+            "allowed_failure_fraction": rule.allowed_failure_fraction,
+        }
+        if rule.field is not None:
+            item["field"] = rule.field
+        for name in _RULE_PARAMETERS[rule.rule]:
+            value = getattr(rule, name)
+            if value is not None:
+                item[name] = list(value) if name == "values" else value
+        raw.append(item)
+    return parse_rules(raw)
+
+
 class Violation(msgspec.Struct, frozen=True):
     rule: str  # e.g. "between(amount)"
     severity: Severity
