@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from typing import Any, AsyncIterator, Callable
 
 import msgspec
@@ -33,6 +34,21 @@ __all__ = ["KafkaDeadLetterSink", "KafkaMessage", "KafkaSink", "KafkaSource", "p
 logger = logging.getLogger(__name__)
 
 _PARTITION_SPAN = 2**20  # partitions per topic the id scheme can tell apart
+
+
+BOOTSTRAP_ENV = "ENGINE_KAFKA_BOOTSTRAP_SERVERS"
+
+
+def resolve_bootstrap_servers(value: str | list[str] | None, owner: str) -> str | list[str]:
+    """``value``, or when it is None the ``ENGINE_KAFKA_BOOTSTRAP_SERVERS`` environment variable (which
+    ``engine run --kafka-bootstrap-servers`` sets), so a job script need not hard-code its brokers."""
+    if value is None:
+        value = os.environ.get(BOOTSTRAP_ENV)
+        if not value:
+            raise FlowDefinitionError(
+                f"{owner} needs bootstrap_servers= (or {BOOTSTRAP_ENV}, or engine run --kafka-bootstrap-servers)"
+            )
+    return value
 
 
 def partition_id(topic_index: int, partition: int) -> int:
@@ -98,7 +114,7 @@ class KafkaSource(Source):
     def __init__(
         self,
         topics: str | list[str],
-        bootstrap_servers: str | list[str],
+        bootstrap_servers: str | list[str] | None = None,
         *,
         group_id: str | None = None,
         value: Any = "json",
@@ -122,7 +138,7 @@ class KafkaSource(Source):
             raise FlowDefinitionError("KafkaSource start='committed' needs a group_id")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise FlowDefinitionError(f"KafkaSource batch_size must be a positive int, got {batch_size!r}")
-        self.bootstrap_servers = bootstrap_servers
+        self.bootstrap_servers = resolve_bootstrap_servers(bootstrap_servers, type(self).__name__)
         self.group_id = group_id
         self.value_spec, self.key_spec = value, key
         self._decode_value, self._decode_values = _decoder(value, "value")
@@ -444,7 +460,7 @@ class KafkaSink(Sink):
     def __init__(
         self,
         topic: str,
-        bootstrap_servers: str | list[str],
+        bootstrap_servers: str | list[str] | None = None,
         *,
         key: Any = None,
         key_format: Any = "str",
@@ -467,7 +483,7 @@ class KafkaSink(Sink):
 
             value = ContractSerializer(contract, registry, subject or f"{topic}-value").serialize
         self.topic = topic
-        self.bootstrap_servers = bootstrap_servers
+        self.bootstrap_servers = resolve_bootstrap_servers(bootstrap_servers, type(self).__name__)
         self._key = _field(key)
         self._encode_key = _encoder(key_format, "key_format")
         self._encode_value = _encoder(value, "value")
@@ -589,7 +605,7 @@ class KafkaDeadLetterSink(KafkaSink):
     ``partition`` and ``offset``.
     """
 
-    def __init__(self, topic: str, bootstrap_servers: str | list[str], **options: Any) -> None:
+    def __init__(self, topic: str, bootstrap_servers: str | list[str] | None = None, **options: Any) -> None:
         super().__init__(topic, bootstrap_servers, value=self._value, headers=self._letter_headers, **options)
 
     @staticmethod

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import runpy
 import sys
 import time
@@ -30,6 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--checkpoint-dir", type=Path, default=None, help="keep checkpoints here and resume from the latest")
     run.add_argument("--checkpoint-interval", type=float, default=None, metavar="S",
                      help="seconds between checkpoints (needs --checkpoint-dir)")
+    run.add_argument("--kafka-bootstrap-servers", default=None, metavar="HOST:PORT[,...]",
+                     help="Kafka brokers for connectors built without bootstrap_servers= "
+                          "(sets ENGINE_KAFKA_BOOTSTRAP_SERVERS)")
     run.add_argument("--fresh", action="store_true", help="ignore existing checkpoints (needs --checkpoint-dir)")
     run.add_argument("--from-savepoint", type=Path, default=None, metavar="PATH",
                      help="start from this savepoint (needs --checkpoint-dir)")
@@ -45,6 +49,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.batch_size is not None and args.batch_size < 1:
         print(f"engine run: --batch-size must be >= 1, got {args.batch_size}", file=sys.stderr)
         return 2
+    if args.kafka_bootstrap_servers:
+        os.environ["ENGINE_KAFKA_BOOTSTRAP_SERVERS"] = args.kafka_bootstrap_servers
     namespace = runpy.run_path(str(args.script), run_name="__engine_job__")
     flow = namespace.get("flow")
     if not isinstance(flow, Dataflow):

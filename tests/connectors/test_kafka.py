@@ -195,3 +195,14 @@ def test_bad_source_options_fail_at_build_time(kwargs, message):
     options = {"topics": "t", "bootstrap_servers": "127.0.0.1:1", **kwargs}
     with pytest.raises(FlowDefinitionError, match=message):
         KafkaSource(options.pop("topics"), options.pop("bootstrap_servers"), **options)
+
+
+def test_bootstrap_servers_come_from_the_environment_or_fail_clearly(monkeypatch):
+    from engine.errors import FlowDefinitionError
+
+    monkeypatch.delenv("ENGINE_KAFKA_BOOTSTRAP_SERVERS", raising=False)
+    with pytest.raises(FlowDefinitionError, match="needs bootstrap_servers="):
+        KafkaSource("t")
+    monkeypatch.setenv("ENGINE_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9")
+    assert KafkaSource("t").bootstrap_servers == "127.0.0.1:9"
+    assert KafkaSink("t").bootstrap_servers == "127.0.0.1:9"

@@ -24,9 +24,11 @@ async def test_kafka_example_job_reads_aggregates_and_writes_topics(bootstrap_se
     events = [(i % 2, 60_000 * (i // 10) + i, f"u{i % 3}".encode(), msgspec.json.encode({"user": f"u{i % 3}", "page": "/"}))
               for i in range(60)]
     await produce(bootstrap_servers, "clicks", events + [(0, 1, None, b"not json")])
-    env = {**os.environ, "ENGINE_KAFKA": bootstrap_servers, "ENGINE_KAFKA_BOUNDED": "1"}
+    env = {**os.environ, "ENGINE_KAFKA_BOUNDED": "1"}
+    env.pop("ENGINE_KAFKA_BOOTSTRAP_SERVERS", None)
     done = await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-m", "engine.cli", "run", "examples/kafka_clicks_per_minute.py"],
+        subprocess.run, [sys.executable, "-m", "engine.cli", "run", "examples/kafka_clicks_per_minute.py",
+                         "--kafka-bootstrap-servers", bootstrap_servers],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
     )
     assert done.returncode == 0, done.stderr[-3000:]
