@@ -34,6 +34,20 @@ cdef extern from "Python.h":
     PyTypeObject PyTuple_Type
     PyTypeObject PyBaseObject_Type
 
+cdef extern from *:
+    """
+    #if defined(__GNUC__) || defined(__clang__)
+    #define ENGINE_INTERN_PREFETCH(p) __builtin_prefetch((p), 1, 3)
+    #else
+    #define ENGINE_INTERN_PREFETCH(p) ((void)(p))
+    #endif
+    """
+    void _intern_prefetch "ENGINE_INTERN_PREFETCH"(const void* p) noexcept nogil
+
+# rows ahead whose slot is prefetched: a large table misses the cache on almost every probe, and these
+# loads are independent, so overlapping them hides most of the memory latency
+cdef Py_ssize_t _INTERN_PREFETCH_AHEAD = 16
+
 cdef int64_t _INTERN_EMPTY = -1
 cdef uint64_t _INTERN_FIBONACCI = 0x9E3779B97F4A7C15ULL  # 2**64 / golden ratio: spreads clustered ints
 
@@ -209,7 +223,7 @@ cdef class KeyInterner:
         self._rebuild(capacity, C_INT64_MAX)  # keeps every id
 
     cdef void _reserve(self, Py_ssize_t n_keys) except *:
-        """Make room for ``n_keys`` keys in all without growing again (a restore knows its size)."""
+        """Make room for ``n_keys`` keys in all (load <= 1/2) without growing again."""
         cdef Py_ssize_t capacity = <Py_ssize_t>self._slots.size()
         while capacity < 2 * n_keys:
             capacity *= 2
@@ -250,10 +264,12 @@ cdef class KeyInterner:
         cdef _InternSlot* slots = self._slots.data()
         cdef Py_ssize_t mask = <Py_ssize_t>self._slots.size() - 1
         cdef int shift = self._shift
-        cdef Py_ssize_t i, s
+        cdef Py_ssize_t i, s, predicted
         cdef int64_t v
         # the GIL stays held: another thread interning into this object could grow the table under us
         for i in range(n):
+            if i + _INTERN_PREFETCH_AHEAD < n:
+                _intern_prefetch(&slots[(<uint64_t>values[i + _INTERN_PREFETCH_AHEAD] * _INTERN_FIBONACCI) >> shift])
             v = values[i]
             s = <Py_ssize_t>((<uint64_t>v * _INTERN_FIBONACCI) >> shift)
             while slots[s].id != _INTERN_EMPTY and slots[s].key != v:
@@ -262,7 +278,13 @@ cdef class KeyInterner:
                 out[i] = slots[s].id
                 continue
             if 2 * (self._used + 1) > mask + 1:
-                self._grow(2 * (mask + 1))
+                # Grow for the new keys the rest of the batch will likely bring at this batch's miss rate
+                # so far, so that a batch of new keys grows the table two or three times, not log2(n)
+                # times; until 1024 rows are seen, at most 8x at once, so that a few misses early in a
+                # batch of known keys cost little memory.
+                predicted = self._used + 1 + <Py_ssize_t>(
+                    <double>(n - i - 1) * <double>new_rows.size() / <double>(i + 1))
+                self._reserve(predicted if i >= 1024 else min(predicted, 4 * (mask + 1)))
                 slots = self._slots.data()
                 mask = <Py_ssize_t>self._slots.size() - 1
                 shift = self._shift
