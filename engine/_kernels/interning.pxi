@@ -179,15 +179,22 @@ cdef class KeyInterner:
     # --- the int64 table -----------------------------------------------------------------------------
 
     cdef void _reset_table(self, Py_ssize_t capacity) except *:
+        """An empty table of at least ``capacity`` slots (a power of two)."""
+        cdef vector[_InternSlot] fresh
+        self._allocate(capacity, &fresh)
+        self._slots.swap(fresh)
+        self._used = 0
+
+    cdef void _allocate(self, Py_ssize_t capacity, vector[_InternSlot]* table) except *:
+        """Fill ``table`` with ``capacity`` (rounded up to a power of two) free slots; set the shift."""
         cdef int bits = 0
         cdef _InternSlot free
         free.key = 0
         free.id = _INTERN_EMPTY
         while (<Py_ssize_t>1 << bits) < capacity:
             bits += 1
-        self._slots.assign(<size_t>1 << bits, free)
+        table.assign(<size_t>1 << bits, free)  # may raise MemoryError: nothing is changed yet
         self._shift = 64 - bits
-        self._used = 0
 
     cdef inline Py_ssize_t _slot(self, int64_t key) noexcept nogil:
         """The slot holding ``key`` or the free slot where it would go (linear probing)."""
@@ -201,46 +208,68 @@ cdef class KeyInterner:
     cdef void _insert_new(self, int64_t key, int64_t key_id) except *:
         """Put ``key`` (known to be absent) with ``key_id``, growing to keep the load <= 1/2."""
         if 2 * (self._used + 1) > <Py_ssize_t>self._slots.size():
-            self._grow(2 * <Py_ssize_t>self._slots.size())
+            self._reserve(self._used + 1)
         cdef Py_ssize_t s = self._slot(key)
         self._slots[s].key = key
         self._slots[s].id = key_id
         self._used += 1
 
-    cdef void _rebuild(self, Py_ssize_t capacity, int64_t below) except *:
-        """Rehash into ``capacity`` slots, keeping only ids ``< below``."""
+    cdef void _reserve(self, Py_ssize_t n_keys) except *:
+        """Grow (to a power of two, at least doubling) so that ``n_keys`` keys keep the load <= 1/2."""
+        cdef Py_ssize_t capacity = <Py_ssize_t>self._slots.size()
         cdef vector[_InternSlot] old
         cdef Py_ssize_t i, s
-        old.swap(self._slots)
-        self._reset_table(capacity)
-        for i in range(<Py_ssize_t>old.size()):
-            if old[i].id != _INTERN_EMPTY and old[i].id < below:
-                s = self._slot(old[i].key)
-                self._slots[s] = old[i]
-                self._used += 1
-
-    cdef void _grow(self, Py_ssize_t capacity) except *:
-        self._rebuild(capacity, C_INT64_MAX)  # keeps every id
-
-    cdef void _reserve(self, Py_ssize_t n_keys) except *:
-        """Make room for ``n_keys`` keys in all (load <= 1/2) without growing again."""
-        cdef Py_ssize_t capacity = <Py_ssize_t>self._slots.size()
+        if 2 * n_keys <= capacity:
+            return
         while capacity < 2 * n_keys:
             capacity *= 2
-        if capacity != <Py_ssize_t>self._slots.size():
-            self._rebuild(capacity, C_INT64_MAX)
+        self._allocate(capacity, &old)
+        old.swap(self._slots)  # the new table in place, the old one in `old`
+        for i in range(<Py_ssize_t>old.size()):
+            if old[i].id != _INTERN_EMPTY:
+                s = self._slot(old[i].key)
+                self._slots[s] = old[i]
+
+    cdef void _drop_ids_from(self, int64_t n_keys) noexcept nogil:
+        """Remove every entry with id ``>= n_keys`` in place, without allocating (a rollback must not
+        fail for lack of memory).
+
+        The survivors are then re-placed in one pass around the ring, starting after a slot that was
+        free before the removal: no probe path crosses it, so every slot on a survivor's path from its
+        home has been re-placed before it, and it moves to the first free slot of that path.
+        """
+        cdef _InternSlot* slots = self._slots.data()
+        cdef Py_ssize_t mask = <Py_ssize_t>self._slots.size() - 1
+        cdef Py_ssize_t i, s, t, start = 0
+        cdef _InternSlot entry
+        while slots[start].id != _INTERN_EMPTY:  # the load is <= 1/2, so there is one
+            start += 1
+        for i in range(mask + 1):
+            if slots[i].id >= n_keys:
+                slots[i].id = _INTERN_EMPTY
+                self._used -= 1
+        for t in range(1, mask + 1):
+            i = (start + t) & mask
+            if slots[i].id == _INTERN_EMPTY:
+                continue
+            entry = slots[i]
+            slots[i].id = _INTERN_EMPTY
+            s = <Py_ssize_t>((<uint64_t>entry.key * _INTERN_FIBONACCI) >> self._shift)
+            while slots[s].id != _INTERN_EMPTY:
+                s = (s + 1) & mask
+            slots[s] = entry
 
     cdef void _forget_from(self, Py_ssize_t n_keys, Py_ssize_t n_dict, Py_ssize_t n_table) except *:
         """Undo a batch that failed part-way: drop ids ``>= n_keys`` from both indexes.
 
         The dict keeps insertion order, so the batch's keys are its last entries: popping them needs
-        no hashing (a key's ``__hash__`` is not trusted to work twice). The table is rebuilt only when
+        no hashing (a key's ``__hash__`` is not trusted to work twice). The table is swept only when
         the batch added to it.
         """
         while len(self._ids) > n_dict:
             self._ids.popitem()
         if self._used != n_table:
-            self._rebuild(<Py_ssize_t>self._slots.size(), n_keys)
+            self._drop_ids_from(n_keys)
         del self._keys[n_keys:]
 
     # --- interning -----------------------------------------------------------------------------------
@@ -337,7 +366,8 @@ cdef class KeyInterner:
             s = self._slot(candidates[j])
             key_id = self._slots[s].id
             if key_id != _INTERN_EMPTY:
-                if PyObject_RichCompareBool(self._keys[key_id], key, Py_EQ):
+                # (the id is always < len(_keys) here; checked anyway, as the list is read unchecked)
+                if key_id < len(self._keys) and PyObject_RichCompareBool(self._keys[key_id], key, Py_EQ):
                     return key_id
             elif PyObject_RichCompareBool(key, <object>candidates[j], Py_EQ):
                 return self._add_to_table(candidates[j], key)
