@@ -1,7 +1,8 @@
 """Window assignment, key interning and watermark tracking over one workload of 1M records.
 
 The workload: 1,000,000 records, 1,000 keys, timestamps uniform in ``[0, 1_000_000)`` ms (seeded),
-1 s tumbling windows (3 s sliding by 1 s), a 5 s out-of-orderness bound. Each group computes one result the engine way
+1 s tumbling windows (3 s sliding by 1 s), a 5 s out-of-orderness bound. Key interning is also measured
+on 1,000,000 distinct keys (every key new: a first batch, a restore from a checkpoint). Each group computes one result the engine way
 (compiled kernel), the plain numpy way and the pure-Python twin way.
 """
 
@@ -39,6 +40,15 @@ def timestamps():
 
 def keys():
     return workload()[1]
+
+
+@functools.lru_cache(maxsize=1)
+def distinct_keys() -> np.ndarray:
+    """1,000,000 distinct int64 keys in random order (read-only), e.g. order ids seen once each."""
+    rng = np.random.default_rng(SEED)
+    column = rng.permutation(N_RECORDS).astype(np.int64) * 7_919 + 1_000_003
+    column.flags.writeable = False
+    return column
 
 
 # --- tumbling assignment --------------------------------------------------------------------------------
@@ -114,6 +124,31 @@ intern_cases = [
 ]
 
 
+def python_dict_ids(column: np.ndarray) -> np.ndarray:
+    """What a plain-Python interner does at best: one dict, first-seen ids."""
+    ids: dict[int, int] = {}
+    return np.fromiter((ids.setdefault(k, len(ids)) for k in column.tolist()), dtype=np.int64, count=len(column))
+
+
+def interner_snapshot() -> dict:
+    return {"keys": distinct_keys()}
+
+
+INTERN_NEW = "key interning, 1M new int64 keys"
+INTERN_RESTORE = "KeyInterner.restore, 1M int64 keys from an array"
+intern_new_cases = [
+    Case(INTERN_NEW, "engine", distinct_keys, lambda k: _core.KeyInterner().intern(k)),
+    Case(INTERN_NEW, "numpy unique+inverse", distinct_keys, lambda k: np.unique(k, return_inverse=True),
+         target=">= 1x", check=check_same_grouping),
+    Case(INTERN_NEW, "python dict", distinct_keys, python_dict_ids, check=check_same_array),
+    Case(INTERN_NEW, "python twin", distinct_keys, lambda k: _reference.KeyInterner().intern(k),
+         repeat=1, check=check_same_array),
+    Case(INTERN_RESTORE, "engine", interner_snapshot, lambda snap: len(_core.KeyInterner.restore(snap))),
+    Case(INTERN_RESTORE, "python twin", interner_snapshot, lambda snap: len(_reference.KeyInterner.restore(snap)),
+         repeat=1, check=check_same_array),
+]
+
+
 # --- watermark running max ------------------------------------------------------------------------------
 
 
@@ -137,7 +172,7 @@ watermark_cases = [
 ]
 
 
-CASES = tumbling_cases + sliding_cases + intern_cases + watermark_cases
+CASES = tumbling_cases + sliding_cases + intern_cases + intern_new_cases + watermark_cases
 
 
 @pytest_cases(CASES)

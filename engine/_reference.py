@@ -192,6 +192,11 @@ class KeyInterner:
     Keys are equal as in a Python dict (``1``, ``1.0`` and ``True`` are one key; the first one seen is
     the one stored and returned by `key`). Elements of numpy arrays are interned as Python scalars
     (``.tolist()``). An unhashable key raises ``TypeError`` naming it, and the batch interns nothing.
+
+    This twin is one plain dict, the oracle of the compiled interner (which keeps every key equal to
+    an int64 value in an int64 table by value). They differ only where a dict compares two keys of equal
+    hash and that ``==`` raises (``Decimal(3) == np.int32(3)``): the dict fails, the compiled kernel
+    never compares them.
     """
 
     def __init__(self):
