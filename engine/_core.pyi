@@ -84,9 +84,11 @@ def combine_watermarks(watermarks: I64, idle: Mask) -> int:
 class KeyInterner:
     """Arbitrary hashable keys to dense int64 ids ``0, 1, 2, ...`` in order of first appearance.
 
-    Keys are equal as in a Python dict (``1``, ``1.0`` and ``True`` are one key). An int64 numpy array
-    is interned without creating Python objects; any other sequence goes through a dict, once per batch.
-    An unhashable key raises ``TypeError`` naming the key.
+    Keys are equal as in a Python dict (``1``, ``1.0`` and ``True`` are one key). Keys equal to an
+    int64 value live in a C hash table by value; all other keys in a dict. An int64 numpy array is
+    looked up without creating Python objects (only a new key gets its Python int, for ``key()``); other
+    sequences go key by key through the cheaper of the two, once per batch. An unhashable key raises
+    ``TypeError`` naming the key, and the batch interns nothing.
     """
 
     def __init__(self) -> None: ...
