@@ -92,6 +92,10 @@ class SourceOperator(Operator):
     def process_chunk(self, chunk: SourceChunk) -> Output:
         for pid in chunk.revoked:
             self.partitions.pop(pid, None)
+        if chunk.revoked and not len(chunk) and not chunk.errors:
+            # Only a revocation: the remaining partitions may now let the watermark move on.
+            self._advance()
+            return Output(Batch.empty(self.watermark, origin=self.step, partition=chunk.partition))
         self.register_partition(chunk.partition)
         part = self.partitions[chunk.partition]
         part.last_seen = time.monotonic()
@@ -176,6 +180,17 @@ class SourceOperator(Operator):
             return None
         self._advance()
         return Output(Batch.empty(self.watermark, origin=self.step, idle=self._all_idle()))
+
+    def snapshot_partition(self, partition: int) -> dict[str, Any] | None:
+        """The watermark tracker of one partition (moves with the partition to another worker)."""
+        part = self.partitions.get(partition)
+        return None if part is None else part.tracker.snapshot()
+
+    def restore_partition(self, partition: int, tracker: dict[str, Any]) -> None:
+        part = _Partition(self.delay)
+        part.tracker = kernels.WatermarkTracker.restore(tracker)
+        part.watermark = part.tracker.current
+        self.partitions[partition] = part
 
     def snapshot(self) -> dict[str, Any]:
         return {
