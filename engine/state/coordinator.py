@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from engine.errors import IncompatibleCheckpointError
+from engine.errors import CheckpointError, IncompatibleCheckpointError
 from engine.state.storage import Checkpoint, LocalCheckpointStorage, read_savepoint, write_savepoint
 
 logger = logging.getLogger(__name__)
@@ -98,6 +98,15 @@ class CheckpointCoordinator:
 
     ``fresh=True`` ignores existing checkpoints (new ones continue the numbering); ``start_from`` restores a
     savepoint file instead of the directory's latest checkpoint. ``keep`` is how many are retained.
+
+    Scale-out (``worker_id``): several worker processes run the same job and share ``directory``; each
+    writes its checkpoints to ``directory/worker-<worker_id>/`` holding its source positions and its
+    *per-partition* state (the keyed operators' shards with their keys, and each partition's watermark
+    tracker). Nothing is restored at start; when a partition is assigned to a worker (a consumer-group
+    rebalance), the runtime asks `partitions_assigned` before reading it, and the newest checkpoint of
+    any worker whose position for that partition equals the offset the worker starts from (the group's
+    committed offset, which is only ever committed after a durable checkpoint) provides its state. A
+    revoked partition's state is dropped; its next owner loads it the same way.
     """
 
     def __init__(
@@ -108,10 +117,19 @@ class CheckpointCoordinator:
         keep: int = 3,
         fresh: bool = False,
         start_from: str | os.PathLike | None = None,
+        worker_id: str | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if interval is not None and (isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval <= 0):
             raise ValueError(f"checkpoint_interval must be a positive number of seconds, got {interval!r}")
+        self.root = Path(directory)
+        self.worker_id = worker_id
+        if worker_id is not None:
+            if not isinstance(worker_id, str) or not worker_id or "/" in worker_id or worker_id.startswith("."):
+                raise ValueError(f"worker_id must be a non-empty name usable as a directory, got {worker_id!r}")
+            if start_from is not None:
+                raise ValueError("start_from (a savepoint) cannot be combined with worker_id (scale-out)")
+            directory = self.root / f"worker-{worker_id}"
         self.storage = LocalCheckpointStorage(directory, keep=keep)
         self.interval = interval
         self.fresh = fresh
@@ -133,6 +151,10 @@ class CheckpointCoordinator:
         """Before sources and sinks open: restore the latest good checkpoint of this job, if any."""
         self._job = execution.flow_name
         self._graph = graph_of(execution.plan)
+        if self.worker_id is not None:  # state comes per partition, as partitions are assigned
+            await execution.recover_sinks({})
+            self._last_time = self.clock()
+            return None
         checkpoint = None
         if self.start_from is not None:
             checkpoint = read_savepoint(self.start_from)
@@ -186,6 +208,57 @@ class CheckpointCoordinator:
         """Every input ended: one last checkpoint, so a restart does not replay committed output."""
         await self.checkpoint(execution)
 
+    def _state(self, execution: Any, positions: dict[str, dict[int, Any]]) -> dict[str, Any]:
+        if self.worker_id is None:
+            return {"sources": positions, "operators": execution.snapshot_operators(), "sinks": execution.sink_states()}
+        return {"sources": positions, "partitions": execution.snapshot_partitions(), "sinks": execution.sink_states()}
+
+    # ---- partitions moving between workers ----
+
+    def _all_checkpoints(self) -> list[Checkpoint]:
+        """Every intact checkpoint of this job by any worker sharing the directory, newest first."""
+        found = []
+        for directory in sorted(self.root.glob("worker-*")):
+            storage = LocalCheckpointStorage.__new__(LocalCheckpointStorage)  # read-only view, no clean-up
+            storage.directory, storage.keep = directory, self.storage.keep
+            try:
+                ids = storage.ids()
+            except OSError:
+                continue
+            for checkpoint_id in ids:
+                try:
+                    checkpoint = storage.read(checkpoint_id)
+                except (OSError, CheckpointError):  # rotated away meanwhile, or torn: skip it
+                    continue
+                if checkpoint.job == self._job and "partitions" in checkpoint.state:
+                    found.append(checkpoint)
+        found.sort(key=lambda c: c.created, reverse=True)
+        return found
+
+    async def partitions_assigned(self, execution: Any, source: str, starts: dict[int, Any]) -> None:
+        """Load the state of newly assigned partitions (before their data is processed)."""
+        if self.worker_id is None:
+            return
+        checkpoints = await asyncio.to_thread(self._all_checkpoints)
+        for partition, start in starts.items():
+            held_by_any = False
+            for checkpoint in checkpoints:
+                positions = checkpoint.state["sources"].get(source, {})
+                position = positions.get(partition, positions.get(str(partition)))
+                if position is None:
+                    continue
+                held_by_any = True
+                if position == start and execution.restore_partition(source, partition, checkpoint.state["partitions"]):
+                    logger.info("job %r: partition %s of %r restored from checkpoint %d at %s",
+                                self._job, partition, source, checkpoint.checkpoint_id, start)
+                    break
+            else:
+                if held_by_any:
+                    logger.error(
+                        "job %r: no checkpoint holds partition %s of %r at position %r (the group's offset); its "
+                        "keyed state starts empty", self._job, partition, source, start,
+                    )
+
     async def checkpoint(self, execution: Any) -> int:
         """Take one checkpoint now (the caller guarantees a batch boundary); returns its id."""
         checkpoint_id = self._next_id
@@ -196,7 +269,7 @@ class CheckpointCoordinator:
             checkpoint_id=checkpoint_id,
             job=self._job or execution.flow_name,
             graph=self._graph if self._graph is not None else graph_of(execution.plan),
-            state={"sources": positions, "operators": execution.snapshot_operators(), "sinks": execution.sink_states()},
+            state=self._state(execution, positions),
         )
         # Serialising and fsyncing can take a while for large state; the loop keeps serving the sources.
         # The state is not touched meanwhile: the driver is waiting for this call.
