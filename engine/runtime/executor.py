@@ -174,6 +174,7 @@ class Execution:
                 await node.source.open(self.batch_size)
                 opened_sources.append(node)
                 self._positions[node.name] = dict(node.source.position())
+            await self._partitions_known_at_start()
             pumps = [asyncio.create_task(self._pump(node, queue), name=f"engine source {node.name}") for node in self.sources]
             await self._drive(queue)
             await self._end_side_outputs()
@@ -302,6 +303,17 @@ class Execution:
         hook = getattr(self.checkpointer, "partitions_assigned", None)
         if hook is not None:
             await hook(self, node.name, {chunk.partition: chunk.position})
+
+    async def _partitions_known_at_start(self) -> None:
+        """Partitions a source lists before reading are assigned too (at the positions it opened at)."""
+        hook = getattr(self.checkpointer, "partitions_assigned", None)
+        if hook is None:
+            return
+        for node in self.sources:
+            known = node.op.known_partitions()  # type: ignore[union-attr]
+            if known:
+                positions = self._positions[node.name]
+                await hook(self, node.name, {pid: positions.get(pid) for pid in known})
 
     async def _partitions_revoked(self, node: _Node, partitions: list[int]) -> None:
         for partition in partitions:

@@ -8,7 +8,9 @@ input (the input is keyed as the job keys it, or repartitioned through a topic f
 Kafka Streams requires. Sources without partitions have one shard, 0.
 
 The watermark stays operator-wide: every shard sees every batch's watermark (an empty batch for the
-shards the batch's records do not belong to), so windows of a quiet partition still fire. Results of
+shards the batch's records do not belong to), so windows of a quiet partition still fire. Each shard
+keeps its own never-decreasing watermark, so a shard restored from another worker's checkpoint (which
+may be ahead of this worker) keeps what it had purged purged; the operator reports the minimum. Results of
 several shards in one step are concatenated in shard order.
 
 ``snapshot_shard``/``restore_shard``/``drop_shard`` move one shard: its snapshot carries the *keys* of
@@ -68,9 +70,9 @@ class ShardedOperator(Operator):
     def _shard(self, shard: int) -> Operator:
         op = self.shards.get(shard)
         if op is None:
+            # A new shard takes its watermark from the batches it sees; each shard never goes back on
+            # its own watermark (a shard restored from another worker may be ahead of this worker's).
             op = self.shards[shard] = self.make()
-            # A new shard starts at the operator's watermark (never behind the others).
-            op.watermark = max(op.watermark, self.watermark)
         return op
 
     def process(self, batch: Batch, input_index: int) -> Output:
@@ -85,7 +87,7 @@ class ShardedOperator(Operator):
         for shard in sorted(self.shards):
             op = self.shards[shard]
             outputs.append(op.process(batch if shard == target or target is None else batch.emptied(), input_index))
-        self.watermark = max(self.watermark, max(op.watermark for op in self.shards.values()))
+        self.watermark = max(self.watermark, min(op.watermark for op in self.shards.values()))
         if len(outputs) == 1:
             return outputs[0]
         lates = [o.late for o in outputs if o.late is not None]
@@ -121,7 +123,6 @@ class ShardedOperator(Operator):
             mapping = np.full(int(old_ids.max()) + 1, -1, dtype=np.int64)
             mapping[old_ids] = new_ids
             op.remap_key_ids(mapping)  # type: ignore[attr-defined]
-        op.watermark = max(op.watermark, self.watermark)
 
     def drop_shard(self, shard: int) -> None:
         op = self.shards.pop(shard, None)
