@@ -115,6 +115,9 @@ class Execution:
         def domain(step_name: str) -> KeyDomain:
             return domains.setdefault(plan.key_domain[step_name], KeyDomain())
 
+        # Keyed state per input partition only when partitions can move between workers (scale-out);
+        # a single worker keeps one state per key, whatever partitions the key arrives on.
+        by_partition = getattr(self.checkpointer, "worker_id", None) is not None
         nodes: dict[str, _Node] = {}
         for name, step in plan.steps.items():
             node = _Node(name, step.kind, self.metrics[name])
@@ -133,11 +136,12 @@ class Execution:
             elif step.kind == "union":
                 node.op = UnionOperator(name, len(step.inputs), plan.origins[name])
             elif step.kind == "window":
-                node.op = ShardedOperator(name, functools.partial(make_window_operator, name, p, domain(name)), domain(name))
+                node.op = ShardedOperator(name, functools.partial(make_window_operator, name, p, domain(name)),
+                                          domain(name), by_partition)
             elif step.kind == "interval_join":
                 node.op = ShardedOperator(name, functools.partial(
                     IntervalJoinOperator, name, p["lower"], p["upper"], p["lower_exclusive"], p["upper_exclusive"],
-                    p["combine"], plan.origins[name], domain(name)), domain(name))
+                    p["combine"], plan.origins[name], domain(name)), domain(name), by_partition)
             elif step.kind in ("late", "dead_letters"):
                 node.op = PassThrough(name)
             elif step.kind == "sink":

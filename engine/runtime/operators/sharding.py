@@ -1,7 +1,8 @@
 """Keyed state kept per input partition ("shards"), so a partition can move to another worker with it.
 
 A keyed operator (window aggregation, sessions, reduce, interval join) is wrapped in a
-`ShardedOperator`: one inner operator, with its own kernel state, per *shard*. A batch's shard is the
+`ShardedOperator`: one inner operator, with its own kernel state, per *shard*. Sharding is on in
+scale-out runs (``run(worker_id=...)``); a single worker keeps one shard. A batch's shard is the
 partition number within its topic (``partition % 2**20``, see ``connectors.kafka.partition_id``), so
 the co-partitioning rule holds: records of one key must arrive on the same partition number of every
 input (the input is keyed as the job keys it, or repartitioned through a topic first), exactly as
@@ -58,11 +59,13 @@ def concat_batches(batches: list[Batch]) -> Batch:
 
 
 class ShardedOperator(Operator):
-    """One inner keyed operator per shard (see the module docstring)."""
+    """One inner keyed operator per shard (see the module docstring). With ``by_partition=False`` (a
+    single worker) everything is shard 0, so a key arriving on several partitions has one state."""
 
-    def __init__(self, step: str, make: Callable[[], Operator], domain: KeyDomain) -> None:
+    def __init__(self, step: str, make: Callable[[], Operator], domain: KeyDomain, by_partition: bool = True) -> None:
         super().__init__(step)
         self.make = make
+        self.by_partition = by_partition
         self.domain = domain
         self.shards: dict[int, Operator] = {}
         self.watermark = INT64_MIN
@@ -77,7 +80,7 @@ class ShardedOperator(Operator):
 
     def process(self, batch: Batch, input_index: int) -> Output:
         if len(batch):
-            target = shard_of(batch.partition)
+            target = shard_of(batch.partition) if self.by_partition else 0
             self._shard(target)
         else:
             target = None
