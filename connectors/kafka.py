@@ -239,13 +239,15 @@ class KafkaSource(Source):
             # partition fetched later would be judged against a watermark its peers alone advanced.
             # (A group assignment happens inside getmany, so announce after it, before its data.)
             data = await consumer.getmany(timeout_ms=self.poll_timeout_ms, max_records=self._run_batch_size)
+            # Revocations first: with eager rebalancing a partition can be revoked and assigned again in
+            # one poll; the runtime must drop its state, then load it again at the group's offset.
+            revoked, self._revoked = self._revoked, []
+            if revoked:
+                yield SourceChunk(revoked[0], revoked=revoked)
             announce, self._announce = self._announce, []
             for pid in announce:
                 if pid in self._assigned:
                     yield SourceChunk(pid, position=self._positions.get(pid))
-            revoked, self._revoked = self._revoked, []
-            if revoked:
-                yield SourceChunk(revoked[0], revoked=revoked)
             for tp, messages in data.items():
                 pid = self.pid(tp.topic, tp.partition)
                 if pid not in self._assigned:
@@ -348,7 +350,14 @@ class KafkaSource(Source):
             if int(pid) in self._assigned
         }
         if offsets:
-            await self._consumer.commit(offsets)
+            from aiokafka.errors import CommitFailedError, IllegalStateError, RebalanceInProgressError
+
+            try:
+                await self._consumer.commit(offsets)
+            except (CommitFailedError, IllegalStateError, RebalanceInProgressError) as exc:
+                # A rebalance is under way: the group keeps the previous committed offsets, which an
+                # older checkpoint still matches; the next checkpoint commits again.
+                logger.warning("%s: offsets not committed during a rebalance (%s)", self.describe(), exc)
 
 
 def _listener(source: KafkaSource):

@@ -131,6 +131,19 @@ class CheckpointCoordinator:
                 raise ValueError("start_from (a savepoint) cannot be combined with worker_id (scale-out)")
             directory = self.root / f"worker-{worker_id}"
         self.storage = LocalCheckpointStorage(directory, keep=keep)
+        self._keep = keep
+        # Scale-out: which (source, partition) each of this worker's checkpoints holds. Rotation keeps,
+        # besides the newest ``keep``, the two newest holding each partition, so the one matching the
+        # group's committed offset survives a revocation (the worker keeps checkpointing without it).
+        self._held: dict[int, set[tuple[str, int]]] = {}
+        if worker_id is not None:
+            self.storage.keep = 2**62  # rotation is done here instead
+            for checkpoint_id in self.storage.ids():
+                try:
+                    held = self.storage.read(checkpoint_id).state.get("sources", {})
+                except (OSError, CheckpointError):
+                    continue
+                self._held[checkpoint_id] = {(src, int(p)) for src, ps in held.items() for p in ps}
         self.interval = interval
         self.fresh = fresh
         self.start_from = Path(start_from) if start_from is not None else None
@@ -215,6 +228,20 @@ class CheckpointCoordinator:
 
     # ---- partitions moving between workers ----
 
+    def _rotate_worker_checkpoints(self) -> None:
+        ids = sorted(self._held)
+        keep = set(ids[-self._keep:])
+        newest: dict[tuple[str, int], list[int]] = {}
+        for checkpoint_id in ids:
+            for held in self._held[checkpoint_id]:
+                newest.setdefault(held, []).append(checkpoint_id)
+        for holders in newest.values():
+            keep.update(holders[-2:])
+        for checkpoint_id in ids:
+            if checkpoint_id not in keep:
+                self.storage._path(checkpoint_id).unlink(missing_ok=True)
+                del self._held[checkpoint_id]
+
     def _all_checkpoints(self) -> list[Checkpoint]:
         """Every intact checkpoint of this job by any worker sharing the directory, newest first."""
         found = []
@@ -274,6 +301,9 @@ class CheckpointCoordinator:
         # Serialising and fsyncing can take a while for large state; the loop keeps serving the sources.
         # The state is not touched meanwhile: the driver is waiting for this call.
         await asyncio.to_thread(self.storage.write, checkpoint)
+        if self.worker_id is not None:
+            self._held[checkpoint_id] = {(src, int(p)) for src, ps in positions.items() for p in ps}
+            await asyncio.to_thread(self._rotate_worker_checkpoints)
         savepoints, self._savepoints = self._savepoints, []
         for path, future in savepoints:
             await asyncio.to_thread(write_savepoint, path, checkpoint)
