@@ -338,10 +338,12 @@ class KafkaSource(Source):
     def seek(self, positions: dict[int, Any]) -> None:
         self._seek_to = {int(pid): int(offset) for pid, offset in positions.items()}
 
-    async def notify_checkpoint_complete(self, positions: dict[int, Any]) -> None:
-        """The checkpoint holding ``positions`` is durable: commit them to the consumer group."""
+    async def notify_checkpoint_complete(self, positions: dict[int, Any]) -> set[int]:
+        """The checkpoint holding ``positions`` is durable: commit them to the consumer group. Returns
+        the partitions committed (none when a rebalance is under way or without a group)."""
         if self._consumer is None or self.group_id is None:
-            return
+            return set() if self.group_id is not None else {int(p) for p in positions}
+        from aiokafka.errors import CommitFailedError, IllegalStateError, RebalanceInProgressError
         from aiokafka.structs import OffsetAndMetadata
 
         offsets = {
@@ -349,15 +351,16 @@ class KafkaSource(Source):
             for pid, offset in positions.items()
             if int(pid) in self._assigned
         }
-        if offsets:
-            from aiokafka.errors import CommitFailedError, IllegalStateError, RebalanceInProgressError
-
-            try:
-                await self._consumer.commit(offsets)
-            except (CommitFailedError, IllegalStateError, RebalanceInProgressError) as exc:
-                # A rebalance is under way: the group keeps the previous committed offsets, which an
-                # older checkpoint still matches; the next checkpoint commits again.
-                logger.warning("%s: offsets not committed during a rebalance (%s)", self.describe(), exc)
+        if not offsets:
+            return set()
+        try:
+            await self._consumer.commit(offsets)
+        except (CommitFailedError, IllegalStateError, RebalanceInProgressError) as exc:
+            # A rebalance is under way: the group keeps the previous committed offsets, which an older
+            # checkpoint still matches; the next checkpoint commits again.
+            logger.warning("%s: offsets not committed during a rebalance (%s)", self.describe(), exc)
+            return set()
+        return {self.pid(tp.topic, tp.partition) for tp in offsets}
 
 
 def _listener(source: KafkaSource):

@@ -91,9 +91,11 @@ class Source:
         """Resume every listed partition from ``positions`` (as returned by `position`) at the next open."""
         raise NotImplementedError(f"{type(self).__name__} cannot seek")
 
-    async def notify_checkpoint_complete(self, positions: dict[int, Any]) -> None:
+    async def notify_checkpoint_complete(self, positions: dict[int, Any]) -> set[int] | None:
         """A checkpoint holding ``positions`` (this source's, per partition) is durable; e.g. Kafka commits
-        these offsets to the consumer group now, never earlier."""
+        these offsets to the consumer group now, never earlier. Returns the partitions whose offsets are
+        now committed upstream, or ``None`` (the default) when the source has no upstream commits."""
+        return None
 
     async def close(self) -> None:
         """Release resources; called once at the end of every run, also after errors or cancellation."""

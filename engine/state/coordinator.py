@@ -84,12 +84,21 @@ def graph_differences(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> l
     return sorted(differences)
 
 
-async def _notify_sources(execution: Any, positions: dict[str, dict[int, Any]]) -> None:
-    """Tell sources that can commit offsets upstream (Kafka groups) that ``positions`` are durable."""
+async def _notify_sources(execution: Any, positions: dict[str, dict[int, Any]]) -> set[tuple[str, int]]:
+    """Tell sources that can commit offsets upstream (Kafka groups) that ``positions`` are durable.
+
+    Returns the ``(source, partition)`` pairs whose position is now the upstream committed one: what a
+    source's ``notify_checkpoint_complete`` returns (the partitions it committed), or all of its
+    partitions when it returns ``None`` (sources without upstream commits).
+    """
+    committed: set[tuple[str, int]] = set()
     for node in execution.sources:
+        mine = positions.get(node.name, {})
         notify = getattr(node.source, "notify_checkpoint_complete", None)
-        if notify is not None:
-            await notify(positions.get(node.name, {}))
+        done = None if notify is None else await notify(mine)
+        pids = [int(p) for p in mine] if done is None else [int(p) for p in done]
+        committed.update((node.name, p) for p in pids)
+    return committed
 
 
 class CheckpointCoordinator:
@@ -132,13 +141,14 @@ class CheckpointCoordinator:
             directory = self.root / f"worker-{worker_id}"
         self.storage = LocalCheckpointStorage(directory, keep=keep)
         self._keep = keep
-        # Scale-out: which (source, partition) each of this worker's checkpoints holds. Rotation keeps,
-        # besides the newest ``keep``, the two newest holding each partition, so the one matching the
-        # group's committed offset survives a revocation (the worker keeps checkpointing without it).
+        # Scale-out: for each of this worker's checkpoints, the (source, partition) pairs whose position
+        # the group committed with it. Rotation keeps, besides the newest ``keep``, the newest committed
+        # one of every partition: the one a new owner of the partition will find at the group's offset
+        # (the worker may go on checkpointing a revoked partition, uncommitted, before it notices).
         self._held: dict[int, set[tuple[str, int]]] = {}
         if worker_id is not None:
             self.storage.keep = 2**62  # rotation is done here instead
-            for checkpoint_id in self.storage.ids():
+            for checkpoint_id in self.storage.ids():  # from an earlier run of this worker: keep what it held
                 try:
                     held = self.storage.read(checkpoint_id).state.get("sources", {})
                 except (OSError, CheckpointError):
@@ -236,7 +246,7 @@ class CheckpointCoordinator:
             for held in self._held[checkpoint_id]:
                 newest.setdefault(held, []).append(checkpoint_id)
         for holders in newest.values():
-            keep.update(holders[-2:])
+            keep.add(holders[-1])
         for checkpoint_id in ids:
             if checkpoint_id not in keep:
                 self.storage._path(checkpoint_id).unlink(missing_ok=True)
@@ -302,15 +312,17 @@ class CheckpointCoordinator:
         # The state is not touched meanwhile: the driver is waiting for this call.
         await asyncio.to_thread(self.storage.write, checkpoint)
         if self.worker_id is not None:
-            self._held[checkpoint_id] = {(src, int(p)) for src, ps in positions.items() for p in ps}
-            await asyncio.to_thread(self._rotate_worker_checkpoints)
+            self._held[checkpoint_id] = set()  # filled with what the group committed, below
         savepoints, self._savepoints = self._savepoints, []
         for path, future in savepoints:
             await asyncio.to_thread(write_savepoint, path, checkpoint)
             if not future.done():
                 future.set_result(path)
         await execution.commit_sinks(checkpoint_id)
-        await _notify_sources(execution, positions)
+        committed = await _notify_sources(execution, positions)
+        if self.worker_id is not None:
+            self._held[checkpoint_id] = committed
+            await asyncio.to_thread(self._rotate_worker_checkpoints)
         self.last_checkpoint = checkpoint
         self.completed.append(checkpoint_id)
         self._last_time = self.clock()
