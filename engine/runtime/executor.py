@@ -124,7 +124,8 @@ class Execution:
             p = step.params
             if step.kind == "source":
                 node.source = p["source"]
-                node.op = SourceOperator(name, list(node.source.partitions()), p["timestamp"], p["watermark"])
+                node.op = SourceOperator(name, list(node.source.partitions()), p["timestamp"], p["watermark"],
+                                         monotonic=not by_partition)
             elif step.kind == "map":
                 node.op = MapOperator(name, p["fn"])
             elif step.kind == "flat_map":

@@ -46,8 +46,10 @@ class SourceOperator(Operator):
         partitions: list[int],
         timestamp: str | Callable[[Any], int] | None,
         watermark: BoundedOutOfOrderness,
+        monotonic: bool = True,
     ) -> None:
         super().__init__(step)
+        self.monotonic = monotonic
         self.timestamp = timestamp
         self.delay = watermark.delay
         self.idle_timeout = watermark.idle_timeout
@@ -65,8 +67,12 @@ class SourceOperator(Operator):
         return int(kernels.combine_watermarks(watermarks, idle))
 
     def _advance(self) -> None:
-        # Watermarks never go backwards, even when a new partition appears behind the others.
-        self.watermark = max(self.watermark, self._combined())
+        # Watermarks never go backwards, even when a new partition appears behind the others. In a
+        # scale-out run (``monotonic=False``) a partition assigned from another worker may be behind and
+        # pulls the source's watermark back, so its records are not judged by its peers' progress; the
+        # keyed operators keep one never-decreasing watermark per partition shard instead.
+        combined = self._combined()
+        self.watermark = max(self.watermark, combined) if self.monotonic else combined
 
     def _others(self, partition: int) -> int:
         others = INT64_MAX
