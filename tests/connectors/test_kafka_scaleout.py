@@ -112,14 +112,21 @@ async def test_a_killed_workers_partitions_continue_on_the_other_worker(bootstra
         os.kill(workers["a"].pid, signal.SIGKILL)
         await asyncio.to_thread(workers["a"].wait)
 
+        seen: dict = {}
+
         def complete() -> bool:
             rows = [msgspec.json.decode(m.value) for m in asyncio.run(consume_all(bootstrap_servers, out_topic, timeout=5, idle=0.5))]
-            got = {k: v for k, v in _last_values(rows).items() if k[1] < FAR_FUTURE - 10_000}
-            return got == expected
+            seen["got"] = {k: v for k, v in _last_values(rows).items() if k[1] < FAR_FUTURE - 10_000}
+            return seen["got"] == expected
 
         finished = await _until(complete, 150)
         assert workers["b"].poll() is None, (tmp_path / "b.log").read_text()[-3000:]
-        assert finished, (tmp_path / "b.log").read_text()[-3000:]
+        got = seen.get("got", {})
+        missing = sorted(set(expected) - set(got))
+        wrong = sorted(k for k in expected if k in got and got[k] != expected[k])
+        assert finished, (f"{len(missing)} windows missing (e.g. {missing[:5]}), {len(wrong)} differ "
+                          f"(e.g. {[(k, got[k], expected[k]) for k in wrong[:5]]}), taken over {taken_over}\n"
+                          + (tmp_path / "b.log").read_text()[-1500:])
         # Worker b really took over a's partitions (it checkpoints them now).
         assert set(taken_over) <= set(_held_partitions(ckpt, "b"))
     finally:
