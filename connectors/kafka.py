@@ -13,6 +13,29 @@ Delivery guarantees (see SEMANTICS.md, "Checkpoints and recovery"):
 
 Partition ids: the runtime knows partitions as ints; ``(topic, partition)`` maps to
 ``topic_index * 2**20 + partition`` where ``topic_index`` is the topic's place in ``topics``.
+
+Scale-out (several worker processes, one job): start every worker with the same ``group_id`` and the
+same ``checkpoint_dir`` (a directory all of them can reach) and a distinct ``worker_id``
+(``flow.run(checkpoint_dir=..., worker_id=...)`` or ``engine run job.py --checkpoint-dir DIR --worker-id
+NAME``). The consumer group spreads the partitions over the workers. Keyed state (windows, sessions,
+reduce, joins) is then kept per input partition: one shard per partition number, holding the state of
+the keys that arrive on that partition. Each worker checkpoints its shards, the watermark tracker of each
+partition and its offsets into ``checkpoint_dir/worker-<id>/``, and commits offsets to the group only
+once that checkpoint is durable. When a partition moves (a worker joins, leaves or dies), its new owner
+starts reading at the group's committed offset and, before processing any of its records, loads the
+partition's shard and tracker from the checkpoint (of whichever worker) taken at exactly that offset.
+Watermarks are then per worker (the minimum over the partitions it owns); each shard keeps its own.
+
+The co-partitioning rule: because state follows partitions, every record of one key must arrive on
+the same partition number of every input topic, i.e. the topics are partitioned by the key the job
+keys by (``key_by``), with the same partition count (as Kafka Streams requires for joins). Input keyed
+differently must first be repartitioned through a topic keyed as the job keys it (a job that reads it,
+and writes it with ``KafkaSink(key=...)``). A single worker (no ``worker_id``) has no such constraint:
+it keeps one state per key whatever partition the key arrives on.
+
+Output: `KafkaSink` is at-least-once, so after a worker dies its partitions' results since the last
+checkpoint are emitted again (identical values). The JSON-lines file sink commits per process at the
+end of the job, so it suits single-worker jobs, not scaled-out ones.
 """
 
 from __future__ import annotations
