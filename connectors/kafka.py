@@ -230,8 +230,12 @@ class KafkaSource(Source):
             pid = self.pid(tp.topic, tp.partition)
             self._assigned.add(pid)
             self._announce.append(pid)
-            if pid in self._seek_to:
-                self._consumer.seek(tp, self._seek_to[pid])
+            if pid in self._seek_to:  # restored from a checkpoint: once, at the first assignment
+                self._consumer.seek(tp, self._seek_to.pop(pid))
+            elif not self.scale_out and pid in self._positions:
+                # Revoked and assigned back (an eager rebalance): this worker kept the partition's state,
+                # so it continues where it was, not at the group's (older) committed offset.
+                self._consumer.seek(tp, self._positions[pid])
             elif self.start == "earliest" and self.group_id is not None:
                 committed = await self._consumer.committed(tp)
                 if committed is None:

@@ -65,6 +65,10 @@ class Source:
     columnar: bool = False
     #: True when chunks carry ``timestamps`` (then ``flow.source(..., timestamp=None)`` uses them)
     provides_timestamps: bool = False
+    #: set by the runtime before ``open`` in scale-out runs (``worker_id``): keyed state follows partitions
+    #: to their new owner, so a re-assigned partition resumes at the group's offset; otherwise a partition
+    #: revoked and assigned back to this worker resumes where this worker left it (its state was kept)
+    scale_out: bool = False
 
     def fields(self) -> dict[str, np.dtype | None] | None:
         """Known fields and their dtypes (``None`` when unknown), for build-time checks; ``None`` when the

@@ -117,13 +117,14 @@ class Execution:
 
         # Keyed state per input partition only when partitions can move between workers (scale-out);
         # a single worker keeps one state per key, whatever partitions the key arrives on.
-        by_partition = getattr(self.checkpointer, "worker_id", None) is not None
+        by_partition = self.by_partition = getattr(self.checkpointer, "worker_id", None) is not None
         nodes: dict[str, _Node] = {}
         for name, step in plan.steps.items():
             node = _Node(name, step.kind, self.metrics[name])
             p = step.params
             if step.kind == "source":
                 node.source = p["source"]
+                node.source.scale_out = by_partition
                 node.op = SourceOperator(name, list(node.source.partitions()), p["timestamp"], p["watermark"],
                                          monotonic=not by_partition)
             elif step.kind == "map":
@@ -321,8 +322,9 @@ class Execution:
                 await hook(self, node.name, {pid: positions.get(pid) for pid in known})
 
     async def _partitions_revoked(self, node: _Node, partitions: list[int]) -> None:
-        for partition in partitions:
-            self.drop_partition(node.name, partition)
+        if self.by_partition:  # a single worker keeps its state: the partition may come back to it
+            for partition in partitions:
+                self.drop_partition(node.name, partition)
         hook = getattr(self.checkpointer, "partitions_revoked", None)
         if hook is not None:
             await hook(self, node.name, list(partitions))

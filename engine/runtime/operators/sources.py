@@ -54,6 +54,7 @@ class SourceOperator(Operator):
         self.delay = watermark.delay
         self.idle_timeout = watermark.idle_timeout
         self.partitions: dict[int, _Partition] = {p: _Partition(self.delay) for p in partitions}
+        self._revoked: dict[int, _Partition] = {}
         self.watermark = INT64_MIN
 
     # ---- watermark bookkeeping ----
@@ -91,13 +92,16 @@ class SourceOperator(Operator):
         """A partition announced without data (a heartbeat): it holds the watermark back (at INT64_MIN)
         until it produces records or goes idle, as an assigned but empty Kafka partition does in Flink."""
         if partition not in self.partitions:
-            self.partitions[partition] = _Partition(self.delay)
+            revived = self._revoked.pop(partition, None)
+            self.partitions[partition] = revived if revived is not None else _Partition(self.delay)
 
     # ---- chunks ----
 
     def process_chunk(self, chunk: SourceChunk) -> Output:
         for pid in chunk.revoked:
-            self.partitions.pop(pid, None)
+            part = self.partitions.pop(pid, None)
+            if part is not None and self.monotonic:
+                self._revoked[pid] = part  # a single worker may get it back: keep its tracker
         if chunk.revoked and not len(chunk) and not chunk.errors:
             # Only a revocation: the remaining partitions may now let the watermark move on.
             self._advance()
