@@ -141,11 +141,11 @@ class CheckpointCoordinator:
             directory = self.root / f"worker-{worker_id}"
         self.storage = LocalCheckpointStorage(directory, keep=keep)
         self._keep = keep
-        # Scale-out: for each of this worker's checkpoints, the (source, partition) pairs whose position
-        # the group committed with it. Rotation keeps, besides the newest ``keep``, the newest committed
-        # one of every partition: the one a new owner of the partition will find at the group's offset
-        # (the worker may go on checkpointing a revoked partition, uncommitted, before it notices).
-        self._held: dict[int, set[tuple[str, int]]] = {}
+        # Scale-out: for each of this worker's checkpoints, the position of every (source, partition) it
+        # holds. Rotation keeps, besides the newest ``keep``, the newest checkpoint at each of the last
+        # three distinct positions of every partition, so the one at the group's committed offset (which
+        # may lag when a commit fails during a rebalance) is still there for the partition's next owner.
+        self._held: dict[int, dict[tuple[str, int], Any]] = {}
         if worker_id is not None:
             self.storage.keep = 2**62  # rotation is done here instead
             for checkpoint_id in self.storage.ids():  # from an earlier run of this worker: keep what it held
@@ -153,7 +153,7 @@ class CheckpointCoordinator:
                     held = self.storage.read(checkpoint_id).state.get("sources", {})
                 except (OSError, CheckpointError):
                     continue
-                self._held[checkpoint_id] = {(src, int(p)) for src, ps in held.items() for p in ps}
+                self._held[checkpoint_id] = {(src, int(p)): o for src, ps in held.items() for p, o in ps.items()}
         self.interval = interval
         self.fresh = fresh
         self.start_from = Path(start_from) if start_from is not None else None
@@ -241,12 +241,14 @@ class CheckpointCoordinator:
     def _rotate_worker_checkpoints(self) -> None:
         ids = sorted(self._held)
         keep = set(ids[-self._keep:])
-        newest: dict[tuple[str, int], list[int]] = {}
+        newest_at: dict[tuple[str, int], dict[Any, int]] = {}  # partition -> position -> newest checkpoint
         for checkpoint_id in ids:
-            for held in self._held[checkpoint_id]:
-                newest.setdefault(held, []).append(checkpoint_id)
-        for holders in newest.values():
-            keep.add(holders[-1])
+            for held, position in self._held[checkpoint_id].items():
+                at = newest_at.setdefault(held, {})
+                at.pop(position, None)  # re-insert: dicts keep insertion order, newest position last
+                at[position] = checkpoint_id
+        for at in newest_at.values():
+            keep.update(list(at.values())[-3:])
         for checkpoint_id in ids:
             if checkpoint_id not in keep:
                 self.storage._path(checkpoint_id).unlink(missing_ok=True)
@@ -312,16 +314,15 @@ class CheckpointCoordinator:
         # The state is not touched meanwhile: the driver is waiting for this call.
         await asyncio.to_thread(self.storage.write, checkpoint)
         if self.worker_id is not None:
-            self._held[checkpoint_id] = set()  # filled with what the group committed, below
+            self._held[checkpoint_id] = {(src, int(p)): o for src, ps in positions.items() for p, o in ps.items()}
         savepoints, self._savepoints = self._savepoints, []
         for path, future in savepoints:
             await asyncio.to_thread(write_savepoint, path, checkpoint)
             if not future.done():
                 future.set_result(path)
         await execution.commit_sinks(checkpoint_id)
-        committed = await _notify_sources(execution, positions)
+        await _notify_sources(execution, positions)
         if self.worker_id is not None:
-            self._held[checkpoint_id] = committed
             await asyncio.to_thread(self._rotate_worker_checkpoints)
         self.last_checkpoint = checkpoint
         self.completed.append(checkpoint_id)
