@@ -13,6 +13,29 @@ Delivery guarantees (see SEMANTICS.md, "Checkpoints and recovery"):
 
 Partition ids: the runtime knows partitions as ints; ``(topic, partition)`` maps to
 ``topic_index * 2**20 + partition`` where ``topic_index`` is the topic's place in ``topics``.
+
+Scale-out (several worker processes, one job): start every worker with the same ``group_id`` and the
+same ``checkpoint_dir`` (a directory all of them can reach) and a distinct ``worker_id``
+(``flow.run(checkpoint_dir=..., worker_id=...)`` or ``engine run job.py --checkpoint-dir DIR --worker-id
+NAME``). The consumer group spreads the partitions over the workers. Keyed state (windows, sessions,
+reduce, joins) is then kept per input partition: one shard per partition number, holding the state of
+the keys that arrive on that partition. Each worker checkpoints its shards, the watermark tracker of each
+partition and its offsets into ``checkpoint_dir/worker-<id>/``, and commits offsets to the group only
+once that checkpoint is durable. When a partition moves (a worker joins, leaves or dies), its new owner
+starts reading at the group's committed offset and, before processing any of its records, loads the
+partition's shard and tracker from the checkpoint (of whichever worker) taken at exactly that offset.
+Watermarks are then per worker (the minimum over the partitions it owns); each shard keeps its own.
+
+The co-partitioning rule: because state follows partitions, every record of one key must arrive on
+the same partition number of every input topic, i.e. the topics are partitioned by the key the job
+keys by (``key_by``), with the same partition count (as Kafka Streams requires for joins). Input keyed
+differently must first be repartitioned through a topic keyed as the job keys it (a job that reads it,
+and writes it with ``KafkaSink(key=...)``). A single worker (no ``worker_id``) has no such constraint:
+it keeps one state per key whatever partition the key arrives on.
+
+Output: `KafkaSink` is at-least-once, so after a worker dies its partitions' results since the last
+checkpoint are emitted again (identical values). The JSON-lines file sink commits per process at the
+end of the job, so it suits single-worker jobs, not scaled-out ones.
 """
 
 from __future__ import annotations
@@ -240,9 +263,9 @@ class KafkaSource(Source):
             self._announce.append(pid)
             if pid in self._seek_to:  # restored from a checkpoint: once, at the first assignment
                 self._consumer.seek(tp, self._seek_to.pop(pid))
-            elif pid in self._positions:
-                # Assigned back after a rebalance: go on from what this run has read, never from an
-                # older offset (records read before are in the operators' state already).
+            elif not self.scale_out and pid in self._positions:
+                # Revoked and assigned back (an eager rebalance): this worker kept the partition's state,
+                # so it continues where it was, not at the group's (older) committed offset.
                 self._consumer.seek(tp, self._positions[pid])
             elif self.start == "earliest" and self.group_id is not None:
                 committed = await self._consumer.committed(tp)
@@ -274,13 +297,15 @@ class KafkaSource(Source):
             # partition fetched later would be judged against a watermark its peers alone advanced.
             # (A group assignment happens inside getmany, so announce after it, before its data.)
             data = await consumer.getmany(timeout_ms=self.poll_timeout_ms, max_records=self._run_batch_size)
+            # Revocations first: with eager rebalancing a partition can be revoked and assigned again in
+            # one poll; the runtime must drop its state, then load it again at the group's offset.
+            revoked, self._revoked = self._revoked, []
+            if revoked:
+                yield SourceChunk(revoked[0], revoked=revoked)
             announce, self._announce = self._announce, []
             for pid in announce:
                 if pid in self._assigned:
                     yield SourceChunk(pid, position=self._positions.get(pid))
-            revoked, self._revoked = self._revoked, []
-            if revoked:
-                yield SourceChunk(revoked[0], revoked=revoked)
             for tp, messages in data.items():
                 pid = self.pid(tp.topic, tp.partition)
                 if pid not in self._assigned:
@@ -386,10 +411,12 @@ class KafkaSource(Source):
     def seek(self, positions: dict[int, Any]) -> None:
         self._seek_to = {int(pid): int(offset) for pid, offset in positions.items()}
 
-    async def notify_checkpoint_complete(self, positions: dict[int, Any]) -> None:
-        """The checkpoint holding ``positions`` is durable: commit them to the consumer group."""
+    async def notify_checkpoint_complete(self, positions: dict[int, Any]) -> set[int]:
+        """The checkpoint holding ``positions`` is durable: commit them to the consumer group. Returns
+        the partitions committed (none when a rebalance is under way or without a group)."""
         if self._consumer is None or self.group_id is None:
-            return
+            return set() if self.group_id is not None else {int(p) for p in positions}
+        from aiokafka.errors import CommitFailedError, IllegalStateError, RebalanceInProgressError
         from aiokafka.structs import OffsetAndMetadata
 
         offsets = {
@@ -397,8 +424,16 @@ class KafkaSource(Source):
             for pid, offset in positions.items()
             if int(pid) in self._assigned
         }
-        if offsets:
+        if not offsets:
+            return set()
+        try:
             await self._consumer.commit(offsets)
+        except (CommitFailedError, IllegalStateError, RebalanceInProgressError) as exc:
+            # A rebalance is under way: the group keeps the previous committed offsets, which an older
+            # checkpoint still matches; the next checkpoint commits again.
+            logger.warning("%s: offsets not committed during a rebalance (%s)", self.describe(), exc)
+            return set()
+        return {self.pid(tp.topic, tp.partition) for tp in offsets}
 
 
 def _listener(source: KafkaSource):

@@ -221,6 +221,7 @@ class Dataflow:
         checkpoint_interval: float | None = None,
         fresh: bool = False,
         from_savepoint: str | os.PathLike | None = None,
+        worker_id: str | None = None,
         checkpointer: Any = None,
     ) -> None:
         """Run the flow until every source ends; blocking. See `run_async` for the options."""
@@ -229,7 +230,7 @@ class Dataflow:
         run_blocking(
             self, batch_size=batch_size, queue_size=queue_size, checkpoint_dir=checkpoint_dir,
             checkpoint_interval=checkpoint_interval, fresh=fresh, from_savepoint=from_savepoint,
-            checkpointer=checkpointer,
+            worker_id=worker_id, checkpointer=checkpointer,
         )
 
     async def run_async(
@@ -241,6 +242,7 @@ class Dataflow:
         checkpoint_interval: float | None = None,
         fresh: bool = False,
         from_savepoint: str | os.PathLike | None = None,
+        worker_id: str | None = None,
         checkpointer: Any = None,
     ) -> None:
         """Run the flow in the current event loop until every source ends.
@@ -253,7 +255,10 @@ class Dataflow:
         Checkpoints: with ``checkpoint_dir`` the job restores the latest checkpoint of this job found
         there (unless ``fresh``) or the savepoint file ``from_savepoint``, checkpoints every
         ``checkpoint_interval`` seconds of wall clock (at batch boundaries), on request (`checkpoint`,
-        `savepoint`) and when the input ends. ``checkpointer`` is the lower-level seam: an object with
+        `savepoint`) and when the input ends. ``worker_id`` (scale-out): this process is one of several
+        workers running the job with the same Kafka ``group_id`` and ``checkpoint_dir``; keyed state is
+        kept per input partition and follows a partition to whichever worker is assigned it (see
+        `engine.state.coordinator.CheckpointCoordinator`). ``checkpointer`` is the lower-level seam: an object with
         ``async restore(execution)``, ``async maybe_checkpoint(execution)`` and optionally
         ``async finish(execution)`` (see `engine.runtime.executor.Execution`).
         """
@@ -264,12 +269,17 @@ class Dataflow:
                 raise FlowDefinitionError("pass either checkpoint_dir= or checkpointer=, not both")
             from engine.state.coordinator import CheckpointCoordinator
 
-            checkpointer = CheckpointCoordinator(
-                checkpoint_dir, interval=checkpoint_interval, fresh=fresh, start_from=from_savepoint
-            )
-        elif checkpoint_interval is not None or fresh or from_savepoint is not None:
+            try:
+                checkpointer = CheckpointCoordinator(
+                    checkpoint_dir, interval=checkpoint_interval, fresh=fresh, start_from=from_savepoint,
+                    worker_id=worker_id,
+                )
+            except ValueError as exc:
+                raise FlowDefinitionError(f"flow {self.name!r}: {exc}") from exc
+        elif checkpoint_interval is not None or fresh or from_savepoint is not None or worker_id is not None:
             raise FlowDefinitionError(
-                "checkpoint_interval=, fresh= and from_savepoint= need checkpoint_dir= (where checkpoints are kept)"
+                "checkpoint_interval=, fresh=, from_savepoint= and worker_id= need checkpoint_dir= "
+                "(where checkpoints are kept)"
             )
         execution = Execution(self, batch_size=batch_size, queue_size=queue_size, checkpointer=checkpointer)
         self._last_run = execution

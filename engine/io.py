@@ -65,6 +65,10 @@ class Source:
     columnar: bool = False
     #: True when chunks carry ``timestamps`` (then ``flow.source(..., timestamp=None)`` uses them)
     provides_timestamps: bool = False
+    #: set by the runtime before ``open`` in scale-out runs (``worker_id``): keyed state follows partitions
+    #: to their new owner, so a re-assigned partition resumes at the group's offset; otherwise a partition
+    #: revoked and assigned back to this worker resumes where this worker left it (its state was kept)
+    scale_out: bool = False
 
     def fields(self) -> dict[str, np.dtype | None] | None:
         """Known fields and their dtypes (``None`` when unknown), for build-time checks; ``None`` when the
@@ -91,9 +95,11 @@ class Source:
         """Resume every listed partition from ``positions`` (as returned by `position`) at the next open."""
         raise NotImplementedError(f"{type(self).__name__} cannot seek")
 
-    async def notify_checkpoint_complete(self, positions: dict[int, Any]) -> None:
+    async def notify_checkpoint_complete(self, positions: dict[int, Any]) -> set[int] | None:
         """A checkpoint holding ``positions`` (this source's, per partition) is durable; e.g. Kafka commits
-        these offsets to the consumer group now, never earlier."""
+        these offsets to the consumer group now, never earlier. Returns the partitions whose offsets are
+        now committed upstream, or ``None`` (the default) when the source has no upstream commits."""
+        return None
 
     async def close(self) -> None:
         """Release resources; called once at the end of every run, also after errors or cancellation."""

@@ -37,6 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--fresh", action="store_true", help="ignore existing checkpoints (needs --checkpoint-dir)")
     run.add_argument("--from-savepoint", type=Path, default=None, metavar="PATH",
                      help="start from this savepoint (needs --checkpoint-dir)")
+    run.add_argument("--worker-id", default=None, metavar="NAME",
+                     help="scale-out: this worker's name; workers of one job share --checkpoint-dir and a Kafka group")
     run.set_defaults(handler=_run)
 
 
@@ -61,6 +63,7 @@ def _run(args: argparse.Namespace) -> int:
         flow.run(
             batch_size=args.batch_size, checkpoint_dir=args.checkpoint_dir,
             checkpoint_interval=args.checkpoint_interval, fresh=args.fresh, from_savepoint=args.from_savepoint,
+            worker_id=args.worker_id,
         )
     except EngineError as exc:
         print(f"engine run: {args.script.name}: {type(exc).__name__}: {exc}", file=sys.stderr)

@@ -14,6 +14,7 @@ aborted (nothing half-written is made visible) and every connector is closed.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from typing import Any
@@ -45,6 +46,7 @@ from engine.runtime.operators.stateless import (
     PassThrough,
     UnionOperator,
 )
+from engine.runtime.operators.sharding import ShardedOperator, shard_of
 from engine.runtime.operators.windowing import make_window_operator
 from engine.runtime.plan import Plan, compile_flow
 
@@ -114,13 +116,18 @@ class Execution:
         def domain(step_name: str) -> KeyDomain:
             return domains.setdefault(plan.key_domain[step_name], KeyDomain())
 
+        # Keyed state per input partition only when partitions can move between workers (scale-out);
+        # a single worker keeps one state per key, whatever partitions the key arrives on.
+        by_partition = self.by_partition = getattr(self.checkpointer, "worker_id", None) is not None
         nodes: dict[str, _Node] = {}
         for name, step in plan.steps.items():
             node = _Node(name, step.kind, self.metrics[name])
             p = step.params
             if step.kind == "source":
                 node.source = p["source"]
-                node.op = SourceOperator(name, list(node.source.partitions()), p["timestamp"], p["watermark"])
+                node.source.scale_out = by_partition
+                node.op = SourceOperator(name, list(node.source.partitions()), p["timestamp"], p["watermark"],
+                                         monotonic=not by_partition)
             elif step.kind == "map":
                 node.op = MapOperator(name, p["fn"])
             elif step.kind == "flat_map":
@@ -134,10 +141,12 @@ class Execution:
             elif step.kind == "union":
                 node.op = UnionOperator(name, len(step.inputs), plan.origins[name])
             elif step.kind == "window":
-                node.op = make_window_operator(name, p, domain(name))
+                node.op = ShardedOperator(name, functools.partial(make_window_operator, name, p, domain(name)),
+                                          domain(name), by_partition)
             elif step.kind == "interval_join":
-                node.op = IntervalJoinOperator(name, p["lower"], p["upper"], p["lower_exclusive"],
-                                               p["upper_exclusive"], p["combine"], plan.origins[name], domain(name))
+                node.op = ShardedOperator(name, functools.partial(
+                    IntervalJoinOperator, name, p["lower"], p["upper"], p["lower_exclusive"], p["upper_exclusive"],
+                    p["combine"], plan.origins[name], domain(name)), domain(name), by_partition)
             elif step.kind in ("late", "dead_letters"):
                 node.op = PassThrough(name)
             elif step.kind == "sink":
@@ -174,6 +183,7 @@ class Execution:
                 await node.source.open(self.batch_size)
                 opened_sources.append(node)
                 self._positions[node.name] = dict(node.source.position())
+            await self._partitions_known_at_start()
             pumps = [asyncio.create_task(self._pump(node, queue), name=f"engine source {node.name}") for node in self.sources]
             await self._drive(queue)
             await self._end_side_outputs()
@@ -263,6 +273,8 @@ class Execution:
                     await self._deliver(node, op.end_partition(partition))
             elif item is _TICK or _is_heartbeat(item):
                 if item is not _TICK:
+                    if item.partition not in op.partitions:
+                        await self._partition_assigned(node, item)
                     op.register_partition(item.partition)
                     if item.position is not None:
                         self._positions[node.name][item.partition] = item.position
@@ -275,6 +287,8 @@ class Execution:
                 raise ConnectorError(f"source {node.name!r} failed: {type(item).__name__}: {item}") from item
             else:
                 chunk: SourceChunk = item
+                if chunk.partition not in op.partitions and not chunk.revoked:
+                    await self._partition_assigned(node, chunk)
                 n = len(chunk) + len(chunk.errors)
                 node.metrics.records_in += n
                 if n:
@@ -283,11 +297,82 @@ class Execution:
                 positions = self._positions[node.name]
                 for partition in chunk.revoked:
                     positions.pop(partition, None)
+                if chunk.revoked:
+                    await self._partitions_revoked(node, chunk.revoked)
                 if chunk.position is not None:
                     positions[chunk.partition] = chunk.position
             if self.checkpointer is not None:
                 # A batch boundary: everything read so far has gone through every operator and sink.
                 await self.checkpointer.maybe_checkpoint(self)
+
+    # ---- partitions moving between workers (consumer-group rebalances) ----
+
+    async def _partition_assigned(self, node: _Node, chunk: SourceChunk) -> None:
+        """A partition this worker had not read: let the checkpointer bring its state (before its data)."""
+        hook = getattr(self.checkpointer, "partitions_assigned", None)
+        if hook is not None:
+            await hook(self, node.name, {chunk.partition: chunk.position})
+
+    async def _partitions_known_at_start(self) -> None:
+        """Partitions a source lists before reading are assigned too (at the positions it opened at)."""
+        hook = getattr(self.checkpointer, "partitions_assigned", None)
+        if hook is None:
+            return
+        for node in self.sources:
+            known = node.op.known_partitions()  # type: ignore[union-attr]
+            if known:
+                positions = self._positions[node.name]
+                await hook(self, node.name, {pid: positions.get(pid) for pid in known})
+
+    async def _partitions_revoked(self, node: _Node, partitions: list[int]) -> None:
+        if self.by_partition:  # a single worker keeps its state: the partition may come back to it
+            for partition in partitions:
+                self.drop_partition(node.name, partition)
+        hook = getattr(self.checkpointer, "partitions_revoked", None)
+        if hook is not None:
+            await hook(self, node.name, list(partitions))
+
+    def keyed_operators(self) -> dict[str, ShardedOperator]:
+        return {name: n.op for name, n in self.nodes.items() if isinstance(n.op, ShardedOperator)}
+
+    def snapshot_partitions(self) -> dict[str, Any]:
+        """Moveable per-partition state: every keyed operator's shards (with their keys) and every source
+        partition's watermark tracker. See `restore_partition`."""
+        return {
+            "shards": {name: {shard: op.snapshot_shard(shard) for shard in op.shard_ids()}
+                       for name, op in self.keyed_operators().items()},
+            "trackers": {node.name: {pid: node.op.snapshot_partition(pid) for pid in node.op.known_partitions()}  # type: ignore[union-attr]
+                         for node in self.sources},
+        }
+
+    def restore_partition(self, source: str, partition: int, state: dict[str, Any]) -> bool:
+        """Restore partition ``partition`` of ``source`` from ``state`` (`snapshot_partitions` output,
+        maybe another worker's): its tracker and, in every keyed operator, its shard. Returns whether the
+        state held the partition."""
+        trackers = state.get("trackers", {}).get(source, {})
+        tracker = trackers.get(partition, trackers.get(str(partition)))
+        if tracker is None:
+            return False
+        self.nodes[source].op.restore_partition(partition, tracker)  # type: ignore[union-attr]
+        shard = shard_of(partition)
+        for name, op in self.keyed_operators().items():
+            shards = state.get("shards", {}).get(name, {})
+            saved = shards.get(shard, shards.get(str(shard)))
+            if saved is not None:
+                op.restore_shard(shard, saved)
+            else:
+                op.drop_shard(shard)
+        return True
+
+    def drop_partition(self, source: str, partition: int) -> None:
+        """Forget a revoked partition: its shard goes once no partition this worker reads maps to it."""
+        shard = shard_of(partition)
+        for node in self.sources:
+            for pid in node.op.known_partitions():  # type: ignore[union-attr]
+                if shard_of(pid) == shard and (node.name, pid) != (source, partition):
+                    return
+        for op in self.keyed_operators().values():
+            op.drop_shard(shard)
 
     # ---- checkpoint seam (used by engine.state's coordinator, between batches) ----
 

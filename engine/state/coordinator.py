@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from engine.errors import IncompatibleCheckpointError
+from engine.errors import CheckpointError, IncompatibleCheckpointError
 from engine.state.storage import Checkpoint, LocalCheckpointStorage, read_savepoint, write_savepoint
 
 logger = logging.getLogger(__name__)
@@ -88,12 +88,21 @@ def graph_differences(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> l
     return sorted(differences)
 
 
-async def _notify_sources(execution: Any, positions: dict[str, dict[int, Any]]) -> None:
-    """Tell sources that can commit offsets upstream (Kafka groups) that ``positions`` are durable."""
+async def _notify_sources(execution: Any, positions: dict[str, dict[int, Any]]) -> set[tuple[str, int]]:
+    """Tell sources that can commit offsets upstream (Kafka groups) that ``positions`` are durable.
+
+    Returns the ``(source, partition)`` pairs whose position is now the upstream committed one: what a
+    source's ``notify_checkpoint_complete`` returns (the partitions it committed), or all of its
+    partitions when it returns ``None`` (sources without upstream commits).
+    """
+    committed: set[tuple[str, int]] = set()
     for node in execution.sources:
+        mine = positions.get(node.name, {})
         notify = getattr(node.source, "notify_checkpoint_complete", None)
-        if notify is not None:
-            await notify(positions.get(node.name, {}))
+        done = None if notify is None else await notify(mine)
+        pids = [int(p) for p in mine] if done is None else [int(p) for p in done]
+        committed.update((node.name, p) for p in pids)
+    return committed
 
 
 class CheckpointCoordinator:
@@ -102,6 +111,15 @@ class CheckpointCoordinator:
 
     ``fresh=True`` ignores existing checkpoints (new ones continue the numbering); ``start_from`` restores a
     savepoint file instead of the directory's latest checkpoint. ``keep`` is how many are retained.
+
+    Scale-out (``worker_id``): several worker processes run the same job and share ``directory``; each
+    writes its checkpoints to ``directory/worker-<worker_id>/`` holding its source positions and its
+    *per-partition* state (the keyed operators' shards with their keys, and each partition's watermark
+    tracker). Nothing is restored at start; when a partition is assigned to a worker (a consumer-group
+    rebalance), the runtime asks `partitions_assigned` before reading it, and the newest checkpoint of
+    any worker whose position for that partition equals the offset the worker starts from (the group's
+    committed offset, which is only ever committed after a durable checkpoint) provides its state. A
+    revoked partition's state is dropped; its next owner loads it the same way.
     """
 
     def __init__(
@@ -112,11 +130,34 @@ class CheckpointCoordinator:
         keep: int = 3,
         fresh: bool = False,
         start_from: str | os.PathLike | None = None,
+        worker_id: str | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if interval is not None and (isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval <= 0):
             raise ValueError(f"checkpoint_interval must be a positive number of seconds, got {interval!r}")
+        self.root = Path(directory)
+        self.worker_id = worker_id
+        if worker_id is not None:
+            if not isinstance(worker_id, str) or not worker_id or "/" in worker_id or worker_id.startswith("."):
+                raise ValueError(f"worker_id must be a non-empty name usable as a directory, got {worker_id!r}")
+            if start_from is not None:
+                raise ValueError("start_from (a savepoint) cannot be combined with worker_id (scale-out)")
+            directory = self.root / f"worker-{worker_id}"
         self.storage = LocalCheckpointStorage(directory, keep=keep)
+        self._keep = keep
+        # Scale-out: for each of this worker's checkpoints, the position of every (source, partition) it
+        # holds. Rotation keeps, besides the newest ``keep``, the newest checkpoint at each of the last
+        # three distinct positions of every partition, so the one at the group's committed offset (which
+        # may lag when a commit fails during a rebalance) is still there for the partition's next owner.
+        self._held: dict[int, dict[tuple[str, int], Any]] = {}
+        if worker_id is not None:
+            self.storage.keep = 2**62  # rotation is done here instead
+            for checkpoint_id in self.storage.ids():  # from an earlier run of this worker: keep what it held
+                try:
+                    held = self.storage.read(checkpoint_id).state.get("sources", {})
+                except (OSError, CheckpointError):
+                    continue
+                self._held[checkpoint_id] = {(src, int(p)): o for src, ps in held.items() for p, o in ps.items()}
         self.interval = interval
         self.fresh = fresh
         self.start_from = Path(start_from) if start_from is not None else None
@@ -138,6 +179,10 @@ class CheckpointCoordinator:
         """Before sources and sinks open: restore the latest good checkpoint of this job, if any."""
         self._job = execution.flow_name
         self._graph = graph_of(execution.plan)
+        if self.worker_id is not None:  # state comes per partition, as partitions are assigned
+            await execution.recover_sinks({})
+            self._last_time = self.clock()
+            return None
         checkpoint = None
         if self.start_from is not None:
             checkpoint = read_savepoint(self.start_from)
@@ -204,6 +249,73 @@ class CheckpointCoordinator:
         if inflight is not None:
             await inflight
 
+    def _state(self, execution: Any, positions: dict[str, dict[int, Any]]) -> dict[str, Any]:
+        if self.worker_id is None:
+            return {"sources": positions, "operators": execution.snapshot_operators(), "sinks": execution.sink_states()}
+        return {"sources": positions, "partitions": execution.snapshot_partitions(), "sinks": execution.sink_states()}
+
+    # ---- partitions moving between workers ----
+
+    def _rotate_worker_checkpoints(self) -> None:
+        ids = sorted(self._held)
+        keep = set(ids[-self._keep:])
+        newest_at: dict[tuple[str, int], dict[Any, int]] = {}  # partition -> position -> newest checkpoint
+        for checkpoint_id in ids:
+            for held, position in self._held[checkpoint_id].items():
+                at = newest_at.setdefault(held, {})
+                at.pop(position, None)  # re-insert: dicts keep insertion order, newest position last
+                at[position] = checkpoint_id
+        for at in newest_at.values():
+            keep.update(list(at.values())[-3:])
+        for checkpoint_id in ids:
+            if checkpoint_id not in keep:
+                self.storage._path(checkpoint_id).unlink(missing_ok=True)
+                del self._held[checkpoint_id]
+
+    def _all_checkpoints(self) -> list[Checkpoint]:
+        """Every intact checkpoint of this job by any worker sharing the directory, newest first."""
+        found = []
+        for directory in sorted(self.root.glob("worker-*")):
+            storage = LocalCheckpointStorage.__new__(LocalCheckpointStorage)  # read-only view, no clean-up
+            storage.directory, storage.keep = directory, self.storage.keep
+            try:
+                ids = storage.ids()
+            except OSError:
+                continue
+            for checkpoint_id in ids:
+                try:
+                    checkpoint = storage.read(checkpoint_id)
+                except (OSError, CheckpointError):  # rotated away meanwhile, or torn: skip it
+                    continue
+                if checkpoint.job == self._job and "partitions" in checkpoint.state:
+                    found.append(checkpoint)
+        found.sort(key=lambda c: c.created, reverse=True)
+        return found
+
+    async def partitions_assigned(self, execution: Any, source: str, starts: dict[int, Any]) -> None:
+        """Load the state of newly assigned partitions (before their data is processed)."""
+        if self.worker_id is None:
+            return
+        checkpoints = await asyncio.to_thread(self._all_checkpoints)
+        for partition, start in starts.items():
+            held_by_any = False
+            for checkpoint in checkpoints:
+                positions = checkpoint.state["sources"].get(source, {})
+                position = positions.get(partition, positions.get(str(partition)))
+                if position is None:
+                    continue
+                held_by_any = True
+                if position == start and execution.restore_partition(source, partition, checkpoint.state["partitions"]):
+                    logger.info("job %r: partition %s of %r restored from checkpoint %d at %s",
+                                self._job, partition, source, checkpoint.checkpoint_id, start)
+                    break
+            else:
+                if held_by_any:
+                    logger.error(
+                        "job %r: no checkpoint holds partition %s of %r at position %r (the group's offset); its "
+                        "keyed state starts empty", self._job, partition, source, start,
+                    )
+
     async def checkpoint(self, execution: Any) -> int:
         """Take one checkpoint now (the caller guarantees a batch boundary); returns its id.
 
@@ -223,11 +335,13 @@ class CheckpointCoordinator:
             checkpoint_id=checkpoint_id,
             job=self._job or execution.flow_name,
             graph=self._graph if self._graph is not None else graph_of(execution.plan),
-            state={"sources": positions, "operators": execution.snapshot_operators(), "sinks": execution.sink_states()},
+            state=self._state(execution, positions),
         )
         body = checkpoint.body()
         self._last_time = self.clock()
         requested, self._requested = self._requested, []
+        if self.worker_id is not None:
+            self._held[checkpoint_id] = {(src, int(p)): o for src, ps in positions.items() for p, o in ps.items()}
         savepoints, self._savepoints = self._savepoints, []
         self._inflight = asyncio.ensure_future(
             self._persist(execution, checkpoint, body, positions, requested, savepoints)
@@ -251,6 +365,8 @@ class CheckpointCoordinator:
             raise
         await execution.commit_sinks(checkpoint_id)
         await _notify_sources(execution, positions)
+        if self.worker_id is not None:
+            await asyncio.to_thread(self._rotate_worker_checkpoints)
         self.last_checkpoint = checkpoint
         self.completed.append(checkpoint_id)
         for future in requested:

@@ -46,12 +46,15 @@ class SourceOperator(Operator):
         partitions: list[int],
         timestamp: str | Callable[[Any], int] | None,
         watermark: BoundedOutOfOrderness,
+        monotonic: bool = True,
     ) -> None:
         super().__init__(step)
+        self.monotonic = monotonic
         self.timestamp = timestamp
         self.delay = watermark.delay
         self.idle_timeout = watermark.idle_timeout
         self.partitions: dict[int, _Partition] = {p: _Partition(self.delay) for p in partitions}
+        self._revoked: dict[int, _Partition] = {}
         self.watermark = INT64_MIN
 
     # ---- watermark bookkeeping ----
@@ -65,8 +68,12 @@ class SourceOperator(Operator):
         return int(kernels.combine_watermarks(watermarks, idle))
 
     def _advance(self) -> None:
-        # Watermarks never go backwards, even when a new partition appears behind the others.
-        self.watermark = max(self.watermark, self._combined())
+        # Watermarks never go backwards, even when a new partition appears behind the others. In a
+        # scale-out run (``monotonic=False``) a partition assigned from another worker may be behind and
+        # pulls the source's watermark back, so its records are not judged by its peers' progress; the
+        # keyed operators keep one never-decreasing watermark per partition shard instead.
+        combined = self._combined()
+        self.watermark = max(self.watermark, combined) if self.monotonic else combined
 
     def _others(self, partition: int) -> int:
         others = INT64_MAX
@@ -85,13 +92,20 @@ class SourceOperator(Operator):
         """A partition announced without data (a heartbeat): it holds the watermark back (at INT64_MIN)
         until it produces records or goes idle, as an assigned but empty Kafka partition does in Flink."""
         if partition not in self.partitions:
-            self.partitions[partition] = _Partition(self.delay)
+            revived = self._revoked.pop(partition, None)
+            self.partitions[partition] = revived if revived is not None else _Partition(self.delay)
 
     # ---- chunks ----
 
     def process_chunk(self, chunk: SourceChunk) -> Output:
         for pid in chunk.revoked:
-            self.partitions.pop(pid, None)
+            part = self.partitions.pop(pid, None)
+            if part is not None and self.monotonic:
+                self._revoked[pid] = part  # a single worker may get it back: keep its tracker
+        if chunk.revoked and not len(chunk) and not chunk.errors:
+            # Only a revocation: the remaining partitions may now let the watermark move on.
+            self._advance()
+            return Output(Batch.empty(self.watermark, origin=self.step, partition=chunk.partition))
         self.register_partition(chunk.partition)
         part = self.partitions[chunk.partition]
         part.last_seen = time.monotonic()
@@ -176,6 +190,17 @@ class SourceOperator(Operator):
             return None
         self._advance()
         return Output(Batch.empty(self.watermark, origin=self.step, idle=self._all_idle()))
+
+    def snapshot_partition(self, partition: int) -> dict[str, Any] | None:
+        """The watermark tracker of one partition (moves with the partition to another worker)."""
+        part = self.partitions.get(partition)
+        return None if part is None else part.tracker.snapshot()
+
+    def restore_partition(self, partition: int, tracker: dict[str, Any]) -> None:
+        part = _Partition(self.delay)
+        part.tracker = kernels.WatermarkTracker.restore(tracker)
+        part.watermark = part.tracker.current
+        self.partitions[partition] = part
 
     def snapshot(self) -> dict[str, Any]:
         return {
