@@ -36,3 +36,26 @@ def orchestration_runs_provider(path: str | Path, limit: int = 20) -> Callable[[
         return [dict(zip(_RUN_COLUMNS, row)) for row in rows]
 
     return recent_runs
+
+
+def dataflow_provider(*flows: Any) -> Callable[[], list[dict[str, Any]]]:
+    """A ``flows_provider`` for the status page: one row per `engine.Dataflow` run in this process, with
+    its state, record counts, late records and watermark (the minimum over its steps, as an int ms)."""
+
+    def rows() -> list[dict[str, Any]]:
+        out = []
+        for flow in flows:
+            run = getattr(flow, "_last_run", None)
+            metrics = flow.metrics()
+            watermarks = [m["watermark"] for m in metrics.values() if m.get("kind") != "sink" and "watermark" in m]
+            out.append({
+                "flow": flow.name,
+                "state": getattr(run, "state", "not started"),
+                "records_in": sum(m["records_in"] for m in metrics.values() if m.get("kind") == "source"),
+                "records_out": sum(m["records_in"] for m in metrics.values() if m.get("kind") == "sink"),
+                "late_records": sum(m.get("late_records", 0) for m in metrics.values()),
+                "watermark": min(watermarks) if watermarks else None,
+            })
+        return out
+
+    return rows
