@@ -114,7 +114,6 @@ def checkpoint_costs() -> dict[str, float]:
             if execution.source_positions() and next(iter(execution.source_positions().values())).get(0) == N_KEYS:
                 started = time.perf_counter()
                 await self.checkpoint(execution)
-                await self.close()  # until it is durable
                 self.write_seconds = time.perf_counter() - started
                 raise Stop
 
