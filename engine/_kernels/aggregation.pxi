@@ -318,26 +318,6 @@ cdef class WindowAggTable:
 
     # --- internals ---------------------------------------------------------------------------------
 
-    cdef inline _AggHead* _entry(self, uint64_t slot_value) noexcept nogil:
-        return <_AggHead*>(self._entries + ((slot_value & <uint64_t>0xFFFFFFFF) - 1) * self._stride)
-
-    cdef inline uint64_t _find(self, int64_t key, int64_t start, uint64_t h) noexcept nogil:
-        """Index slot of (key, start), or of the empty slot where it belongs."""
-        cdef uint64_t mask = ((<uint64_t>1) << self._bits) - 1
-        cdef uint64_t i = h >> (64 - self._bits)
-        cdef uint64_t tag = h >> 32
-        cdef uint64_t e
-        cdef _AggHead* hd
-        while True:
-            e = self._index[i]
-            if e == 0:
-                return i
-            if (e >> 32) == tag:
-                hd = self._entry(e)
-                if hd.key == key and hd.start == start:
-                    return i
-            i = (i + 1) & mask
-
     cdef int _reindex(self, int bits) except -1 nogil:
         """Rebuild the index with ``1 << bits`` slots from the entries (order of the dense array)."""
         cdef size_t old_bytes = ((<size_t>1) << self._bits) * sizeof(uint64_t)
@@ -404,61 +384,6 @@ cdef class WindowAggTable:
         self._entry_cap = cap
         return 0
 
-    cdef inline int _add_one(self, uint64_t h, int64_t key, int64_t start, const double* row) except -1 nogil:
-        """Add one record (hash ``h`` of (key, start), values ``row``) to its window."""
-        cdef Py_ssize_t j, nv = self._n_values
-        cdef uint64_t slot = self._find(key, start, h)
-        cdef uint64_t e = self._index[slot]
-        cdef int64_t end
-        cdef _AggHead* hd
-        cdef double* acc
-        cdef double v
-        if e == 0:
-            if self._n >= _AGG_MAX_WINDOWS:
-                with gil:
-                    raise MemoryError(f"WindowAggTable: more than {_AGG_MAX_WINDOWS} live windows")
-            if self._n == self._entry_cap:
-                self._resize_entries(2 * self._entry_cap)
-            hd = <_AggHead*>(self._entries + self._n * self._stride)
-            acc = <double*>(hd + 1)
-            hd.key = key
-            hd.start = start
-            hd.meta = 1 | _AGG_DIRTY
-            for j in range(nv):
-                acc[j] = row[j]
-                acc[nv + j] = row[j]
-                acc[2 * nv + j] = row[j]
-            self._n += 1
-            self._index[slot] = ((h >> 32) << 32) | <uint64_t>self._n
-            if 4 * self._n > 3 * ((<int64_t>1) << self._bits):
-                self._grow_index()
-            self._pending += 1
-            end = start + self._size
-            if end < self._min_live_end:
-                self._min_live_end = end
-            if end < self._min_pending_end:
-                self._min_pending_end = end
-            self._widen_bounds(key, start)
-            return 0
-        hd = self._entry(e)
-        acc = <double*>(hd + 1)
-        hd.meta += 1  # the count; 2**62 records in one window are out of reach
-        for j in range(nv):
-            v = row[j]
-            acc[j] += v
-            # NaN-ignoring min/max; the entry holds NaN only while every value seen was NaN
-            if v < acc[nv + j] or acc[nv + j] != acc[nv + j]:
-                acc[nv + j] = v
-            if v > acc[2 * nv + j] or acc[2 * nv + j] != acc[2 * nv + j]:
-                acc[2 * nv + j] = v
-        if not (hd.meta & _AGG_DIRTY):
-            hd.meta |= _AGG_DIRTY
-            self._pending += 1
-            end = hd.start + self._size
-            if end < self._min_pending_end:
-                self._min_pending_end = end
-        return 0
-
     cdef inline void _widen_bounds(self, int64_t key, int64_t start) noexcept nogil:
         if start < self._smin:
             self._smin = start
@@ -469,33 +394,152 @@ cdef class WindowAggTable:
         if key > self._kmax:
             self._kmax = key
 
-    cdef int _add(self, const int64_t* keys, const int64_t* starts, const double* vals,
-                  Py_ssize_t n) except -1 nogil:
-        """Add a batch in record order (per window, so sums are bit-identical to the twin's)."""
+    cdef void _note_batch(self, const int64_t* keys, const int64_t* starts, Py_ssize_t step,
+                          Py_ssize_t n) noexcept nogil:
+        """Widen the bounds and the smallest live/pending ends for a batch about to be added.
+
+        Every record's window is live and dirty once the batch is in, so the batch's smallest start
+        gives both ends exactly, and the bounds stay a superset of the live windows' (all they need).
+        """
+        cdef Py_ssize_t i
+        cdef int64_t kmin = C_INT64_MAX, kmax = C_INT64_MIN, smin = C_INT64_MAX, smax = C_INT64_MIN, k, s
+        for i in range(n):
+            k = keys[i * step]
+            s = starts[i * step]
+            kmin = k if k < kmin else kmin
+            kmax = k if k > kmax else kmax
+            smin = s if s < smin else smin
+            smax = s if s > smax else smax
+        if n == 0:
+            return
+        self._widen_bounds(kmin, smin)
+        self._widen_bounds(kmax, smax)
+        if smin + self._size < self._min_live_end:
+            self._min_live_end = smin + self._size
+        if smin + self._size < self._min_pending_end:
+            self._min_pending_end = smin + self._size
+
+    cdef inline int _add_run(self, const int64_t* keys, const int64_t* starts, Py_ssize_t step,
+                             const double* vals, Py_ssize_t n, int prefetch) except -1 nogil:
+        """Add records ``keys[i * step]``, ``starts[i * step]``, ``vals[i * nv:]`` in order.
+
+        The caller has called `_note_batch`. The loop keeps the table's state in locals (the
+        compiler cannot keep fields of ``self`` in registers across the stores into the entries) and
+        writes it back before anything that can raise or move the buffers. A software pipeline hashes
+        record ``i + _AGG_AHEAD`` and prefetches its index slot; with ``prefetch_entries`` it also
+        prefetches, at ``i + _AGG_AHEAD2``, the entry that slot points to (worth it when the index
+        and entries are far larger than the cache; a partitioned batch works in cache without it).
+        Records reach their window in batch order, so sums are bit-identical to the twin's.
+        """
         cdef uint64_t ring[_AGG_AHEAD]
-        cdef Py_ssize_t i, nv = self._n_values
-        cdef uint64_t h, e, ahead
-        if n >= _agg_partition_min:
-            return self._add_partitioned(keys, starts, vals, n)
-        # Two-stage software pipeline: the index slot of record i + _AGG_AHEAD is prefetched, then
-        # at i + _AGG_AHEAD2 (slot now cached) the entry it points to. Independent prefetches overlap
-        # the memory latency of consecutive records; the real lookup at i then hits the cache.
+        cdef Py_ssize_t i, j, nv = self._n_values, stride = self._stride
+        cdef uint64_t* index = self._index
+        cdef char* entries = self._entries
+        cdef int shift = 64 - self._bits
+        cdef uint64_t mask = ((<uint64_t>1) << self._bits) - 1
+        cdef int64_t live = self._n, cap = self._entry_cap, pending = self._pending
+        cdef int64_t grow_at = 3 * (((<int64_t>1) << self._bits) // 4)
+        cdef uint64_t h, ahead, slot, e, meta
+        cdef int64_t key, start
+        cdef _AggHead* hd
+        cdef double* acc
+        cdef const double* row
+        cdef double v, lo, hi
         for i in range(min(n, <Py_ssize_t>_AGG_AHEAD)):
-            ring[i] = _agg_hash(keys[i], starts[i])
-            _agg_prefetch(self._index + (ring[i] >> (64 - self._bits)))
+            ring[i] = _agg_hash(keys[i * step], starts[i * step])
+            if prefetch >= 1:
+                _agg_prefetch(index + (ring[i] >> shift))
         for i in range(n):
             h = ring[i & (_AGG_AHEAD - 1)]
             if i + _AGG_AHEAD < n:
-                ahead = _agg_hash(keys[i + _AGG_AHEAD], starts[i + _AGG_AHEAD])
+                ahead = _agg_hash(keys[(i + _AGG_AHEAD) * step], starts[(i + _AGG_AHEAD) * step])
                 ring[i & (_AGG_AHEAD - 1)] = ahead
-                _agg_prefetch(self._index + (ahead >> (64 - self._bits)))
-            if i + _AGG_AHEAD2 < n:
+                if prefetch >= 1:
+                    _agg_prefetch(index + (ahead >> shift))
+            if prefetch >= 2 and i + _AGG_AHEAD2 < n:
                 ahead = ring[(i + _AGG_AHEAD2) & (_AGG_AHEAD - 1)]
-                e = self._index[ahead >> (64 - self._bits)]
-                if e != 0 and (e >> 32) == (ahead >> 32):
-                    _agg_prefetch(self._entry(e))
-            self._add_one(h, keys[i], starts[i], vals + i * nv)
+                e = index[ahead >> shift]
+                if e != 0 and ((e ^ ahead) >> 32) == 0:
+                    _agg_prefetch(entries + ((e & <uint64_t>0xFFFFFFFF) - 1) * stride)
+            key = keys[i * step]
+            start = starts[i * step]
+            row = vals + i * nv
+            # linear probing; the tag (top hash bits in the slot) rejects almost every foreign entry
+            # before its cache line is read
+            slot = h >> shift
+            while True:
+                e = index[slot]
+                if e == 0:
+                    break
+                if ((e ^ h) >> 32) == 0:
+                    hd = <_AggHead*>(entries + ((e & <uint64_t>0xFFFFFFFF) - 1) * stride)
+                    if hd.key == key and hd.start == start:
+                        break
+                slot = (slot + 1) & mask
+            if e != 0:
+                acc = <double*>(hd + 1)
+                meta = hd.meta
+                pending += <int64_t>((meta >> 63) ^ 1)  # clean -> dirty
+                hd.meta = (meta + 1) | _AGG_DIRTY  # the count; 2**62 records in one window are out of reach
+                for j in range(nv):
+                    v = row[j]
+                    acc[j] += v
+                    # NaN-ignoring min/max: the selects compile to minsd/maxsd (no branch to
+                    # mispredict); a NaN result means every value before was NaN, so take v
+                    lo = v if v < acc[nv + j] else acc[nv + j]
+                    hi = v if v > acc[2 * nv + j] else acc[2 * nv + j]
+                    if lo != lo:
+                        lo = v
+                    if hi != hi:
+                        hi = v
+                    acc[nv + j] = lo
+                    acc[2 * nv + j] = hi
+                continue
+            # a new window
+            if live == cap or live >= _AGG_MAX_WINDOWS:
+                self._n = live
+                self._pending = pending
+                if live >= _AGG_MAX_WINDOWS:
+                    with gil:
+                        raise MemoryError(f"WindowAggTable: more than {_AGG_MAX_WINDOWS} live windows")
+                self._resize_entries(2 * cap)
+                entries = self._entries
+                cap = self._entry_cap
+            hd = <_AggHead*>(entries + live * stride)
+            acc = <double*>(hd + 1)
+            hd.key = key
+            hd.start = start
+            hd.meta = 1 | _AGG_DIRTY
+            for j in range(nv):
+                v = row[j]
+                acc[j] = v
+                acc[nv + j] = v
+                acc[2 * nv + j] = v
+            live += 1
+            pending += 1
+            index[slot] = (h & <uint64_t>0xFFFFFFFF00000000) | <uint64_t>live
+            if live > grow_at:
+                self._n = live
+                self._pending = pending
+                self._grow_index()
+                index = self._index
+                shift = 64 - self._bits
+                mask = ((<uint64_t>1) << self._bits) - 1
+                grow_at = 3 * (((<int64_t>1) << self._bits) // 4)
+                # the slots prefetched ahead moved: re-prefetch them (only for speed)
+                for j in range(i + 1, min(n, i + 1 + <Py_ssize_t>_AGG_AHEAD)):
+                    _agg_prefetch(index + (ring[j & (_AGG_AHEAD - 1)] >> shift))
+        self._n = live
+        self._pending = pending
         return 0
+
+    cdef int _add(self, const int64_t* keys, const int64_t* starts, const double* vals,
+                  Py_ssize_t n) except -1 nogil:
+        """Add a batch in record order (per window, so sums are bit-identical to the twin's)."""
+        if n >= _agg_partition_min:
+            return self._add_partitioned(keys, starts, vals, n)
+        self._note_batch(keys, starts, 1, n)
+        return self._add_run(keys, starts, 1, vals, n, 2)
 
     cdef int _add_partitioned(self, const int64_t* keys, const int64_t* starts, const double* vals,
                               Py_ssize_t n) except -1 nogil:
@@ -515,14 +559,13 @@ cdef class WindowAggTable:
         cdef _AggRec* recs
         cdef double* pvals
         cdef _AggRec* rec
-        cdef uint64_t h, e, ahead
-        cdef uint64_t ring[_AGG_AHEAD]
+        cdef uint64_t h
         cdef int bits = self._bits
         cdef int mbits = min(max(_agg_bit_length(<uint64_t>n), 10), 24)
         cdef size_t nwords = ((<size_t>1) << mbits) // 64
         cdef uint64_t* bitmap
         cdef uint8_t* part
-        cdef int64_t distinct
+        cdef int64_t distinct, need
         # plain malloc for what needs no zeroing: the allocator hands the same blocks back to the
         # next large batch (no fresh pages to fault in and clear)
         recs = <_AggRec*>malloc(rec_bytes)
@@ -566,27 +609,18 @@ cdef class WindowAggTable:
         # pile up behind its few home slots in one long cluster (quadratic probing). Size the index
         # for the estimated new windows (+10%) up front; if the estimate falls short, the usual
         # growth at load 3/4 still happens, when every stretch already processed is at that load.
-        while 4 * (self._n + distinct + distinct // 10 + 16) > 3 * ((<int64_t>1) << bits):
+        # The entries get room for them too: one allocation instead of a chain of doublings, the
+        # first ones of which (below the mmap threshold) copy.
+        need = self._n + distinct + distinct // 10 + 16
+        while 4 * need > 3 * ((<int64_t>1) << bits):
             bits += 1
         try:
+            if need > self._entry_cap:
+                self._resize_entries(need)
             if bits != self._bits:
                 self._reindex(bits)
-            # the same two-stage prefetch pipeline as the direct path (see `_add`)
-            for i in range(min(n, <Py_ssize_t>_AGG_AHEAD)):
-                ring[i] = _agg_hash(recs[i].key, recs[i].start)
-            for i in range(n):
-                h = ring[i & (_AGG_AHEAD - 1)]
-                if i + _AGG_AHEAD < n:
-                    ahead = _agg_hash(recs[i + _AGG_AHEAD].key, recs[i + _AGG_AHEAD].start)
-                    ring[i & (_AGG_AHEAD - 1)] = ahead
-                    _agg_prefetch(self._index + (ahead >> (64 - self._bits)))
-                if i + _AGG_AHEAD2 < n:
-                    ahead = ring[(i + _AGG_AHEAD2) & (_AGG_AHEAD - 1)]
-                    e = self._index[ahead >> (64 - self._bits)]
-                    if e != 0 and (e >> 32) == (ahead >> 32):
-                        _agg_prefetch(self._entry(e))
-                rec = &recs[i]
-                self._add_one(h, rec.key, rec.start, pvals + i * nv)
+            self._note_batch(keys, starts, 1, n)
+            self._add_run(&recs[0].key, &recs[0].start, 2, pvals, n, 1)
         finally:
             free(recs)
             free(pvals)
