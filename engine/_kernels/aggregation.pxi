@@ -266,6 +266,7 @@ cdef class WindowAggTable:
     cdef int64_t _min_pending_end    # exact smallest end of dirty windows (INT64_MAX if none)
     # bounds (not always tight) of the starts and key ids of live windows, for the sort key
     cdef int64_t _smin, _smax, _kmin, _kmax
+    cdef int64_t _grid               # size while every window start seen is on one size grid, else 1
 
     def __cinit__(self):
         self._entries = NULL
@@ -277,6 +278,7 @@ cdef class WindowAggTable:
         self._n_values = _checks.value_columns("n_values", n_values)
         self._stride = sizeof(_AggHead) + 3 * self._n_values * sizeof(double)
         self._nothing_fired = None
+        self._grid = self._size
         self._n = 0
         self._pending = 0
         self._min_live_end = C_INT64_MAX
@@ -638,7 +640,9 @@ cdef class WindowAggTable:
         cdef _AggHead* hd
         cdef int64_t r, end, next_pending = C_INT64_MAX
         cdef int64_t smin = C_INT64_MAX, smax = C_INT64_MIN, kmin = C_INT64_MAX, kmax = C_INT64_MIN
-        cdef uint64_t sspan, kspan, comp, comp_max, low_mask
+        cdef uint64_t sspan, kspan, comp, comp_max, low_mask, grid, odd, inv, limit, tz_mask, x, q
+        cdef int tz, p
+        cdef bint off_grid
         cdef int cbits, ebits
         cdef size_t k, m
         cdef vector[pair[pair[int64_t, int64_t], uint64_t]] fallback
@@ -646,15 +650,33 @@ cdef class WindowAggTable:
         order.reserve(self._pending if due_only else self._n)
         ebits = _agg_bit_length(<uint64_t>(self._n - 1)) if self._n > 1 else 0
         # Fast path: one pass packing the sort key from the table-wide bounds of start and key_id,
-        # when the packed key fits in 64 bits (always, for realistic windows).
-        sspan = <uint64_t>self._smax - <uint64_t>self._smin
-        kspan = <uint64_t>self._kmax - <uint64_t>self._kmin
-        cbits = 65
-        if self._n and kspan != <uint64_t>0xFFFFFFFFFFFFFFFF and sspan <= (<uint64_t>0xFFFFFFFFFFFFFFFF - kspan) // (kspan + 1):
-            cbits = _agg_bit_length(sspan * (kspan + 1) + kspan)
-        if cbits + ebits <= 64:
+        # when the packed key fits in 64 bits (always, for realistic windows). While every start is
+        # smin plus a multiple of ``grid`` (tumbling windows: the size), the start is packed as that
+        # multiple: a key span as dense as the windows, so fewer radix passes.
+        grid = <uint64_t>self._grid
+        while True:
+            sspan = (<uint64_t>self._smax - <uint64_t>self._smin) / grid
+            kspan = <uint64_t>self._kmax - <uint64_t>self._kmin
+            cbits = 65
+            if self._n and kspan != <uint64_t>0xFFFFFFFFFFFFFFFF and sspan <= (<uint64_t>0xFFFFFFFFFFFFFFFF - kspan) // (kspan + 1):
+                cbits = _agg_bit_length(sspan * (kspan + 1) + kspan)
+            if cbits + ebits > 64:
+                break
+            # exact division by grid = odd << tz: x is a multiple of grid iff its low tz bits are 0
+            # and (x >> tz) * inverse(odd) mod 2**64 <= UINT64_MAX / odd; that product is then x / grid
+            odd = grid
+            tz = 0
+            while (odd & 1) == 0:
+                odd >>= 1
+                tz += 1
+            tz_mask = ((<uint64_t>1) << tz) - 1
+            limit = <uint64_t>0xFFFFFFFFFFFFFFFF / odd
+            inv = odd  # Newton's iteration for the inverse modulo 2**64: 3, 6, 12, 24, 48, 96 bits
+            for p in range(5):
+                inv *= 2 - odd * inv
             smin = self._smin
             kmin = self._kmin
+            off_grid = False
             for r in range(self._n):
                 hd = <_AggHead*>(self._entries + r * stride)
                 if due_only:
@@ -665,8 +687,19 @@ cdef class WindowAggTable:
                         if end < next_pending:
                             next_pending = end
                         continue
-                comp = (<uint64_t>hd.start - <uint64_t>smin) * (kspan + 1) + (<uint64_t>hd.key - <uint64_t>kmin)
+                x = <uint64_t>hd.start - <uint64_t>smin
+                q = (x >> tz) * inv
+                if (x & tz_mask) != 0 or q > limit:
+                    off_grid = True
+                    break
+                comp = q * (kspan + 1) + (<uint64_t>hd.key - <uint64_t>kmin)
                 order.push_back((comp << ebits) | <uint64_t>r)
+            if off_grid:  # windows off the size grid (sliding windows, say): stop trying it
+                self._grid = 1
+                grid = 1
+                order.clear()
+                next_pending = C_INT64_MAX
+                continue
             m = order.size()
             if m > 1:
                 if m < _AGG_RADIX_MIN:
@@ -677,6 +710,7 @@ cdef class WindowAggTable:
             for k in range(m):
                 order[k] = order[k] & low_mask
             return next_pending
+        # Fallback: the packed key does not fit; sort (start, key_id) pairs of the selected windows.
         for r in range(self._n):
             hd = <_AggHead*>(self._entries + r * stride)
             if due_only:

@@ -480,3 +480,25 @@ def test_fire_and_purge_with_nothing_due_leave_state_alone(impl):
         assert len(t.fire(w).key_ids) == 0
         assert t.purge(w) == 0
     assert_snapshots_equal(t.snapshot(), before)
+
+
+@pytest.mark.parametrize("slide", [1000, 250, 7], ids=["on-size-grid", "sliding-grid", "off-grid"])
+def test_fire_order_with_starts_on_and_off_the_size_grid(slide):
+    """fire packs starts as multiples of the size while they are on that grid; any start off it
+    (sliding windows, say) switches the table to plain starts for good. Both orders are exact."""
+    seed = 5
+    print("seed", seed)
+    rng = np.random.default_rng(seed)
+    compiled = _core.WindowAggTable(1000, 0, 1)
+    twin = _reference.WindowAggTable(1000, 0, 1)
+    for step in range(3):
+        n = 3000
+        keys = rng.integers(0, 300, n)
+        starts = rng.integers(-40, 40, n) * slide + step * 1000
+        vals = rng.normal(size=(n, 1))
+        compiled.add(keys, starts, vals)
+        twin.add(keys, starts, vals)
+        watermark = step * 10_000 - 1
+        assert_fired_equal(compiled.fire(watermark), twin.fire(watermark))
+        assert_snapshots_equal(compiled.snapshot(), twin.snapshot())
+    assert_fired_equal(compiled.fire(INT64_MAX), twin.fire(INT64_MAX))
