@@ -512,11 +512,19 @@ cdef class WindowAggTable:
             hd.key = key
             hd.start = start
             hd.meta = 1 | _AGG_DIRTY
-            for j in range(nv):
-                v = row[j]
-                acc[j] = v
-                acc[nv + j] = v
-                acc[2 * nv + j] = v
+            # (GCC turns these short loops into calls to memcpy: one value column, the usual
+            # case, is written out)
+            if nv == 1:
+                v = row[0]
+                acc[0] = v
+                acc[1] = v
+                acc[2] = v
+            else:
+                for j in range(nv):
+                    v = row[j]
+                    acc[j] = v
+                    acc[nv + j] = v
+                    acc[2 * nv + j] = v
             live += 1
             pending += 1
             index[slot] = (h & <uint64_t>0xFFFFFFFF00000000) | <uint64_t>live
@@ -604,8 +612,11 @@ cdef class WindowAggTable:
             rec = &recs[pos]
             rec.key = keys[i]
             rec.start = starts[i]
-            for j in range(nv):
-                pvals[pos * nv + j] = vals[i * nv + j]
+            if nv == 1:
+                pvals[pos] = vals[i]
+            else:
+                for j in range(nv):
+                    pvals[pos * nv + j] = vals[i * nv + j]
         free(part)
         # Records now come sorted by hash: were the index far too small for them, a partition would
         # pile up behind its few home slots in one long cluster (quadratic probing). Size the index
@@ -838,10 +849,15 @@ cdef class WindowAggTable:
                 os[r] = hd.start
                 oe[r] = hd.start + self._size
                 oc[r] = <int64_t>(hd.meta & _AGG_COUNT)
-                for j in range(nv):
-                    osum[r * nv + j] = acc[j]
-                    omin[r * nv + j] = acc[nv + j]
-                    omax[r * nv + j] = acc[2 * nv + j]
+                if nv == 1:  # (a loop would become three calls to memcpy)
+                    osum[r] = acc[0]
+                    omin[r] = acc[1]
+                    omax[r] = acc[2]
+                else:
+                    for j in range(nv):
+                        osum[r * nv + j] = acc[j]
+                        omin[r * nv + j] = acc[nv + j]
+                        omax[r * nv + j] = acc[2 * nv + j]
                 if mark_emitted:
                     hd.meta = (hd.meta & _AGG_COUNT) | _AGG_EMITTED
                 else:
