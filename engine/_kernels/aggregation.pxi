@@ -412,8 +412,11 @@ cdef class WindowAggTable:
             kmax = k if k > kmax else kmax
             smin = s if s < smin else smin
             smax = s if s > smax else smax
-        if n == 0:
-            return
+        if n:
+            self._note_bounds(kmin, kmax, smin, smax)
+
+    cdef void _note_bounds(self, int64_t kmin, int64_t kmax, int64_t smin, int64_t smax) noexcept nogil:
+        """`_note_batch` given the batch's smallest and largest key id and start."""
         self._widen_bounds(kmin, smin)
         self._widen_bounds(kmax, smax)
         if smin + self._size < self._min_live_end:
@@ -575,7 +578,8 @@ cdef class WindowAggTable:
         cdef size_t nwords = ((<size_t>1) << mbits) // 64
         cdef uint64_t* bitmap
         cdef uint8_t* part
-        cdef int64_t distinct, need
+        cdef int64_t distinct, need, k, s
+        cdef int64_t kmin = C_INT64_MAX, kmax = C_INT64_MIN, smin = C_INT64_MAX, smax = C_INT64_MIN
         # plain malloc for what needs no zeroing: the allocator hands the same blocks back to the
         # next large batch (no fresh pages to fault in and clear)
         recs = <_AggRec*>malloc(rec_bytes)
@@ -589,12 +593,18 @@ cdef class WindowAggTable:
             free(bitmap)
             with gil:
                 raise MemoryError(f"WindowAggTable: cannot allocate a batch of {n} records")
-        # pass 1: partition of each record, partition sizes, and a bitmap to estimate how many
-        # distinct windows the batch holds
+        # pass 1: partition of each record, partition sizes, a bitmap to estimate how many distinct
+        # windows the batch holds, and the batch's bounds (see `_note_batch`)
         for b in range(parts):
             offsets[b] = 0
         for i in range(n):
-            h = _agg_hash(keys[i], starts[i])
+            k = keys[i]
+            s = starts[i]
+            kmin = k if k < kmin else kmin
+            kmax = k if k > kmax else kmax
+            smin = s if s < smin else smin
+            smax = s if s > smax else smax
+            h = _agg_hash(k, s)
             part[i] = <uint8_t>(h >> (64 - pbits))
             offsets[part[i]] += 1
             bitmap[(h & ((nwords << 6) - 1)) >> 6] |= (<uint64_t>1) << (h & 63)
@@ -632,7 +642,7 @@ cdef class WindowAggTable:
                 self._resize_entries(need)
             if bits != self._bits:
                 self._reindex(bits)
-            self._note_batch(keys, starts, 1, n)
+            self._note_bounds(kmin, kmax, smin, smax)
             self._add_run(&recs[0].key, &recs[0].start, 2, pvals, n, 1)
         finally:
             free(recs)
