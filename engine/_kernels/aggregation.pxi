@@ -440,9 +440,11 @@ cdef class WindowAggTable:
         The caller has called `_note_batch`. The loop keeps the table's state in locals (the
         compiler cannot keep fields of ``self`` in registers across the stores into the entries) and
         writes it back before anything that can raise or move the buffers. A software pipeline hashes
-        record ``i + _AGG_AHEAD`` and prefetches its index slot; with ``prefetch_entries`` it also
-        prefetches, at ``i + _AGG_AHEAD2``, the entry that slot points to (worth it when the index
-        and entries are far larger than the cache; a partitioned batch works in cache without it).
+        record ``i + _AGG_AHEAD`` and, with ``prefetch >= 1``, prefetches its index slot; with
+        ``prefetch >= 2`` it also prefetches, at ``i + _AGG_AHEAD2``, the entry that slot points to
+        (worth it for records in batch order over a table larger than the cache; a partitioned
+        batch, whose entries are cache-resident, measured faster with ``prefetch=1``). ``prefetch``
+        is a constant at each call site, so the compiler drops the unused stages.
         Records reach their window in batch order, so sums are bit-identical to the twin's.
         """
         cdef uint64_t ring[_AGG_AHEAD]
