@@ -67,6 +67,47 @@ cdef extern from *:
         if (p == NULL) return;
         if (bytes < ENGINE_AGG_MMAP_MIN) free(p); else munmap(p, bytes);
     }
+    /* One retired entries mapping (of a table that was freed) is kept for the next table that
+       grows its entries to a large block: entries need no zeroing, so reusing it saves faulting in
+       and clearing fresh pages (a create-fill-drop loop of big tables, as a restore or a batch job
+       does, would otherwise pay that every time; glibc gives numpy arrays the same reuse). The
+       parked pages are MADV_FREE: the kernel may still reclaim them under memory pressure. At
+       most ENGINE_AGG_SPARE_MAX bytes are parked; the slot is taken and filled atomically. */
+    #define ENGINE_AGG_SPARE_MAX ((size_t)64 << 20)
+    #define ENGINE_AGG_PAGE ((size_t)4096)
+    static void* engine_agg_spare = NULL;  /* its first word holds its size in bytes */
+    static void engine_agg_retire(void* p, size_t bytes) {
+    #if defined(__GNUC__) || defined(__clang__)
+        if (p != NULL && bytes >= ENGINE_AGG_MMAP_MIN && bytes <= ENGINE_AGG_SPARE_MAX) {
+            void* expected = NULL;
+    #ifdef MADV_FREE
+            madvise(p, bytes, MADV_FREE);
+    #endif
+            *(size_t*)p = bytes;
+            if (__atomic_compare_exchange_n(&engine_agg_spare, &expected, p, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+                return;
+        }
+    #endif
+        engine_agg_free(p, bytes);
+    }
+    /* The parked mapping trimmed to `bytes` (contents undefined), or NULL. */
+    static void* engine_agg_take_spare(size_t bytes) {
+    #if defined(__GNUC__) || defined(__clang__)
+        void* q = __atomic_exchange_n(&engine_agg_spare, NULL, __ATOMIC_ACQ_REL);
+        if (q == NULL) return NULL;
+        size_t size = *(size_t*)q;
+        size_t keep = (bytes + ENGINE_AGG_PAGE - 1) / ENGINE_AGG_PAGE * ENGINE_AGG_PAGE;
+        if (size < bytes) {
+            engine_agg_retire(q, size);
+            return NULL;
+        }
+        if (keep < size) munmap((char*)q + keep, size - keep);
+        return q;
+    #else
+        (void)bytes;
+        return NULL;
+    #endif
+    }
     static void* engine_agg_realloc(void* p, size_t old_bytes, size_t new_bytes) {
     #ifdef MREMAP_MAYMOVE
         if (old_bytes >= ENGINE_AGG_MMAP_MIN && new_bytes >= ENGINE_AGG_MMAP_MIN) {
@@ -78,7 +119,9 @@ cdef extern from *:
             return q;
         }
     #endif
-        void* q = engine_agg_alloc(new_bytes);
+        void* q = NULL;
+        if (new_bytes >= ENGINE_AGG_MMAP_MIN) q = engine_agg_take_spare(new_bytes);
+        if (q == NULL) q = engine_agg_alloc(new_bytes);
         if (q == NULL) return NULL;
         if (p != NULL) memcpy(q, p, old_bytes < new_bytes ? old_bytes : new_bytes);
         engine_agg_free(p, old_bytes);
@@ -90,11 +133,13 @@ cdef extern from *:
         (void)old_bytes; return realloc(p, new_bytes);
     }
     static void engine_agg_free(void* p, size_t bytes) { (void)bytes; free(p); }
+    static void engine_agg_retire(void* p, size_t bytes) { (void)bytes; free(p); }
     #endif
     """
     void* _agg_alloc "engine_agg_alloc"(size_t nbytes) noexcept nogil
     void _agg_free "engine_agg_free"(void* p, size_t nbytes) noexcept nogil
     void* _agg_realloc "engine_agg_realloc"(void* p, size_t old_nbytes, size_t new_nbytes) noexcept nogil
+    void _agg_retire "engine_agg_retire"(void* p, size_t nbytes) noexcept nogil
 
 
 cdef extern from *:
@@ -304,7 +349,7 @@ cdef class WindowAggTable:
             raise MemoryError("WindowAggTable: cannot allocate the table")
 
     def __dealloc__(self):
-        _agg_free(self._entries, self._entry_cap * self._stride)
+        _agg_retire(self._entries, self._entry_cap * self._stride)  # may serve the next table
         _agg_free(self._index, ((<size_t>1) << self._bits) * sizeof(uint64_t))
 
     @property
