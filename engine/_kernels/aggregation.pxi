@@ -6,7 +6,8 @@
 #   start, and the count with the dirty/emitted flags in its top bits: 24 bytes) followed by
 #   `n_values` sums, mins and maxs, so one record's update touches one or two cache lines. Grows by
 #   doubling (large blocks are remapped with mremap, not copied); purge compacts it in place, keeping
-#   the order, and gives memory back.
+#   the order, and gives memory back. A dropped table's large block is parked (one, at most 64 MiB,
+#   MADV_FREE) for the next table's entries: no fresh pages to fault in and clear.
 # * index: 2^bits uint64 slots, linear probing. A slot is 0 (empty) or ``tag << 32 | (entry + 1)``
 #   with ``tag`` the top 32 bits of the splitmix64 hash of (key, start). The home slot is the top
 #   ``bits`` bits of the hash, so the index is ordered by hash: it is rebuilt when it grows without
