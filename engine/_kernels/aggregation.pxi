@@ -6,18 +6,28 @@
 #   start, and the count with the dirty/emitted flags in its top bits: 24 bytes) followed by
 #   `n_values` sums, mins and maxs, so one record's update touches one or two cache lines. Grows by
 #   doubling (large blocks are remapped with mremap, not copied); purge compacts it in place, keeping
-#   the order, and gives memory back.
+#   the order, and gives memory back. A dropped table's large block is parked (one, at most 64 MiB,
+#   MADV_FREE) for the next table's entries: no fresh pages to fault in and clear.
 # * index: 2^bits uint64 slots, linear probing. A slot is 0 (empty) or ``tag << 32 | (entry + 1)``
 #   with ``tag`` the top 32 bits of the splitmix64 hash of (key, start). The home slot is the top
 #   ``bits`` bits of the hash, so the index is ordered by hash: it is rebuilt when it grows without
 #   touching the entries (a near-sequential merge), and the tag rejects nearly every foreign entry
 #   before its cache line is read. 8 bytes per slot keep the index mostly in cache.
-# add: small batches go record by record with a two-stage prefetch pipeline; large ones are first
-# partitioned (stably) by the top hash bits, so each partition works on one cache-sized stretch of
-# the index and of the entries it creates. Per window, records are always added in batch order, so
-# sums are bit-identical to the twin's.
+# add: one loop (`_add_run`) with the table's state in locals. Small batches go record by record
+# with a two-stage prefetch pipeline; large ones are first partitioned (stably) by the top hash bits,
+# so each partition works on one cache-sized stretch of the index and of the entries it creates
+# (index slots are still prefetched: the stretch is cold when its partition starts). Per window,
+# records are always added in batch order, so sums are bit-identical to the twin's.
 # fire/purge/snapshot scan the dense entries (O(live), never O(capacity)) and are O(1) when nothing
-# is due; fired windows are ordered by an LSD radix sort of a packed (start, key_id, entry) integer.
+# is due; fired windows are ordered by an LSD radix sort of a packed (start, key_id, entry) integer,
+# in which a start is packed as its number of window sizes past the smallest start while every start
+# is on that grid (tumbling windows), which keeps the key dense (two radix passes, not three, for the
+# benchmark's million windows), then gathered from the entries in that order.
+# Tried, measured and left out: an MSD bucket pass that copies the entries in their own
+# order instead of gathering them at random (slower here: the scatter to many streams and the fresh
+# scratch memory cost more than the random reads), entries partitioned by start instead of hash
+# (fire ~10% faster on one big batch, but the index loses its locality for streams), and huge-page
+# scratch for the partitioned add (malloc hands the same blocks back between batches).
 
 from libc.stdlib cimport malloc, calloc, free
 from libc.string cimport memcpy, memset
@@ -58,6 +68,47 @@ cdef extern from *:
         if (p == NULL) return;
         if (bytes < ENGINE_AGG_MMAP_MIN) free(p); else munmap(p, bytes);
     }
+    /* One retired entries mapping (of a table that was freed) is kept for the next table that
+       grows its entries to a large block: entries need no zeroing, so reusing it saves faulting in
+       and clearing fresh pages (a create-fill-drop loop of big tables, as a restore or a batch job
+       does, would otherwise pay that every time; glibc gives numpy arrays the same reuse). The
+       parked pages are MADV_FREE: the kernel may still reclaim them under memory pressure. At
+       most ENGINE_AGG_SPARE_MAX bytes are parked; the slot is taken and filled atomically. */
+    #define ENGINE_AGG_SPARE_MAX ((size_t)64 << 20)
+    #define ENGINE_AGG_PAGE ((size_t)4096)
+    static void* engine_agg_spare = NULL;  /* its first word holds its size in bytes */
+    static void engine_agg_retire(void* p, size_t bytes) {
+    #if defined(__GNUC__) || defined(__clang__)
+        if (p != NULL && bytes >= ENGINE_AGG_MMAP_MIN && bytes <= ENGINE_AGG_SPARE_MAX) {
+            void* expected = NULL;
+    #ifdef MADV_FREE
+            madvise(p, bytes, MADV_FREE);
+    #endif
+            *(size_t*)p = bytes;
+            if (__atomic_compare_exchange_n(&engine_agg_spare, &expected, p, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+                return;
+        }
+    #endif
+        engine_agg_free(p, bytes);
+    }
+    /* The parked mapping trimmed to `bytes` (contents undefined), or NULL. */
+    static void* engine_agg_take_spare(size_t bytes) {
+    #if defined(__GNUC__) || defined(__clang__)
+        void* q = __atomic_exchange_n(&engine_agg_spare, NULL, __ATOMIC_ACQ_REL);
+        if (q == NULL) return NULL;
+        size_t size = *(size_t*)q;
+        size_t keep = (bytes + ENGINE_AGG_PAGE - 1) / ENGINE_AGG_PAGE * ENGINE_AGG_PAGE;
+        if (size < bytes) {
+            engine_agg_retire(q, size);
+            return NULL;
+        }
+        if (keep < size) munmap((char*)q + keep, size - keep);
+        return q;
+    #else
+        (void)bytes;
+        return NULL;
+    #endif
+    }
     static void* engine_agg_realloc(void* p, size_t old_bytes, size_t new_bytes) {
     #ifdef MREMAP_MAYMOVE
         if (old_bytes >= ENGINE_AGG_MMAP_MIN && new_bytes >= ENGINE_AGG_MMAP_MIN) {
@@ -69,7 +120,9 @@ cdef extern from *:
             return q;
         }
     #endif
-        void* q = engine_agg_alloc(new_bytes);
+        void* q = NULL;
+        if (new_bytes >= ENGINE_AGG_MMAP_MIN) q = engine_agg_take_spare(new_bytes);
+        if (q == NULL) q = engine_agg_alloc(new_bytes);
         if (q == NULL) return NULL;
         if (p != NULL) memcpy(q, p, old_bytes < new_bytes ? old_bytes : new_bytes);
         engine_agg_free(p, old_bytes);
@@ -81,11 +134,13 @@ cdef extern from *:
         (void)old_bytes; return realloc(p, new_bytes);
     }
     static void engine_agg_free(void* p, size_t bytes) { (void)bytes; free(p); }
+    static void engine_agg_retire(void* p, size_t bytes) { (void)bytes; free(p); }
     #endif
     """
     void* _agg_alloc "engine_agg_alloc"(size_t nbytes) noexcept nogil
     void _agg_free "engine_agg_free"(void* p, size_t nbytes) noexcept nogil
     void* _agg_realloc "engine_agg_realloc"(void* p, size_t old_nbytes, size_t new_nbytes) noexcept nogil
+    void _agg_retire "engine_agg_retire"(void* p, size_t nbytes) noexcept nogil
 
 
 cdef extern from *:
@@ -266,6 +321,7 @@ cdef class WindowAggTable:
     cdef int64_t _min_pending_end    # exact smallest end of dirty windows (INT64_MAX if none)
     # bounds (not always tight) of the starts and key ids of live windows, for the sort key
     cdef int64_t _smin, _smax, _kmin, _kmax
+    cdef int64_t _grid               # size while every window start seen is on one size grid, else 1
 
     def __cinit__(self):
         self._entries = NULL
@@ -277,6 +333,7 @@ cdef class WindowAggTable:
         self._n_values = _checks.value_columns("n_values", n_values)
         self._stride = sizeof(_AggHead) + 3 * self._n_values * sizeof(double)
         self._nothing_fired = None
+        self._grid = self._size
         self._n = 0
         self._pending = 0
         self._min_live_end = C_INT64_MAX
@@ -293,7 +350,7 @@ cdef class WindowAggTable:
             raise MemoryError("WindowAggTable: cannot allocate the table")
 
     def __dealloc__(self):
-        _agg_free(self._entries, self._entry_cap * self._stride)
+        _agg_retire(self._entries, self._entry_cap * self._stride)  # may serve the next table
         _agg_free(self._index, ((<size_t>1) << self._bits) * sizeof(uint64_t))
 
     @property
@@ -317,26 +374,6 @@ cdef class WindowAggTable:
         return self._entry_cap * self._stride + ((<int64_t>1) << self._bits) * <int64_t>sizeof(uint64_t)
 
     # --- internals ---------------------------------------------------------------------------------
-
-    cdef inline _AggHead* _entry(self, uint64_t slot_value) noexcept nogil:
-        return <_AggHead*>(self._entries + ((slot_value & <uint64_t>0xFFFFFFFF) - 1) * self._stride)
-
-    cdef inline uint64_t _find(self, int64_t key, int64_t start, uint64_t h) noexcept nogil:
-        """Index slot of (key, start), or of the empty slot where it belongs."""
-        cdef uint64_t mask = ((<uint64_t>1) << self._bits) - 1
-        cdef uint64_t i = h >> (64 - self._bits)
-        cdef uint64_t tag = h >> 32
-        cdef uint64_t e
-        cdef _AggHead* hd
-        while True:
-            e = self._index[i]
-            if e == 0:
-                return i
-            if (e >> 32) == tag:
-                hd = self._entry(e)
-                if hd.key == key and hd.start == start:
-                    return i
-            i = (i + 1) & mask
 
     cdef int _reindex(self, int bits) except -1 nogil:
         """Rebuild the index with ``1 << bits`` slots from the entries (order of the dense array)."""
@@ -404,61 +441,6 @@ cdef class WindowAggTable:
         self._entry_cap = cap
         return 0
 
-    cdef inline int _add_one(self, uint64_t h, int64_t key, int64_t start, const double* row) except -1 nogil:
-        """Add one record (hash ``h`` of (key, start), values ``row``) to its window."""
-        cdef Py_ssize_t j, nv = self._n_values
-        cdef uint64_t slot = self._find(key, start, h)
-        cdef uint64_t e = self._index[slot]
-        cdef int64_t end
-        cdef _AggHead* hd
-        cdef double* acc
-        cdef double v
-        if e == 0:
-            if self._n >= _AGG_MAX_WINDOWS:
-                with gil:
-                    raise MemoryError(f"WindowAggTable: more than {_AGG_MAX_WINDOWS} live windows")
-            if self._n == self._entry_cap:
-                self._resize_entries(2 * self._entry_cap)
-            hd = <_AggHead*>(self._entries + self._n * self._stride)
-            acc = <double*>(hd + 1)
-            hd.key = key
-            hd.start = start
-            hd.meta = 1 | _AGG_DIRTY
-            for j in range(nv):
-                acc[j] = row[j]
-                acc[nv + j] = row[j]
-                acc[2 * nv + j] = row[j]
-            self._n += 1
-            self._index[slot] = ((h >> 32) << 32) | <uint64_t>self._n
-            if 4 * self._n > 3 * ((<int64_t>1) << self._bits):
-                self._grow_index()
-            self._pending += 1
-            end = start + self._size
-            if end < self._min_live_end:
-                self._min_live_end = end
-            if end < self._min_pending_end:
-                self._min_pending_end = end
-            self._widen_bounds(key, start)
-            return 0
-        hd = self._entry(e)
-        acc = <double*>(hd + 1)
-        hd.meta += 1  # the count; 2**62 records in one window are out of reach
-        for j in range(nv):
-            v = row[j]
-            acc[j] += v
-            # NaN-ignoring min/max; the entry holds NaN only while every value seen was NaN
-            if v < acc[nv + j] or acc[nv + j] != acc[nv + j]:
-                acc[nv + j] = v
-            if v > acc[2 * nv + j] or acc[2 * nv + j] != acc[2 * nv + j]:
-                acc[2 * nv + j] = v
-        if not (hd.meta & _AGG_DIRTY):
-            hd.meta |= _AGG_DIRTY
-            self._pending += 1
-            end = hd.start + self._size
-            if end < self._min_pending_end:
-                self._min_pending_end = end
-        return 0
-
     cdef inline void _widen_bounds(self, int64_t key, int64_t start) noexcept nogil:
         if start < self._smin:
             self._smin = start
@@ -469,33 +451,165 @@ cdef class WindowAggTable:
         if key > self._kmax:
             self._kmax = key
 
-    cdef int _add(self, const int64_t* keys, const int64_t* starts, const double* vals,
-                  Py_ssize_t n) except -1 nogil:
-        """Add a batch in record order (per window, so sums are bit-identical to the twin's)."""
+    cdef void _note_batch(self, const int64_t* keys, const int64_t* starts, Py_ssize_t step,
+                          Py_ssize_t n) noexcept nogil:
+        """Widen the bounds and the smallest live/pending ends for a batch about to be added.
+
+        Every record's window is live and dirty once the batch is in, so the batch's smallest start
+        gives both ends exactly, and the bounds stay a superset of the live windows' (all they need).
+        """
+        cdef Py_ssize_t i
+        cdef int64_t kmin = C_INT64_MAX, kmax = C_INT64_MIN, smin = C_INT64_MAX, smax = C_INT64_MIN, k, s
+        for i in range(n):
+            k = keys[i * step]
+            s = starts[i * step]
+            kmin = k if k < kmin else kmin
+            kmax = k if k > kmax else kmax
+            smin = s if s < smin else smin
+            smax = s if s > smax else smax
+        if n:
+            self._note_bounds(kmin, kmax, smin, smax)
+
+    cdef void _note_bounds(self, int64_t kmin, int64_t kmax, int64_t smin, int64_t smax) noexcept nogil:
+        """`_note_batch` given the batch's smallest and largest key id and start."""
+        self._widen_bounds(kmin, smin)
+        self._widen_bounds(kmax, smax)
+        if smin + self._size < self._min_live_end:
+            self._min_live_end = smin + self._size
+        if smin + self._size < self._min_pending_end:
+            self._min_pending_end = smin + self._size
+
+    cdef inline int _add_run(self, const int64_t* keys, const int64_t* starts, Py_ssize_t step,
+                             const double* vals, Py_ssize_t n, int prefetch) except -1 nogil:
+        """Add records ``keys[i * step]``, ``starts[i * step]``, ``vals[i * nv:]`` in order.
+
+        The caller has called `_note_batch`. The loop keeps the table's state in locals (the
+        compiler cannot keep fields of ``self`` in registers across the stores into the entries) and
+        writes it back before anything that can raise or move the buffers. A software pipeline hashes
+        record ``i + _AGG_AHEAD`` and, with ``prefetch >= 1``, prefetches its index slot; with
+        ``prefetch >= 2`` it also prefetches, at ``i + _AGG_AHEAD2``, the entry that slot points to
+        (worth it for records in batch order over a table larger than the cache; a partitioned
+        batch, whose entries are cache-resident, measured faster with ``prefetch=1``). ``prefetch``
+        is a constant at each call site, so the compiler drops the unused stages.
+        Records reach their window in batch order, so sums are bit-identical to the twin's.
+        """
         cdef uint64_t ring[_AGG_AHEAD]
-        cdef Py_ssize_t i, nv = self._n_values
-        cdef uint64_t h, e, ahead
-        if n >= _agg_partition_min:
-            return self._add_partitioned(keys, starts, vals, n)
-        # Two-stage software pipeline: the index slot of record i + _AGG_AHEAD is prefetched, then
-        # at i + _AGG_AHEAD2 (slot now cached) the entry it points to. Independent prefetches overlap
-        # the memory latency of consecutive records; the real lookup at i then hits the cache.
+        cdef Py_ssize_t i, j, nv = self._n_values, stride = self._stride
+        cdef uint64_t* index = self._index
+        cdef char* entries = self._entries
+        cdef int shift = 64 - self._bits
+        cdef uint64_t mask = ((<uint64_t>1) << self._bits) - 1
+        cdef int64_t live = self._n, cap = self._entry_cap, pending = self._pending
+        cdef int64_t grow_at = 3 * (((<int64_t>1) << self._bits) // 4)
+        cdef uint64_t h, ahead, slot, e, meta
+        cdef int64_t key, start
+        cdef _AggHead* hd
+        cdef double* acc
+        cdef const double* row
+        cdef double v, lo, hi
         for i in range(min(n, <Py_ssize_t>_AGG_AHEAD)):
-            ring[i] = _agg_hash(keys[i], starts[i])
-            _agg_prefetch(self._index + (ring[i] >> (64 - self._bits)))
+            ring[i] = _agg_hash(keys[i * step], starts[i * step])
+            if prefetch >= 1:
+                _agg_prefetch(index + (ring[i] >> shift))
         for i in range(n):
             h = ring[i & (_AGG_AHEAD - 1)]
             if i + _AGG_AHEAD < n:
-                ahead = _agg_hash(keys[i + _AGG_AHEAD], starts[i + _AGG_AHEAD])
+                ahead = _agg_hash(keys[(i + _AGG_AHEAD) * step], starts[(i + _AGG_AHEAD) * step])
                 ring[i & (_AGG_AHEAD - 1)] = ahead
-                _agg_prefetch(self._index + (ahead >> (64 - self._bits)))
-            if i + _AGG_AHEAD2 < n:
+                if prefetch >= 1:
+                    _agg_prefetch(index + (ahead >> shift))
+            if prefetch >= 2 and i + _AGG_AHEAD2 < n:
                 ahead = ring[(i + _AGG_AHEAD2) & (_AGG_AHEAD - 1)]
-                e = self._index[ahead >> (64 - self._bits)]
-                if e != 0 and (e >> 32) == (ahead >> 32):
-                    _agg_prefetch(self._entry(e))
-            self._add_one(h, keys[i], starts[i], vals + i * nv)
+                e = index[ahead >> shift]
+                if e != 0 and ((e ^ ahead) >> 32) == 0:
+                    _agg_prefetch(entries + ((e & <uint64_t>0xFFFFFFFF) - 1) * stride)
+            key = keys[i * step]
+            start = starts[i * step]
+            row = vals + i * nv
+            # linear probing; the tag (top hash bits in the slot) rejects almost every foreign entry
+            # before its cache line is read
+            slot = h >> shift
+            while True:
+                e = index[slot]
+                if e == 0:
+                    break
+                if ((e ^ h) >> 32) == 0:
+                    hd = <_AggHead*>(entries + ((e & <uint64_t>0xFFFFFFFF) - 1) * stride)
+                    if hd.key == key and hd.start == start:
+                        break
+                slot = (slot + 1) & mask
+            if e != 0:
+                acc = <double*>(hd + 1)
+                meta = hd.meta
+                pending += <int64_t>((meta >> 63) ^ 1)  # clean -> dirty
+                hd.meta = (meta + 1) | _AGG_DIRTY  # the count; 2**62 records in one window are out of reach
+                for j in range(nv):
+                    v = row[j]
+                    acc[j] += v
+                    # NaN-ignoring min/max: the selects compile to minsd/maxsd (no branch to
+                    # mispredict); a NaN result means every value before was NaN, so take v
+                    lo = v if v < acc[nv + j] else acc[nv + j]
+                    hi = v if v > acc[2 * nv + j] else acc[2 * nv + j]
+                    if lo != lo:
+                        lo = v
+                    if hi != hi:
+                        hi = v
+                    acc[nv + j] = lo
+                    acc[2 * nv + j] = hi
+                continue
+            # a new window
+            if live == cap or live >= _AGG_MAX_WINDOWS:
+                self._n = live
+                self._pending = pending
+                if live >= _AGG_MAX_WINDOWS:
+                    with gil:
+                        raise MemoryError(f"WindowAggTable: more than {_AGG_MAX_WINDOWS} live windows")
+                self._resize_entries(2 * cap)
+                entries = self._entries
+                cap = self._entry_cap
+            hd = <_AggHead*>(entries + live * stride)
+            acc = <double*>(hd + 1)
+            hd.key = key
+            hd.start = start
+            hd.meta = 1 | _AGG_DIRTY
+            # (GCC turns these short loops into calls to memcpy: one value column, the usual
+            # case, is written out)
+            if nv == 1:
+                v = row[0]
+                acc[0] = v
+                acc[1] = v
+                acc[2] = v
+            else:
+                for j in range(nv):
+                    v = row[j]
+                    acc[j] = v
+                    acc[nv + j] = v
+                    acc[2 * nv + j] = v
+            live += 1
+            pending += 1
+            index[slot] = (h & <uint64_t>0xFFFFFFFF00000000) | <uint64_t>live
+            if live > grow_at:
+                self._n = live
+                self._pending = pending
+                self._grow_index()
+                index = self._index
+                shift = 64 - self._bits
+                mask = ((<uint64_t>1) << self._bits) - 1
+                grow_at = 3 * (((<int64_t>1) << self._bits) // 4)
+                # the slots prefetched ahead moved: re-prefetch them (only for speed)
+                for j in range(i + 1, min(n, i + 1 + <Py_ssize_t>_AGG_AHEAD)):
+                    _agg_prefetch(index + (ring[j & (_AGG_AHEAD - 1)] >> shift))
+        self._n = live
+        self._pending = pending
         return 0
+
+    cdef int _add(self, const int64_t* keys, const int64_t* starts, const double* vals,
+                  Py_ssize_t n) except -1 nogil:
+        """Add a batch in record order (per window, so sums are bit-identical to the twin's)."""
+        if n >= _agg_partition_min:
+            return self._add_partitioned(keys, starts, vals, n)
+        self._note_batch(keys, starts, 1, n)
+        return self._add_run(keys, starts, 1, vals, n, 2)
 
     cdef int _add_partitioned(self, const int64_t* keys, const int64_t* starts, const double* vals,
                               Py_ssize_t n) except -1 nogil:
@@ -515,14 +629,14 @@ cdef class WindowAggTable:
         cdef _AggRec* recs
         cdef double* pvals
         cdef _AggRec* rec
-        cdef uint64_t h, e, ahead
-        cdef uint64_t ring[_AGG_AHEAD]
+        cdef uint64_t h
         cdef int bits = self._bits
         cdef int mbits = min(max(_agg_bit_length(<uint64_t>n), 10), 24)
         cdef size_t nwords = ((<size_t>1) << mbits) // 64
         cdef uint64_t* bitmap
         cdef uint8_t* part
-        cdef int64_t distinct
+        cdef int64_t distinct, need, k, s
+        cdef int64_t kmin = C_INT64_MAX, kmax = C_INT64_MIN, smin = C_INT64_MAX, smax = C_INT64_MIN
         # plain malloc for what needs no zeroing: the allocator hands the same blocks back to the
         # next large batch (no fresh pages to fault in and clear)
         recs = <_AggRec*>malloc(rec_bytes)
@@ -536,12 +650,18 @@ cdef class WindowAggTable:
             free(bitmap)
             with gil:
                 raise MemoryError(f"WindowAggTable: cannot allocate a batch of {n} records")
-        # pass 1: partition of each record, partition sizes, and a bitmap to estimate how many
-        # distinct windows the batch holds
+        # pass 1: partition of each record, partition sizes, a bitmap to estimate how many distinct
+        # windows the batch holds, and the batch's bounds (see `_note_batch`)
         for b in range(parts):
             offsets[b] = 0
         for i in range(n):
-            h = _agg_hash(keys[i], starts[i])
+            k = keys[i]
+            s = starts[i]
+            kmin = k if k < kmin else kmin
+            kmax = k if k > kmax else kmax
+            smin = s if s < smin else smin
+            smax = s if s > smax else smax
+            h = _agg_hash(k, s)
             part[i] = <uint8_t>(h >> (64 - pbits))
             offsets[part[i]] += 1
             bitmap[(h & ((nwords << 6) - 1)) >> 6] |= (<uint64_t>1) << (h & 63)
@@ -559,34 +679,28 @@ cdef class WindowAggTable:
             rec = &recs[pos]
             rec.key = keys[i]
             rec.start = starts[i]
-            for j in range(nv):
-                pvals[pos * nv + j] = vals[i * nv + j]
+            if nv == 1:
+                pvals[pos] = vals[i]
+            else:
+                for j in range(nv):
+                    pvals[pos * nv + j] = vals[i * nv + j]
         free(part)
         # Records now come sorted by hash: were the index far too small for them, a partition would
         # pile up behind its few home slots in one long cluster (quadratic probing). Size the index
         # for the estimated new windows (+10%) up front; if the estimate falls short, the usual
         # growth at load 3/4 still happens, when every stretch already processed is at that load.
-        while 4 * (self._n + distinct + distinct // 10 + 16) > 3 * ((<int64_t>1) << bits):
+        # The entries get room for them too: one allocation instead of a chain of doublings, the
+        # first ones of which (below the mmap threshold) copy.
+        need = self._n + distinct + distinct // 10 + 16
+        while 4 * need > 3 * ((<int64_t>1) << bits):
             bits += 1
         try:
+            if need > self._entry_cap:
+                self._resize_entries(need)
             if bits != self._bits:
                 self._reindex(bits)
-            # the same two-stage prefetch pipeline as the direct path (see `_add`)
-            for i in range(min(n, <Py_ssize_t>_AGG_AHEAD)):
-                ring[i] = _agg_hash(recs[i].key, recs[i].start)
-            for i in range(n):
-                h = ring[i & (_AGG_AHEAD - 1)]
-                if i + _AGG_AHEAD < n:
-                    ahead = _agg_hash(recs[i + _AGG_AHEAD].key, recs[i + _AGG_AHEAD].start)
-                    ring[i & (_AGG_AHEAD - 1)] = ahead
-                    _agg_prefetch(self._index + (ahead >> (64 - self._bits)))
-                if i + _AGG_AHEAD2 < n:
-                    ahead = ring[(i + _AGG_AHEAD2) & (_AGG_AHEAD - 1)]
-                    e = self._index[ahead >> (64 - self._bits)]
-                    if e != 0 and (e >> 32) == (ahead >> 32):
-                        _agg_prefetch(self._entry(e))
-                rec = &recs[i]
-                self._add_one(h, rec.key, rec.start, pvals + i * nv)
+            self._note_bounds(kmin, kmax, smin, smax)
+            self._add_run(&recs[0].key, &recs[0].start, 2, pvals, n, 1)
         finally:
             free(recs)
             free(pvals)
@@ -604,7 +718,9 @@ cdef class WindowAggTable:
         cdef _AggHead* hd
         cdef int64_t r, end, next_pending = C_INT64_MAX
         cdef int64_t smin = C_INT64_MAX, smax = C_INT64_MIN, kmin = C_INT64_MAX, kmax = C_INT64_MIN
-        cdef uint64_t sspan, kspan, comp, comp_max, low_mask
+        cdef uint64_t sspan, kspan, comp, comp_max, low_mask, grid, odd, inv, limit, tz_mask, x, q
+        cdef int tz, p
+        cdef bint off_grid
         cdef int cbits, ebits
         cdef size_t k, m
         cdef vector[pair[pair[int64_t, int64_t], uint64_t]] fallback
@@ -612,15 +728,33 @@ cdef class WindowAggTable:
         order.reserve(self._pending if due_only else self._n)
         ebits = _agg_bit_length(<uint64_t>(self._n - 1)) if self._n > 1 else 0
         # Fast path: one pass packing the sort key from the table-wide bounds of start and key_id,
-        # when the packed key fits in 64 bits (always, for realistic windows).
-        sspan = <uint64_t>self._smax - <uint64_t>self._smin
-        kspan = <uint64_t>self._kmax - <uint64_t>self._kmin
-        cbits = 65
-        if self._n and kspan != <uint64_t>0xFFFFFFFFFFFFFFFF and sspan <= (<uint64_t>0xFFFFFFFFFFFFFFFF - kspan) // (kspan + 1):
-            cbits = _agg_bit_length(sspan * (kspan + 1) + kspan)
-        if cbits + ebits <= 64:
+        # when the packed key fits in 64 bits (always, for realistic windows). While every start is
+        # smin plus a multiple of ``grid`` (tumbling windows: the size), the start is packed as that
+        # multiple: a key span as dense as the windows, so fewer radix passes.
+        grid = <uint64_t>self._grid
+        while True:
+            sspan = (<uint64_t>self._smax - <uint64_t>self._smin) / grid
+            kspan = <uint64_t>self._kmax - <uint64_t>self._kmin
+            cbits = 65
+            if self._n and kspan != <uint64_t>0xFFFFFFFFFFFFFFFF and sspan <= (<uint64_t>0xFFFFFFFFFFFFFFFF - kspan) // (kspan + 1):
+                cbits = _agg_bit_length(sspan * (kspan + 1) + kspan)
+            if cbits + ebits > 64:
+                break
+            # exact division by grid = odd << tz: x is a multiple of grid iff its low tz bits are 0
+            # and (x >> tz) * inverse(odd) mod 2**64 <= UINT64_MAX / odd; that product is then x / grid
+            odd = grid
+            tz = 0
+            while (odd & 1) == 0:
+                odd >>= 1
+                tz += 1
+            tz_mask = ((<uint64_t>1) << tz) - 1
+            limit = <uint64_t>0xFFFFFFFFFFFFFFFF / odd
+            inv = odd  # Newton's iteration for the inverse modulo 2**64: 3, 6, 12, 24, 48, 96 bits
+            for p in range(5):
+                inv *= 2 - odd * inv
             smin = self._smin
             kmin = self._kmin
+            off_grid = False
             for r in range(self._n):
                 hd = <_AggHead*>(self._entries + r * stride)
                 if due_only:
@@ -631,8 +765,19 @@ cdef class WindowAggTable:
                         if end < next_pending:
                             next_pending = end
                         continue
-                comp = (<uint64_t>hd.start - <uint64_t>smin) * (kspan + 1) + (<uint64_t>hd.key - <uint64_t>kmin)
+                x = <uint64_t>hd.start - <uint64_t>smin
+                q = (x >> tz) * inv
+                if (x & tz_mask) != 0 or q > limit:
+                    off_grid = True
+                    break
+                comp = q * (kspan + 1) + (<uint64_t>hd.key - <uint64_t>kmin)
                 order.push_back((comp << ebits) | <uint64_t>r)
+            if off_grid:  # windows off the size grid (sliding windows, say): stop trying it
+                self._grid = 1
+                grid = 1
+                order.clear()
+                next_pending = C_INT64_MAX
+                continue
             m = order.size()
             if m > 1:
                 if m < _AGG_RADIX_MIN:
@@ -643,6 +788,7 @@ cdef class WindowAggTable:
             for k in range(m):
                 order[k] = order[k] & low_mask
             return next_pending
+        # Fallback: the packed key does not fit; sort (start, key_id) pairs of the selected windows.
         for r in range(self._n):
             hd = <_AggHead*>(self._entries + r * stride)
             if due_only:
@@ -770,10 +916,15 @@ cdef class WindowAggTable:
                 os[r] = hd.start
                 oe[r] = hd.start + self._size
                 oc[r] = <int64_t>(hd.meta & _AGG_COUNT)
-                for j in range(nv):
-                    osum[r * nv + j] = acc[j]
-                    omin[r * nv + j] = acc[nv + j]
-                    omax[r * nv + j] = acc[2 * nv + j]
+                if nv == 1:  # (a loop would become three calls to memcpy)
+                    osum[r] = acc[0]
+                    omin[r] = acc[1]
+                    omax[r] = acc[2]
+                else:
+                    for j in range(nv):
+                        osum[r * nv + j] = acc[j]
+                        omin[r * nv + j] = acc[nv + j]
+                        omax[r * nv + j] = acc[2 * nv + j]
                 if mark_emitted:
                     hd.meta = (hd.meta & _AGG_COUNT) | _AGG_EMITTED
                 else:
