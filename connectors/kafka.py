@@ -314,6 +314,18 @@ class KafkaSource(Source):
                     messages = self._within_bound(tp, pid, messages)
                     if not messages:
                         continue
+                expected = self._positions.get(pid)
+                if expected is not None and messages[0].offset < expected:
+                    # The consumer went back (to the group's committed offset) without a revocation
+                    # callback, e.g. after rejoining the group.
+                    if self.scale_out:  # reload the partition's state at that offset, as on a reassignment
+                        self._positions[pid] = messages[0].offset
+                        yield SourceChunk(pid, revoked=[pid])
+                        yield SourceChunk(pid, position=messages[0].offset)
+                    else:  # this worker kept the state: skip what it has already processed
+                        messages = [m for m in messages if m.offset >= expected]
+                        if not messages:
+                            continue
                 self._positions[pid] = messages[-1].offset + 1
                 yield self._chunk(pid, messages)
             if not data:

@@ -122,6 +122,10 @@ class CheckpointCoordinator:
     revoked partition's state is dropped; its next owner loads it the same way.
     """
 
+    #: scale-out: distinct positions per partition whose newest checkpoint rotation keeps (a worker can
+    #: be this many batches past the group's committed offset when it learns of a revocation)
+    POSITIONS_KEPT = 8
+
     def __init__(
         self,
         directory: str | os.PathLike,
@@ -146,10 +150,13 @@ class CheckpointCoordinator:
         self.storage = LocalCheckpointStorage(directory, keep=keep)
         self._keep = keep
         # Scale-out: for each of this worker's checkpoints, the position of every (source, partition) it
-        # holds. Rotation keeps, besides the newest ``keep``, the newest checkpoint at each of the last
-        # three distinct positions of every partition, so the one at the group's committed offset (which
-        # may lag when a commit fails during a rebalance) is still there for the partition's next owner.
+        # holds, and which of them the group committed. Rotation keeps, besides the newest ``keep``, the
+        # newest checkpoint at each of the last `POSITIONS_KEPT` distinct positions of every partition and
+        # the newest one the group committed, so the one at the group's committed offset is still there
+        # for the partition's next owner: commits fail during a rebalance, and the worker goes on
+        # checkpointing (the batches already queued) before it sees the revocation.
         self._held: dict[int, dict[tuple[str, int], Any]] = {}
+        self._committed: dict[tuple[str, int], int] = {}
         if worker_id is not None:
             self.storage.keep = 2**62  # rotation is done here instead
             for checkpoint_id in self.storage.ids():  # from an earlier run of this worker: keep what it held
@@ -253,7 +260,8 @@ class CheckpointCoordinator:
                 at.pop(position, None)  # re-insert: dicts keep insertion order, newest position last
                 at[position] = checkpoint_id
         for at in newest_at.values():
-            keep.update(list(at.values())[-3:])
+            keep.update(list(at.values())[-self.POSITIONS_KEPT:])
+        keep.update(self._committed.values())
         for checkpoint_id in ids:
             if checkpoint_id not in keep:
                 self.storage._path(checkpoint_id).unlink(missing_ok=True)
@@ -346,8 +354,10 @@ class CheckpointCoordinator:
                     future.set_exception(exc if isinstance(exc, Exception) else RuntimeError(repr(exc)))
             raise
         await execution.commit_sinks(checkpoint_id)
-        await _notify_sources(execution, positions)
+        committed = await _notify_sources(execution, positions)
         if self.worker_id is not None:
+            for held in committed:
+                self._committed[held] = checkpoint_id
             await asyncio.to_thread(self._rotate_worker_checkpoints)
         self.last_checkpoint = checkpoint
         self.completed.append(checkpoint_id)
