@@ -127,6 +127,15 @@ def _result_batch(columns: dict[str, np.ndarray], ends: np.ndarray, before: int,
                  watermark=source.watermark, idle=source.idle)
 
 
+def _value_fields(aggregations: dict[str, Aggregation]) -> list[str]:
+    """The numeric fields the aggregations read, each once, in order (the value columns of a table)."""
+    fields: list[str] = []
+    for aggregation in aggregations.values():
+        if aggregation.field is not None and aggregation.field not in fields:
+            fields.append(aggregation.field)
+    return fields
+
+
 class WindowAggregateOperator(Operator):
     """Tumbling or sliding windows aggregated in a `kernels.WindowAggTable`."""
 
@@ -136,11 +145,7 @@ class WindowAggregateOperator(Operator):
         self.spec = spec
         self.lateness = lateness
         self.aggregations = aggregations
-        refs: list = []
-        for aggregation in aggregations.values():
-            if aggregation.field is not None and aggregation.field not in refs:
-                refs.append(aggregation.field)
-        self.values = _Values(step, refs)
+        self.values = _Values(step, _value_fields(aggregations))
         self.domain = domain
         self.table = kernels.WindowAggTable(spec.size, lateness, self.values.width)
         self.watermark = kernels.INT64_MIN
@@ -222,11 +227,7 @@ class SessionWindowOperator(Operator):
         self.spec = spec
         self.lateness = lateness
         self.aggregations = aggregations
-        refs: list = []
-        for aggregation in aggregations.values():
-            if aggregation.field is not None and aggregation.field not in refs:
-                refs.append(aggregation.field)
-        self.values = _Values(step, refs)
+        self.values = _Values(step, _value_fields(aggregations))
         self.domain = domain
         self.table = kernels.SessionTable(spec.gap, lateness, self.values.width)
         self.watermark = kernels.INT64_MIN
