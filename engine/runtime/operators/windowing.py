@@ -136,6 +136,17 @@ def _value_fields(aggregations: dict[str, Aggregation]) -> list[str]:
     return fields
 
 
+def _numeric_values(step: str, reader: "_Values", batch: Batch) -> tuple[Batch, np.ndarray, list[DeadLetter]]:
+    """The aggregated fields as a float matrix; records whose values cannot be read become dead letters
+    and leave the batch."""
+    values, problems = reader.read(batch)
+    if not problems:
+        return batch, values, []
+    errors = dead_letters_for(step, batch.records, problems)
+    keep = good_index(len(batch), problems)
+    return batch.take(keep), values[keep], errors
+
+
 class WindowAggregateOperator(Operator):
     """Tumbling or sliding windows aggregated in a `kernels.WindowAggTable`."""
 
@@ -156,12 +167,7 @@ class WindowAggregateOperator(Operator):
         late_rows = None
         late_count = 0
         if len(batch):
-            values, problems = self.values.read(batch)
-            if problems:
-                errors = dead_letters_for(self.step, batch.records, problems)
-                keep = good_index(len(batch), problems)
-                batch = batch.take(keep)
-                values = values[keep]
+            batch, values, errors = _numeric_values(self.step, self.values, batch)
             late_rows = self._add(batch, values)
             late_count = int(late_rows.sum())
         before = self.watermark
@@ -239,12 +245,7 @@ class SessionWindowOperator(Operator):
         late_rows = None
         late_count = 0
         if len(batch):
-            values, problems = self.values.read(batch)
-            if problems:
-                errors = dead_letters_for(self.step, batch.records, problems)
-                keep = good_index(len(batch), problems)
-                batch = batch.take(keep)
-                values = values[keep]
+            batch, values, errors = _numeric_values(self.step, self.values, batch)
             wm = _not_behind(batch.wm, self.watermark)
             late_rows = self.table.add(batch.key_ids, batch.ts, values, wm)
             late_count = int(late_rows.sum())
