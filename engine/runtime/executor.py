@@ -295,8 +295,13 @@ class Execution:
                     node.metrics.batches += 1
                 await self._deliver(node, op.process_chunk(chunk))
                 positions = self._positions[node.name]
-                for partition in chunk.revoked:
-                    positions.pop(partition, None)
+                if self.by_partition:
+                    # Scale-out: the partition's state leaves with it, so does its position. A single
+                    # worker keeps the state of a revoked partition (it may come back), and so must keep
+                    # its position in checkpoints: without it a restore would start that partition at the
+                    # group's older committed offset and count records twice.
+                    for partition in chunk.revoked:
+                        positions.pop(partition, None)
                 if chunk.revoked:
                     await self._partitions_revoked(node, chunk.revoked)
                 if chunk.position is not None:
