@@ -22,8 +22,12 @@ reduce, joins) is then kept per input partition: one shard per partition number,
 the keys that arrive on that partition. Each worker checkpoints its shards, the watermark tracker of each
 partition and its offsets into ``checkpoint_dir/worker-<id>/``, and commits offsets to the group only
 once that checkpoint is durable. When a partition moves (a worker joins, leaves or dies), its new owner
-starts reading at the group's committed offset and, before processing any of its records, loads the
-partition's shard and tracker from the checkpoint (of whichever worker) taken at exactly that offset.
+takes the latest checkpoint (of whichever worker) holding the partition, i.e. the one at its furthest
+offset: it seeks the partition to that checkpoint's offset and, before processing any of its records,
+loads the partition's shard and tracker from the same checkpoint. The checkpoint wins over the group's
+committed offset, which can lag (commits fail while the group rebalances, and a revoked worker finishes
+and checkpoints the batches it had already read); the committed offset is used only for partitions no
+checkpoint holds.
 Watermarks are then per worker (the minimum over the partitions it owns); each shard keeps its own.
 
 The co-partitioning rule: because state follows partitions, every record of one key must arrive on
@@ -370,7 +374,7 @@ class KafkaSource(Source):
                         continue
                 expected = self._positions.get(pid)
                 if expected is not None and messages[0].offset < expected:
-                    # The consumer went back (to the group's committed offset) without a revocation
+                    # The consumer went back (e.g. to the group's committed offset) without a revocation
                     # callback, e.g. after rejoining the group.
                     logger.debug("%s: partition %s went back from offset %s to %s without a revocation",
                                  self.describe(), pid, expected, messages[0].offset)

@@ -380,14 +380,14 @@ class CheckpointCoordinator:
                                 checkpoint.state.get("worker"), start)
                     break
             else:
-                if not held_by_any:
-                    logger.debug("job %r: partition %s of %r is in no checkpoint; it starts empty at %s",
-                                 self._job, partition, source, start)
                 if held_by_any:
                     logger.error(
                         "job %r: no checkpoint holds partition %s of %r at position %r (the group's offset); its "
                         "keyed state starts empty", self._job, partition, source, start,
                     )
+                else:
+                    logger.debug("job %r: partition %s of %r is in no checkpoint; it starts empty at %s",
+                                 self._job, partition, source, start)
 
     async def checkpoint(self, execution: Any) -> int:
         """Take one checkpoint now (the caller guarantees a batch boundary); returns its id.
