@@ -302,8 +302,7 @@ class CheckpointCoordinator:
         """Every intact checkpoint of this job by any worker sharing the directory, newest first."""
         found = []
         for directory in sorted(self.root.glob("worker-*")):
-            storage = LocalCheckpointStorage.__new__(LocalCheckpointStorage)  # read-only view, no clean-up
-            storage.directory, storage.keep = directory, self.storage.keep
+            storage = LocalCheckpointStorage(directory, read_only=True)  # other workers write there
             try:
                 ids = storage.ids()
             except OSError:

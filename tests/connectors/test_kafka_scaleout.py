@@ -61,7 +61,7 @@ def _held_partitions(ckpt: Path, worker: str) -> dict[int, int]:
     storage_dir = ckpt / f"worker-{worker}"
     if not storage_dir.exists():
         return {}
-    checkpoint = LocalCheckpointStorage(storage_dir).latest()
+    checkpoint = LocalCheckpointStorage(storage_dir, read_only=True).latest()  # the worker is writing there
     if checkpoint is None:
         return {}
     return {int(p): o for positions in checkpoint.state["sources"].values() for p, o in positions.items()}

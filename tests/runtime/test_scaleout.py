@@ -149,7 +149,7 @@ class ResumingGroupSource(GroupSource):
 def latest_positions(directory):
     from engine.state.storage import LocalCheckpointStorage
 
-    return {int(p): o for p, o in LocalCheckpointStorage(directory).latest().state["sources"]["source_1"].items()}
+    return {int(p): o for p, o in LocalCheckpointStorage(directory, read_only=True).latest().state["sources"]["source_1"].items()}
 
 
 def test_a_taken_over_partition_resumes_at_the_latest_checkpoint_not_the_older_group_offset(tmp_path):
