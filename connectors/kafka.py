@@ -507,7 +507,8 @@ class KafkaSource(Source):
             # checkpoint still matches; the next checkpoint commits again.
             logger.warning("%s: offsets not committed during a rebalance (%s)", self.describe(), exc)
             return set()
-        logger.debug("%s: committed %s", self.describe(), {self.pid(tp.topic, tp.partition): o.offset for tp, o in offsets.items()})
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("%s: committed %s", self.describe(), {self.pid(tp.topic, tp.partition): o.offset for tp, o in offsets.items()})
         return {self.pid(tp.topic, tp.partition) for tp in offsets}
 
 

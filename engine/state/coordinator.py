@@ -441,5 +441,6 @@ class CheckpointCoordinator:
         for future in requested:
             if not future.done():
                 future.set_result(checkpoint_id)
-        logger.debug("job %r checkpoint %d written at %s; committed %s", checkpoint.job, checkpoint_id, positions,
-                     sorted(committed) if self.worker_id is not None else "-")
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("job %r checkpoint %d written at %s; committed %s", checkpoint.job, checkpoint_id, positions,
+                         sorted(committed) if self.worker_id is not None else "-")
