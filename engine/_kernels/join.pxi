@@ -1,20 +1,35 @@
 # Interval join buffers (kernel 6 of `_core.pyi`; semantics in SEMANTICS.md "Interval join").
 #
-# Layout: an unordered_map from key id to the key's left and right `JoinBuffer`: a vector of
-# (ts, row_id) sorted by (ts, row_id) whose first `head` entries are already purged (purging always
-# removes a prefix, because the purge time grows with ts). A side purged empty frees its vector and a key
-# with nothing buffered on either side leaves the map, so memory follows the live state, not the number
-# of keys ever seen. Per side, a min-heap of (front ts, key id) finds the
-# buffers with something due in `purge` without visiting every key (a purge costs O(log keys) per
-# purged row); a purge with nothing due costs one comparison against the heap top, the minimum purge
-# time. Heap entries go stale when a key's front changes; they are recognised and dropped when they
-# surface, so the heap holds at most one entry per buffered row plus one per key.
+# Layout: an unordered_map from key id to the key's `KeyBuffers`, a left and a right `JoinBuffer`: a
+# vector of (ts, row_id) sorted by (ts, row_id) whose first `head` entries are already purged. A record
+# probes the other side's buffer of its key by binary search, then goes into its own side's buffer.
+#
+# Purging goes through a second index per side, the purge log: every buffered row once more, as
+# (ts, row_id, owner), sorted by (ts, row_id) across all keys. A row's purge time grows with its ts, so
+# what is due is a prefix of the log, and the due rows of one key are a prefix of that key's buffer. A
+# purge walks the due prefix once: it emits the row ids (already in (ts, row_id) order, the contract's
+# output order, so nothing is sorted) and advances each owner's head. That is O(1) per purged row, with
+# no hash lookup and no heap work per row; a purge with nothing due costs one comparison. `owner` points
+# into the map's node: unordered_map nodes stay put when the map rehashes, and a key leaves the map only
+# when both its buffers are empty, i.e. when no log entry names it.
+#
+# Rows arrive nearly in time order, so a log insert is an append or a short shift near the back. A row
+# whose place is more than LOG_MAX_SHIFT entries back (a straggler, a reversed batch) goes to the side's
+# unsorted `strays` instead; the strays are sorted and merged into the log when the earliest of them is
+# due, so heavy disorder costs a sort instead of a shift of the whole log per row.
+#
+# Memory follows the live state, not the keys ever seen: a side purged empty frees its vector, a key
+# with nothing buffered on either side leaves the map, and the logs compact once half of them is purged.
 
 from libcpp.vector cimport vector
 from libcpp.unordered_map cimport unordered_map
-from libcpp.utility cimport pair
-from libcpp.algorithm cimport is_sorted, sort as cpp_sort
+from libcpp.algorithm cimport sort as cpp_sort
 from cython.operator cimport dereference as deref, preincrement as inc
+
+
+cdef enum:
+    # entries a log insert may shift (24 bytes each); ordinary disorder stays well below it
+    LOG_MAX_SHIFT = 256
 
 
 cdef struct JoinEntry:
@@ -30,10 +45,24 @@ cdef struct JoinBuffer:
 cdef struct KeyBuffers:
     JoinBuffer left
     JoinBuffer right
+    int64_t key  # the node's own key, so a purge that empties it can erase it
 
 
 # one map for both sides, so a record costs one hash lookup (its probe and its insert share it)
 ctypedef unordered_map[int64_t, KeyBuffers] KeyMap
+
+
+cdef struct LogEntry:
+    int64_t ts
+    int64_t row
+    KeyBuffers* owner  # the map node holding this row's buffer
+
+
+cdef struct PurgeLog:
+    vector[LogEntry] items  # sorted by (ts, row); items[:head] are purged and wait for compaction
+    size_t head
+    vector[LogEntry] strays  # buffered rows not yet in `items`, in arrival order
+    int64_t strays_min_ts  # the earliest ts among `strays` (meaningful when there are any)
 
 
 cdef inline JoinBuffer* side_buffer(KeyBuffers* kb, int side) noexcept nogil:
@@ -42,48 +71,23 @@ cdef inline JoinBuffer* side_buffer(KeyBuffers* kb, int side) noexcept nogil:
 
 cdef inline bint buffer_empty(const JoinBuffer* buf) noexcept nogil:
     return buf.head == buf.items.size()
-ctypedef pair[int64_t, int64_t] HeapEntry  # (front ts, key id), a min-heap on ts
-ctypedef pair[int64_t, int64_t] TsRow
 
 
-cdef inline void heap_sift_up(HeapEntry* h, size_t i) noexcept nogil:
-    cdef HeapEntry x = h[i]
-    cdef size_t parent
-    while i > 0:
-        parent = (i - 1) // 2
-        if h[parent].first <= x.first:
-            break
-        h[i] = h[parent]
-        i = parent
-    h[i] = x
+cdef inline bint log_less(const LogEntry& a, const LogEntry& b) noexcept nogil:
+    """(a.ts, a.row) < (b.ts, b.row); the owner does not take part (equal pairs are equal output)."""
+    return a.ts < b.ts or (a.ts == b.ts and a.row < b.row)
 
 
-cdef inline void heap_sift_down(HeapEntry* h, size_t n, size_t i) noexcept nogil:
-    cdef HeapEntry x = h[i]
-    cdef size_t child
-    while True:
-        child = 2 * i + 1
-        if child >= n:
-            break
-        if child + 1 < n and h[child + 1].first < h[child].first:
-            child += 1
-        if x.first <= h[child].first:
-            break
-        h[i] = h[child]
-        i = child
-    h[i] = x
-
-
-cdef inline void heap_pop_top(vector[HeapEntry]* heap) noexcept nogil:
-    heap[0][0] = heap.back()
-    heap.pop_back()
-    if heap.size() > 1:
-        heap_sift_down(heap.data(), heap.size(), 0)
-
-
-cdef inline void heap_replace_top(vector[HeapEntry]* heap, int64_t ts, int64_t key) noexcept nogil:
-    heap[0][0] = HeapEntry(ts, key)
-    heap_sift_down(heap.data(), heap.size(), 0)
+cdef inline size_t log_insertion_point(const LogEntry* items, size_t lo, size_t hi, const LogEntry& e) noexcept nogil:
+    """First index in [lo, hi) whose entry is after `e` (hi when none): ties stay in arrival order."""
+    cdef size_t mid
+    while lo < hi:
+        mid = lo + (hi - lo) // 2
+        if log_less(e, items[mid]):
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
 
 
 cdef inline int64_t add_clamped(int64_t a, int64_t b, int* over) noexcept nogil:
@@ -190,7 +194,7 @@ cdef class IntervalJoinBuffers:
 
     # C++ members are single attributes (Cython constructs those, but not arrays of them)
     cdef KeyMap _keys
-    cdef vector[HeapEntry] _left_heap, _right_heap
+    cdef vector[PurgeLog] _logs  # [left, right]
     cdef int64_t _lower, _upper
     cdef bint _lower_exclusive, _upper_exclusive
     cdef Py_ssize_t _size
@@ -200,12 +204,9 @@ cdef class IntervalJoinBuffers:
         self._lower_exclusive = _checks.flag("lower_exclusive", lower_exclusive)
         self._upper_exclusive = _checks.flag("upper_exclusive", upper_exclusive)
         self._keys.clear()
-        self._left_heap.clear()
-        self._right_heap.clear()
+        self._logs.clear()
+        self._logs.resize(2)
         self._size = 0
-
-    cdef inline vector[HeapEntry]* _heap(self, int side) noexcept nogil:
-        return &self._left_heap if side == 0 else &self._right_heap
 
     # --- matching ----------------------------------------------------------------------------------
 
@@ -236,7 +237,15 @@ cdef class IntervalJoinBuffers:
 
     # --- buffering ---------------------------------------------------------------------------------
 
-    cdef int _insert(self, JoinBuffer* buf, int side, int64_t key, int64_t ts, int64_t row) except -1 nogil:
+    cdef inline KeyBuffers* _key_buffers(self, int64_t key) except NULL nogil:
+        """The key's buffers, created empty when the key has none."""
+        cdef KeyBuffers* kb = &self._keys[key]
+        kb.key = key
+        return kb
+
+    cdef int _buffer(self, KeyBuffers* kb, int side, int64_t ts, int64_t row) except -1 nogil:
+        """Insert (ts, row) into the key's buffer of `side`, after equal entries; not into the log."""
+        cdef JoinBuffer* buf = side_buffer(kb, side)
         cdef size_t n = buf.items.size()
         cdef size_t pos
         cdef JoinEntry entry
@@ -246,22 +255,35 @@ cdef class IntervalJoinBuffers:
             buf.items.clear()
             buf.head = 0
             buf.items.push_back(entry)
-            self._heap_push(side, ts, key)
         elif not entry_less(ts, row, &buf.items[n - 1]):
             # at or after the back: the common, in-order case
             buf.items.push_back(entry)
         else:
             pos = first_after_entry(buf.items.data(), buf.head, n, ts, row)
-            if pos == buf.head and ts < buf.items[buf.head].ts:
-                self._heap_push(side, ts, key)  # a new front: the heap must know the earlier purge time
             buf.items.insert(buf.items.begin() + pos, entry)
         self._size += 1
         return 0
 
-    cdef inline int _heap_push(self, int side, int64_t ts, int64_t key) except -1 nogil:
-        cdef vector[HeapEntry]* heap = self._heap(side)
-        heap.push_back(HeapEntry(ts, key))
-        heap_sift_up(heap.data(), heap.size() - 1)
+    cdef int _log_insert(self, int side, int64_t ts, int64_t row, KeyBuffers* owner) except -1 nogil:
+        """Put a newly buffered row into the side's purge log (or its strays; see the file header)."""
+        cdef PurgeLog* log = &self._logs[side]
+        cdef size_t n = log.items.size()
+        cdef size_t lo = log.head
+        cdef LogEntry e
+        e.ts = ts
+        e.row = row
+        e.owner = owner
+        if lo == n or not log_less(e, log.items[n - 1]):
+            log.items.push_back(e)
+            return 0
+        if n - lo > LOG_MAX_SHIFT:
+            lo = n - LOG_MAX_SHIFT
+            if log_less(e, log.items[lo]):  # its place is further back than a shift may reach
+                if log.strays.empty() or ts < log.strays_min_ts:
+                    log.strays_min_ts = ts
+                log.strays.push_back(e)
+                return 0
+        log.items.insert(log.items.begin() + log_insertion_point(log.items.data(), lo, n, e), e)
         return 0
 
     cdef int _probe(self, const JoinBuffer* buf, int side, int64_t ts, int64_t row,
@@ -306,65 +328,79 @@ cdef class IntervalJoinBuffers:
                 if t[i] <= w[i]:
                     late_view[i] = 1
                     continue
-                kb = &self._keys[k[i]]
+                kb = self._key_buffers(k[i])
                 self._probe(side_buffer(kb, 1 - s), s, t[i], r[i], &out_left, &out_right)
-                self._insert(side_buffer(kb, s), s, k[i], t[i], r[i])
+                self._buffer(kb, s, t[i], r[i])
+                self._log_insert(s, t[i], r[i], kb)
         return JoinPairs(_int64_array(out_left), _int64_array(out_right), late)
 
     # --- purging -----------------------------------------------------------------------------------
 
-    cdef int _purge_side(self, int side, int64_t watermark, vector[TsRow]* out) except -1 nogil:
-        cdef vector[HeapEntry]* heap = self._heap(side)
-        cdef KeyMap.iterator it
+    cdef int _merge_strays(self, PurgeLog* log) except -1 nogil:
+        """Sort the strays and merge them into the log's items, which stay sorted by (ts, row)."""
+        cdef vector[LogEntry] tail
+        cdef size_t pos, i = 0, j = 0
+        cpp_sort(log.strays.begin(), log.strays.end(), log_less)
+        # entries up to the first stray's place stay where they are; only the rest is merged
+        pos = log_insertion_point(log.items.data(), log.head, log.items.size(), log.strays[0])
+        tail.assign(log.items.begin() + pos, log.items.end())
+        log.items.resize(pos)
+        while i < tail.size() and j < log.strays.size():
+            if log_less(log.strays[j], tail[i]):
+                log.items.push_back(log.strays[j])
+                j += 1
+            else:
+                log.items.push_back(tail[i])
+                i += 1
+        while i < tail.size():
+            log.items.push_back(tail[i])
+            i += 1
+        while j < log.strays.size():
+            log.items.push_back(log.strays[j])
+            j += 1
+        vector[LogEntry]().swap(log.strays)  # strays are rare: give their memory back
+        return 0
+
+    cdef int _purge_side(self, int side, int64_t watermark, vector[int64_t]* out) except -1 nogil:
+        cdef PurgeLog* log = &self._logs[side]
+        cdef const LogEntry* items
         cdef JoinBuffer* buf
-        cdef int64_t ts, key, barrier
-        cdef size_t n, first_live
-        # A k-way merge of the keys' due prefixes: each visit takes a key's entries up to the next
-        # key's front ts, so the output comes out sorted by ts (ties across keys are fixed by `purge`)
-        while heap.size() > 0:
-            ts = heap.front().first
-            key = heap.front().second
-            if watermark < self._purge_time(side, ts):
-                break  # the earliest purge time is not due: nothing else is
-            it = self._keys.find(key)
-            if it == self._keys.end():
-                heap_pop_top(heap)  # stale: the key's buffers were emptied earlier
-                continue
-            buf = side_buffer(&deref(it).second, side)
-            n = buf.items.size()
-            if buf.head == n or buf.items[buf.head].ts != ts:
-                heap_pop_top(heap)  # stale: the front moved (a later entry of the heap describes it)
-                continue
-            barrier = C_INT64_MAX
-            if heap.size() > 1:
-                barrier = heap[0][1].first
-            if heap.size() > 2 and heap[0][2].first < barrier:
-                barrier = heap[0][2].first
-            first_live = buf.head
-            while (buf.head < n and buf.items[buf.head].ts <= barrier
-                   and watermark >= self._purge_time(side, buf.items[buf.head].ts)):
-                out.push_back(TsRow(buf.items[buf.head].ts, buf.items[buf.head].row))
-                buf.head += 1
-            self._size -= <Py_ssize_t>(buf.head - first_live)
-            if buf.head == n:
+        cdef size_t i, n, m
+        if not log.strays.empty() and watermark >= self._purge_time(side, log.strays_min_ts):
+            self._merge_strays(log)  # a stray is due: it must take its place in the log first
+        # (strays that are not due leave the due prefix of the log complete: every due row is in it)
+        items = log.items.data()
+        n = log.items.size()
+        i = log.head
+        while i < n and watermark >= self._purge_time(side, items[i].ts):
+            out.push_back(items[i].row)
+            # the due log prefix restricted to one key is that key's buffer prefix, in the same
+            # order, so this row is at the owner's head
+            buf = side_buffer(items[i].owner, side)
+            buf.head += 1
+            m = buf.items.size()
+            if buf.head == m:
                 # free the memory: it follows the live state, not the keys ever seen
-                if buffer_empty(side_buffer(&deref(it).second, 1 - side)):
-                    self._keys.erase(it)
+                if buffer_empty(side_buffer(items[i].owner, 1 - side)):
+                    self._keys.erase(items[i].owner.key)  # no other log entry names this key
                 else:
                     vector[JoinEntry]().swap(buf.items)
                     buf.head = 0
-                heap_pop_top(heap)
-                continue
-            # compact once half the vector is dead (amortised O(1) per entry), and give memory back
-            # after a burst, so capacity stays proportional to what is buffered
-            if buf.head * 2 >= n:
+            elif buf.head * 2 >= m:
+                # compact once half the vector is dead (amortised O(1) per entry), and give memory
+                # back after a burst, so capacity stays proportional to what is buffered
                 buf.items.erase(buf.items.begin(), buf.items.begin() + buf.head)
                 buf.head = 0
                 if buf.items.capacity() > 32 and buf.items.size() * 4 < buf.items.capacity():
                     buf.items.shrink_to_fit()
-            heap_replace_top(heap, buf.items[buf.head].ts, key)
-        if heap.capacity() > 64 and heap.size() * 4 < heap.capacity():
-            heap.shrink_to_fit()
+            i += 1
+        self._size -= <Py_ssize_t>(i - log.head)
+        log.head = i
+        if log.head * 2 >= n:
+            log.items.erase(log.items.begin(), log.items.begin() + log.head)
+            log.head = 0
+            if log.items.capacity() > 64 and log.items.size() * 4 < log.items.capacity():
+                log.items.shrink_to_fit()
         if self._keys.bucket_count() > 1024 and self._keys.size() * 8 < self._keys.bucket_count():
             self._keys.rehash(0)  # the bucket array never shrinks by itself after a burst of keys
         return 0
@@ -376,16 +412,11 @@ cdef class IntervalJoinBuffers:
         ``(left_row_ids, right_row_ids)``, each sorted by ``(ts, row_id)``.
         """
         cdef int64_t w = _checks.integer("watermark", watermark)
-        cdef vector[TsRow] gone_left, gone_right
+        cdef vector[int64_t] gone_left, gone_right
         with nogil:
             self._purge_side(0, w, &gone_left)
             self._purge_side(1, w, &gone_right)
-            # sorted by ts already; only equal ts of different keys can be out of row order
-            if not is_sorted(gone_left.begin(), gone_left.end()):
-                cpp_sort(gone_left.begin(), gone_left.end())
-            if not is_sorted(gone_right.begin(), gone_right.end()):
-                cpp_sort(gone_right.begin(), gone_right.end())
-        return _purged_rows(gone_left), _purged_rows(gone_right)
+        return _int64_array(gone_left), _int64_array(gone_right)
 
     # --- introspection and snapshots ---------------------------------------------------------------
 
@@ -394,11 +425,14 @@ cdef class IntervalJoinBuffers:
 
     @property
     def nbytes(self):
-        """Memory held: buffer capacities, hash-map nodes and buckets, and the purge heaps."""
+        """Memory held: buffer capacities, hash-map nodes and buckets, and the purge logs."""
         cdef size_t total = sizeof(IntervalJoinBuffers)
         cdef KeyMap.iterator it = self._keys.begin()
+        cdef size_t side
         total += self._keys.bucket_count() * sizeof(void*)
-        total += (self._left_heap.capacity() + self._right_heap.capacity()) * sizeof(HeapEntry)
+        for side in range(self._logs.size()):
+            total += sizeof(PurgeLog)
+            total += (self._logs[side].items.capacity() + self._logs[side].strays.capacity()) * sizeof(LogEntry)
         while it != self._keys.end():
             # a node holds the key, both buffers and a next pointer (libstdc++ caches no hash for
             # integer keys)
@@ -462,13 +496,24 @@ cdef class IntervalJoinBuffers:
         cdef const int64_t[::1] kv, tv, rv
         cdef Py_ssize_t i
         cdef int side
+        cdef KeyBuffers* kb
+        cdef PurgeLog* log
+        cdef LogEntry e
         for side, name in ((0, "left"), (1, "right")):
             kv = arrays[f"{name}_key_ids"]
             tv = arrays[f"{name}_ts"]
             rv = arrays[f"{name}_row_ids"]
+            log = &buffers._logs[side]
             with nogil:
-                for i in range(kv.shape[0]):  # sorted by (key, ts, row): every insert is an append
-                    buffers._insert(side_buffer(&buffers._keys[kv[i]], side), side, kv[i], tv[i], rv[i])
+                log.items.reserve(kv.shape[0])
+                for i in range(kv.shape[0]):  # sorted by (key, ts, row): every buffer insert is an append
+                    kb = buffers._key_buffers(kv[i])
+                    buffers._buffer(kb, side, tv[i], rv[i])
+                    e.ts = tv[i]
+                    e.row = rv[i]
+                    e.owner = kb
+                    log.items.push_back(e)
+                cpp_sort(log.items.begin(), log.items.end(), log_less)  # one sort, not a shift per row
         return buffers
 
 
@@ -478,13 +523,4 @@ cdef object _int64_array(const vector[int64_t]& values):
     cdef size_t i
     for i in range(values.size()):
         view[i] = values[i]
-    return out
-
-
-cdef object _purged_rows(const vector[TsRow]& gone):
-    out = np.empty(gone.size(), dtype=np.int64)
-    cdef int64_t[::1] view = out
-    cdef size_t i
-    for i in range(gone.size()):
-        view[i] = gone[i].second
     return out
