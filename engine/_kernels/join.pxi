@@ -13,23 +13,27 @@
 # into the map's node: unordered_map nodes stay put when the map rehashes, and a key leaves the map only
 # when both its buffers are empty, i.e. when no log entry names it.
 #
-# Rows arrive nearly in time order, so a log insert is an append or a short shift near the back. A row
-# whose place is more than LOG_MAX_SHIFT entries back (a straggler, a reversed batch) goes to the side's
-# unsorted `strays` instead; the strays are sorted and merged into the log when the earliest of them is
-# due, so heavy disorder costs a sort instead of a shift of the whole log per row.
+# A buffered row first goes to the side's `pending` rows (an append, in arrival order). Only when the
+# earliest pending row is due does a purge sort them (counting passes over the ts offsets, linear for
+# the narrow spans that streams have; see `sort_log_entries`) and merge them into the log: rows arrive
+# nearly in time order, so that is mostly an append, and a row shifted into place one at a time (about
+# as far back as the stream's disorder) would cost more than the sort. While no pending row is due,
+# every due row is in the log, so a purge need not look at them.
 #
 # Memory follows the live state, not the keys ever seen: a side purged empty frees its vector, a key
-# with nothing buffered on either side leaves the map, and the logs compact once half of them is purged.
+# with nothing buffered on either side leaves the map, the logs compact once half of them is purged,
+# and buffers give capacity back when it is well above what they hold.
 
 from libcpp.vector cimport vector
 from libcpp.unordered_map cimport unordered_map
 from libcpp.algorithm cimport sort as cpp_sort
+from libc.string cimport memcpy
 from cython.operator cimport dereference as deref, preincrement as inc
 
 
 cdef enum:
-    # entries a log insert may shift (24 bytes each); ordinary disorder stays well below it
-    LOG_MAX_SHIFT = 256
+    LOG_RADIX_MIN = 256  # below this many rows std::sort is as quick as counting passes
+    LOG_RADIX_MAX_BITS = 33  # ts spans wider than this (more than three 11-bit passes) use std::sort
 
 
 cdef struct JoinEntry:
@@ -61,8 +65,9 @@ cdef struct LogEntry:
 cdef struct PurgeLog:
     vector[LogEntry] items  # sorted by (ts, row); items[:head] are purged and wait for compaction
     size_t head
-    vector[LogEntry] strays  # buffered rows not yet in `items`, in arrival order
-    int64_t strays_min_ts  # the earliest ts among `strays` (meaningful when there are any)
+    vector[LogEntry] pending  # buffered rows not yet in `items`, in arrival order
+    int64_t pending_min_ts  # the earliest ts among `pending` (meaningful when there are any)
+    bint pending_sorted  # `pending` happens to be sorted by (ts, row) already
 
 
 cdef inline JoinBuffer* side_buffer(KeyBuffers* kb, int side) noexcept nogil:
@@ -78,16 +83,101 @@ cdef inline bint log_less(const LogEntry& a, const LogEntry& b) noexcept nogil:
     return a.ts < b.ts or (a.ts == b.ts and a.row < b.row)
 
 
+cdef int sort_log_entries(vector[LogEntry]* v) except -1 nogil:
+    """Sort by (ts, row): LSD counting passes over ``ts - min(ts)``, then runs of equal ts by row.
+
+    Linear when the ts span is narrow (pending rows cover a few purge intervals); a small vector or
+    a span wider than LOG_RADIX_MAX_BITS goes to std::sort.
+    """
+    cdef size_t n = v.size()
+    cdef size_t i, j, buckets, total, count
+    cdef LogEntry* src = v.data()
+    cdef LogEntry* dst
+    cdef LogEntry* swap
+    cdef int64_t lo, hi
+    cdef uint64_t span, mask, x
+    cdef int bits = 0, passes, width, p, shift
+    cdef vector[size_t] counts
+    cdef size_t* c
+    cdef vector[LogEntry] scratch
+    if n < LOG_RADIX_MIN:
+        cpp_sort(v.begin(), v.end(), log_less)
+        return 0
+    lo = hi = src[0].ts
+    for i in range(1, n):
+        if src[i].ts < lo:
+            lo = src[i].ts
+        elif src[i].ts > hi:
+            hi = src[i].ts
+    span = <uint64_t>hi - <uint64_t>lo
+    while span >> bits:
+        bits += 1
+    if bits > LOG_RADIX_MAX_BITS:
+        cpp_sort(v.begin(), v.end(), log_less)
+        return 0
+    if bits > 0:
+        passes = (bits + 10) // 11
+        width = (bits + passes - 1) // passes
+        buckets = (<size_t>1) << width
+        mask = buckets - 1
+        counts.resize(buckets * passes, 0)
+        for i in range(n):
+            x = <uint64_t>src[i].ts - <uint64_t>lo
+            for p in range(passes):
+                counts[p * buckets + ((x >> (p * width)) & mask)] += 1
+        scratch.resize(n)
+        dst = scratch.data()
+        for p in range(passes):
+            c = &counts[p * buckets]
+            shift = p * width
+            if c[((<uint64_t>src[0].ts - <uint64_t>lo) >> shift) & mask] == n:
+                continue  # one digit for all: this pass would move nothing
+            total = 0
+            for j in range(buckets):
+                count = c[j]
+                c[j] = total
+                total += count
+            for i in range(n):
+                j = ((<uint64_t>src[i].ts - <uint64_t>lo) >> shift) & mask
+                dst[c[j]] = src[i]
+                c[j] += 1
+            swap = src
+            src = dst
+            dst = swap
+        if src != v.data():
+            memcpy(v.data(), src, n * sizeof(LogEntry))
+    # counting passes are stable: equal ts are in arrival order, which is row order when the caller
+    # numbers rows as they come (the runtime does); any other run of equal ts is sorted by row here
+    src = v.data()
+    i = 1
+    while i < n:
+        if src[i].ts == src[i - 1].ts and src[i].row < src[i - 1].row:
+            j = i - 1
+            while j > 0 and src[j - 1].ts == src[i].ts:
+                j -= 1
+            while i < n and src[i].ts == src[j].ts:
+                i += 1
+            cpp_sort(src + j, src + i, log_less)
+        else:
+            i += 1
+    return 0
+
+
 cdef inline size_t log_insertion_point(const LogEntry* items, size_t lo, size_t hi, const LogEntry& e) noexcept nogil:
     """First index in [lo, hi) whose entry is after `e` (hi when none): ties stay in arrival order."""
-    cdef size_t mid
-    while lo < hi:
-        mid = lo + (hi - lo) // 2
-        if log_less(e, items[mid]):
-            hi = mid
-        else:
-            lo = mid + 1
-    return lo
+    # branch-free halving: where the new row lands is data, not a pattern a branch predictor learns
+    cdef const LogEntry* base = items + lo
+    cdef size_t n = hi - lo
+    cdef size_t half
+    cdef bint after
+    if n == 0:
+        return lo
+    while n > 1:
+        half = n // 2
+        after = (base[half - 1].ts < e.ts) | ((base[half - 1].ts == e.ts) & (base[half - 1].row <= e.row))
+        base = base + (half if after else 0)
+        n -= half
+    return <size_t>(base - items) + (0 if log_less(e, base[0]) else 1)
 
 
 cdef inline int64_t add_clamped(int64_t a, int64_t b, int* over) noexcept nogil:
@@ -264,26 +354,22 @@ cdef class IntervalJoinBuffers:
         self._size += 1
         return 0
 
-    cdef int _log_insert(self, int side, int64_t ts, int64_t row, KeyBuffers* owner) except -1 nogil:
-        """Put a newly buffered row into the side's purge log (or its strays; see the file header)."""
+    cdef inline int _log_insert(self, int side, int64_t ts, int64_t row, KeyBuffers* owner) except -1 nogil:
+        """Queue a newly buffered row for the side's purge log (see the file header)."""
         cdef PurgeLog* log = &self._logs[side]
-        cdef size_t n = log.items.size()
-        cdef size_t lo = log.head
         cdef LogEntry e
         e.ts = ts
         e.row = row
         e.owner = owner
-        if lo == n or not log_less(e, log.items[n - 1]):
-            log.items.push_back(e)
-            return 0
-        if n - lo > LOG_MAX_SHIFT:
-            lo = n - LOG_MAX_SHIFT
-            if log_less(e, log.items[lo]):  # its place is further back than a shift may reach
-                if log.strays.empty() or ts < log.strays_min_ts:
-                    log.strays_min_ts = ts
-                log.strays.push_back(e)
-                return 0
-        log.items.insert(log.items.begin() + log_insertion_point(log.items.data(), lo, n, e), e)
+        if log.pending.empty():
+            log.pending_min_ts = ts
+            log.pending_sorted = True
+        else:
+            if ts < log.pending_min_ts:
+                log.pending_min_ts = ts
+            if log.pending_sorted and log_less(e, log.pending.back()):
+                log.pending_sorted = False
+        log.pending.push_back(e)
         return 0
 
     cdef int _probe(self, const JoinBuffer* buf, int side, int64_t ts, int64_t row,
@@ -336,29 +422,30 @@ cdef class IntervalJoinBuffers:
 
     # --- purging -----------------------------------------------------------------------------------
 
-    cdef int _merge_strays(self, PurgeLog* log) except -1 nogil:
-        """Sort the strays and merge them into the log's items, which stay sorted by (ts, row)."""
+    cdef int _merge_pending(self, PurgeLog* log) except -1 nogil:
+        """Sort the pending rows and merge them into the log's items, which stay sorted by (ts, row)."""
         cdef vector[LogEntry] tail
+        cdef vector[LogEntry]* pending = &log.pending
         cdef size_t pos, i = 0, j = 0
-        cpp_sort(log.strays.begin(), log.strays.end(), log_less)
-        # entries up to the first stray's place stay where they are; only the rest is merged
-        pos = log_insertion_point(log.items.data(), log.head, log.items.size(), log.strays[0])
-        tail.assign(log.items.begin() + pos, log.items.end())
-        log.items.resize(pos)
-        while i < tail.size() and j < log.strays.size():
-            if log_less(log.strays[j], tail[i]):
-                log.items.push_back(log.strays[j])
-                j += 1
-            else:
-                log.items.push_back(tail[i])
-                i += 1
-        while i < tail.size():
-            log.items.push_back(tail[i])
-            i += 1
-        while j < log.strays.size():
-            log.items.push_back(log.strays[j])
-            j += 1
-        vector[LogEntry]().swap(log.strays)  # strays are rare: give their memory back
+        if not log.pending_sorted:
+            sort_log_entries(pending)
+        # entries up to the first pending row's place stay where they are; only the rest is merged
+        pos = log_insertion_point(log.items.data(), log.head, log.items.size(), deref(pending)[0])
+        if pos == log.items.size():  # in order after the log: the common case
+            log.items.insert(log.items.end(), pending.begin(), pending.end())
+        else:
+            tail.assign(log.items.begin() + pos, log.items.end())
+            log.items.resize(pos)
+            while i < tail.size() and j < pending.size():
+                if log_less(deref(pending)[j], tail[i]):
+                    log.items.push_back(deref(pending)[j])
+                    j += 1
+                else:
+                    log.items.push_back(tail[i])
+                    i += 1
+            log.items.insert(log.items.end(), tail.begin() + i, tail.end())
+            log.items.insert(log.items.end(), pending.begin() + j, pending.end())
+        pending.clear()
         return 0
 
     cdef int _purge_side(self, int side, int64_t watermark, vector[int64_t]* out) except -1 nogil:
@@ -366,9 +453,9 @@ cdef class IntervalJoinBuffers:
         cdef const LogEntry* items
         cdef JoinBuffer* buf
         cdef size_t i, n, m
-        if not log.strays.empty() and watermark >= self._purge_time(side, log.strays_min_ts):
-            self._merge_strays(log)  # a stray is due: it must take its place in the log first
-        # (strays that are not due leave the due prefix of the log complete: every due row is in it)
+        if not log.pending.empty() and watermark >= self._purge_time(side, log.pending_min_ts):
+            self._merge_pending(log)  # a pending row is due: it must take its place in the log first
+        # (while no pending row is due, every due row is in the log's due prefix)
         items = log.items.data()
         n = log.items.size()
         i = log.head
@@ -401,6 +488,10 @@ cdef class IntervalJoinBuffers:
             log.head = 0
             if log.items.capacity() > 64 and log.items.size() * 4 < log.items.capacity():
                 log.items.shrink_to_fit()
+        if log.pending.empty() and log.pending.capacity() > 64 and log.pending.capacity() > 2 * log.items.size():
+            # the pending vector is refilled to about the side's live rows between merges; more than
+            # that is left from a burst
+            vector[LogEntry]().swap(log.pending)
         if self._keys.bucket_count() > 1024 and self._keys.size() * 8 < self._keys.bucket_count():
             self._keys.rehash(0)  # the bucket array never shrinks by itself after a burst of keys
         return 0
@@ -432,7 +523,7 @@ cdef class IntervalJoinBuffers:
         total += self._keys.bucket_count() * sizeof(void*)
         for side in range(self._logs.size()):
             total += sizeof(PurgeLog)
-            total += (self._logs[side].items.capacity() + self._logs[side].strays.capacity()) * sizeof(LogEntry)
+            total += (self._logs[side].items.capacity() + self._logs[side].pending.capacity()) * sizeof(LogEntry)
         while it != self._keys.end():
             # a node holds the key, both buffers and a next pointer (libstdc++ caches no hash for
             # integer keys)
@@ -513,7 +604,7 @@ cdef class IntervalJoinBuffers:
                     e.row = rv[i]
                     e.owner = kb
                     log.items.push_back(e)
-                cpp_sort(log.items.begin(), log.items.end(), log_less)  # one sort, not a shift per row
+                sort_log_entries(&log.items)  # one sort, not a shift per row
         return buffers
 
 
