@@ -110,7 +110,7 @@ cdef int sort_log_entries(vector[LogEntry]* v) except -1 nogil:
         elif src[i].ts > hi:
             hi = src[i].ts
     span = <uint64_t>hi - <uint64_t>lo
-    while span >> bits:
+    while bits < 64 and (span >> bits) != 0:  # (a shift by 64 would be undefined)
         bits += 1
     if bits > LOG_RADIX_MAX_BITS:
         cpp_sort(v.begin(), v.end(), log_less)
