@@ -78,6 +78,14 @@ cdef inline bint buffer_empty(const JoinBuffer* buf) noexcept nogil:
     return buf.head == buf.items.size()
 
 
+cdef inline int reserve_more(vector[LogEntry]* v, size_t extra) except -1 nogil:
+    """Capacity for `extra` more entries, growing geometrically (reserving per batch stays amortised O(1))."""
+    cdef size_t need = v.size() + extra
+    if need > v.capacity():
+        v.reserve(need if need > 2 * v.capacity() else 2 * v.capacity())
+    return 0
+
+
 cdef inline bint log_less(const LogEntry& a, const LogEntry& b) noexcept nogil:
     """(a.ts, a.row) < (b.ts, b.row); the owner does not take part (equal pairs are equal output)."""
     return a.ts < b.ts or (a.ts == b.ts and a.row < b.row)
@@ -410,6 +418,9 @@ cdef class IntervalJoinBuffers:
         cdef Py_ssize_t i
         cdef KeyBuffers* kb
         with nogil:
+            # room for the whole batch up front: a row's log append then cannot fail after its buffer
+            # insert succeeded (on MemoryError the buffers and the log must still agree)
+            reserve_more(&self._logs[s].pending, <size_t>n)
             for i in range(n):
                 if t[i] <= w[i]:
                     late_view[i] = 1
@@ -429,6 +440,8 @@ cdef class IntervalJoinBuffers:
         cdef size_t pos, i = 0, j = 0
         if not log.pending_sorted:
             sort_log_entries(pending)
+        # the only allocation that could fail comes before the log changes
+        reserve_more(&log.items, pending.size())
         # entries up to the first pending row's place stay where they are; only the rest is merged
         pos = log_insertion_point(log.items.data(), log.head, log.items.size(), deref(pending)[0])
         if pos == log.items.size():  # in order after the log: the common case
@@ -452,14 +465,28 @@ cdef class IntervalJoinBuffers:
         cdef PurgeLog* log = &self._logs[side]
         cdef const LogEntry* items
         cdef JoinBuffer* buf
-        cdef size_t i, n, m
+        cdef size_t i, n, m, lo, hi, mid
         if not log.pending.empty() and watermark >= self._purge_time(side, log.pending_min_ts):
             self._merge_pending(log)  # a pending row is due: it must take its place in the log first
         # (while no pending row is due, every due row is in the log's due prefix)
         items = log.items.data()
         n = log.items.size()
         i = log.head
-        while i < n and watermark >= self._purge_time(side, items[i].ts):
+        if i == n or watermark < self._purge_time(side, items[i].ts):
+            return 0  # nothing due
+        # the end of the due prefix (purge times grow with ts), so the output is sized before any
+        # buffer changes: nothing below can fail half-way
+        lo = i + 1
+        hi = n
+        while lo < hi:
+            mid = lo + (hi - lo) // 2
+            if watermark >= self._purge_time(side, items[mid].ts):
+                lo = mid + 1
+            else:
+                hi = mid
+        n = lo
+        out.reserve(n - i)
+        while i < n:
             out.push_back(items[i].row)
             # the due log prefix restricted to one key is that key's buffer prefix, in the same
             # order, so this row is at the owner's head
@@ -483,7 +510,7 @@ cdef class IntervalJoinBuffers:
             i += 1
         self._size -= <Py_ssize_t>(i - log.head)
         log.head = i
-        if log.head * 2 >= n:
+        if log.head * 2 >= log.items.size():
             log.items.erase(log.items.begin(), log.items.begin() + log.head)
             log.head = 0
             if log.items.capacity() > 64 and log.items.size() * 4 < log.items.capacity():
