@@ -297,6 +297,9 @@ cdef class IntervalJoinBuffers:
     cdef bint _lower_exclusive, _upper_exclusive
     cdef Py_ssize_t _size
 
+    def __cinit__(self):
+        self._logs.resize(2)  # present even on an object whose __init__ never ran, so no access is out of range
+
     def __init__(self, lower, upper, lower_exclusive=False, upper_exclusive=False):
         self._lower, self._upper = _checks.interval_bounds(lower, upper)
         self._lower_exclusive = _checks.flag("lower_exclusive", lower_exclusive)

@@ -626,6 +626,15 @@ def test_compiled_gives_memory_back_after_a_shuffled_burst():
     assert len(j) == 0 and j.nbytes <= empty + 4096
 
 
+def test_compiled_object_without_init_is_empty_not_broken():
+    # pickle-like paths may create the object with __new__ only: its C++ state must still be valid
+    j = _core.IntervalJoinBuffers.__new__(_core.IntervalJoinBuffers)
+    assert len(j) == 0
+    assert [x.tolist() for x in j.purge(INT64_MAX)] == [[], []]
+    j.process(LEFT, a(1), a(5), a(0), a(0))
+    assert len(j) == 1 and j.purge(INT64_MAX)[0].tolist() == [0]
+
+
 def test_compiled_purge_with_nothing_due_leaves_state_alone():
     j = _core.IntervalJoinBuffers(-10, 10)
     keys = np.arange(1000)
