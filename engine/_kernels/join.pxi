@@ -32,7 +32,9 @@ from cython.operator cimport dereference as deref, preincrement as inc
 
 
 cdef enum:
-    LOG_RADIX_MIN = 256  # below this many rows std::sort is as quick as counting passes
+    # below this many rows std::sort: the counting passes' fixed cost (clearing and summing up to
+    # 3 x 2048 counters) is not worth it
+    LOG_RADIX_MIN = 256
     LOG_RADIX_MAX_BITS = 33  # ts spans wider than this (more than three 11-bit passes) use std::sort
 
 
