@@ -445,7 +445,7 @@ cdef class IntervalJoinBuffers:
         cdef size_t pos, i = 0, j = 0
         if not log.pending_sorted:
             sort_log_entries(pending)
-        # the only allocation that could fail comes before the log changes
+        # every allocation (the sort's scratch, this reserve, the tail copy) comes before the log changes
         reserve_more(&log.items, pending.size())
         # entries up to the first pending row's place stay where they are; only the rest is merged
         pos = log_insertion_point(log.items.data(), log.head, log.items.size(), deref(pending)[0])
