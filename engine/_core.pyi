@@ -193,7 +193,8 @@ class IntervalJoinBuffers:
     (each bound exclusive by flag). ``process`` handles one side's batch in order: record ``i`` is late
     when ``ts[i] <= wm_before[i]`` (dropped, ``True`` in ``late``); otherwise it probes the other side's
     buffer, then is buffered. ``purge(W)`` drops left rows with ``W >= ts + upper`` and right rows with
-    ``W >= ts - lower`` and returns their row ids so the caller can free the records.
+    ``W >= ts - lower`` and returns their row ids so the caller can free the records, each side sorted
+    by ``(ts, row_id)``.
     """
 
     def __init__(
