@@ -228,8 +228,9 @@ def scan_flat_json(
     ``columns[k]`` is preallocated by the caller for ``fields[k]`` with ``len(records)`` rows, dtype by
     kind: int64 (``int``, ``timestamp``), float64 (``float``), bool (``bool``), object (``string``: the
     value as ``str``), int32 (``enum``: the index of the value in ``symbols``). For each record ``i``,
-    ``status[i]`` becomes ``FLAT_OK`` (0) and row ``i`` of every column holds its values, or ``FLAT_SLOW``
-    (1) and the row is unspecified.
+    ``status[i]`` becomes ``FLAT_OK`` (0) or ``FLAT_SLOW`` (1); the ``k``-th accepted record fills row
+    ``k`` of every column (the layout the caller wants when most records pass: no compaction), and rows
+    from the returned count on are unspecified.
 
     ``FLAT_OK`` is conservative: the record is ``bytes`` holding exactly one JSON object (JSON
     whitespace around tokens) whose keys are exactly the field names, each once, plain ASCII strings

@@ -949,7 +949,7 @@ def scan_flat_json(records, fields, columns, status):
             status[r] = 1
             continue
         status[r] = 0
-        accepted += 1
         for k, value in values.items():
-            columns[k][r] = value
+            columns[k][accepted] = value  # the k-th accepted record fills row k
+        accepted += 1
     return accepted

@@ -8,7 +8,10 @@
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.ref cimport PyObject, Py_INCREF, Py_XDECREF
 from cpython.conversion cimport PyOS_string_to_double
-from cpython.unicode cimport PyUnicode_DecodeASCII
+
+cdef extern from "Python.h":
+    object PyUnicode_New(Py_ssize_t size, Py_UCS4 maxchar)
+    void* PyUnicode_DATA(object o)
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcmp, memcpy, memset
 from libc.math cimport isfinite, fabs
@@ -30,6 +33,7 @@ cdef enum _FlatKind:
 cdef struct _FlatSpec:
     const char* name
     Py_ssize_t name_len
+    bint plain_name  # ASCII without quotes, backslashes or control characters
     int kind
     int64_t ilo
     int64_t ihi
@@ -65,6 +69,15 @@ cdef inline Py_ssize_t _skip_ws(const uint8_t* p, Py_ssize_t i, Py_ssize_t n) no
 
 cdef inline bint _is_digit(uint8_t c) noexcept nogil:
     return 48 <= c <= 57
+
+
+cdef inline bint _same_bytes(const uint8_t* a, const char* b, Py_ssize_t n) noexcept nogil:
+    """``a[:n] == b[:n]``; keys and symbols are short, so a plain loop beats a call to memcmp."""
+    cdef Py_ssize_t k
+    for k in range(n):
+        if a[k] != <uint8_t>b[k]:
+            return False
+    return True
 
 
 cdef inline Py_ssize_t _plain_string(const uint8_t* p, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
@@ -239,10 +252,11 @@ cdef inline Py_ssize_t _value(_FlatSpec* f, const uint8_t* p, Py_ssize_t i, Py_s
         (<double*>f.column)[row] = d
         return j
     if kind == _K_BOOL:
-        if n - i >= 4 and memcmp(p + i, b"true", 4) == 0:
+        if n - i >= 4 and p[i] == 116 and p[i + 1] == 114 and p[i + 2] == 117 and p[i + 3] == 101:  # true
             (<uint8_t*>f.column)[row] = 1
             return i + 4
-        if n - i >= 5 and memcmp(p + i, b"false", 5) == 0:
+        if (n - i >= 5 and p[i] == 102 and p[i + 1] == 97 and p[i + 2] == 108 and p[i + 3] == 115
+                and p[i + 4] == 101):  # false
             (<uint8_t*>f.column)[row] = 0
             return i + 5
         return -1
@@ -255,7 +269,7 @@ cdef inline Py_ssize_t _value(_FlatSpec* f, const uint8_t* p, Py_ssize_t i, Py_s
     length = j - i - 1
     if kind == _K_ENUM:
         for k in range(f.n_symbols):
-            if f.symbol_lens[k] == length and memcmp(p + i + 1, f.symbols[k], length) == 0:
+            if f.symbol_lens[k] == length and _same_bytes(p + i + 1, f.symbols[k], length):
                 (<int32_t*>f.column)[row] = <int32_t>k
                 return j + 1
         return -1
@@ -280,7 +294,7 @@ cdef inline Py_ssize_t _match_field(_FlatSpec* specs, Py_ssize_t nf, const uint8
         f = guess + k
         if f >= nf:
             f -= nf
-        if specs[f].name_len == length and memcmp(specs[f].name, key, length) == 0:
+        if specs[f].name_len == length and _same_bytes(key, specs[f].name, length):
             return f
     return -1
 
@@ -298,10 +312,18 @@ cdef int _scan_record(_FlatSpec* specs, Py_ssize_t nf, uint8_t* seen, const uint
     while True:
         if i >= n or p[i] != 34:
             return False
-        j = _plain_string(p, i + 1, n)
-        if j < 0:
-            return False
-        f = _match_field(specs, nf, p + i + 1, j - i - 1, guess)
+        # fields usually come in contract order: try the next one's name first (names are plain ASCII,
+        # see scan_flat_json, so equal bytes followed by a quote are that key)
+        if guess < nf and specs[guess].plain_name and i + 1 + specs[guess].name_len < n and \
+                p[i + 1 + specs[guess].name_len] == 34 and _same_bytes(p + i + 1, specs[guess].name,
+                                                                       specs[guess].name_len):
+            f = guess
+            j = i + 1 + specs[guess].name_len
+        else:
+            j = _plain_string(p, i + 1, n)
+            if j < 0:
+                return False
+            f = _match_field(specs, nf, p + i + 1, j - i - 1, guess)
         if f < 0 or seen[f]:
             return False  # unknown or duplicate key
         seen[f] = 1
@@ -329,8 +351,8 @@ cdef int _scan_record(_FlatSpec* specs, Py_ssize_t nf, uint8_t* seen, const uint
 def scan_flat_json(records, fields, columns, status):
     """Decode and validate flat JSON objects into preallocated columns; the number of records accepted.
 
-    See `_core.pyi`. Row ``i`` of every column holds record ``i``'s value when ``status[i] == FLAT_OK``
-    (0); other rows (``FLAT_SLOW``, 1) are left in an unspecified state.
+    See `_core.pyi`. The ``k``-th accepted record (``status[i] == FLAT_OK``, 0) fills row ``k`` of every
+    column; rows from the returned count on are unspecified. Other records are ``FLAT_SLOW`` (1).
     """
     records, plan, cols, status_a = _checks.flat_json_arguments(records, fields, columns, status)
     cdef Py_ssize_t nf = len(plan), n = len(records), r, f, k, accepted = 0
@@ -339,6 +361,7 @@ def scan_flat_json(records, fields, columns, status):
     cdef uint8_t[::1] st = status_a
     cdef PyObject** strings
     cdef object rec, text
+    cdef list recs = records
     cdef list keep = []  # owners of the buffers the specs point into
     cdef const int64_t[::1] table_v
     cdef const uint8_t[::1] acc_v
@@ -355,6 +378,7 @@ def scan_flat_json(records, fields, columns, status):
             keep.append(name)
             specs[f].name = PyBytes_AS_STRING(name)
             specs[f].name_len = PyBytes_GET_SIZE(name)
+            specs[f].plain_name = all(32 <= c < 128 and c != 34 and c != 92 for c in name)
             specs[f].kind = kind
             specs[f].ilo = lo
             specs[f].ihi = hi
@@ -392,21 +416,24 @@ def scan_flat_json(records, fields, columns, status):
                 specs[f].symbol_lens = &lens_v[0]
             specs[f].column = cnp.PyArray_DATA(cols[f])
         for r in range(n):
-            rec = records[r]
+            rec = recs[r]
+            # values go to row `accepted`: a record that fails half-way leaves partial values there,
+            # which the next accepted record overwrites
             if type(rec) is not bytes or not _scan_record(
-                    specs, nf, seen, <const uint8_t*>PyBytes_AS_STRING(rec), PyBytes_GET_SIZE(rec), r):
+                    specs, nf, seen, <const uint8_t*>PyBytes_AS_STRING(rec), PyBytes_GET_SIZE(rec), accepted):
                 st[r] = 1
                 continue
             st[r] = 0
-            accepted += 1
             for f in range(nf):
                 if specs[f].kind == _K_STRING:
-                    text = PyUnicode_DecodeASCII(PyBytes_AS_STRING(rec) + specs[f].span_start,
-                                                 specs[f].span_len, NULL)
+                    text = PyUnicode_New(specs[f].span_len, 127)  # ASCII, checked by the scan
+                    memcpy(PyUnicode_DATA(text), PyBytes_AS_STRING(rec) + specs[f].span_start,
+                           specs[f].span_len)
                     strings = <PyObject**>specs[f].column
-                    Py_XDECREF(strings[r])
+                    Py_XDECREF(strings[accepted])
                     Py_INCREF(text)
-                    strings[r] = <PyObject*>text
+                    strings[accepted] = <PyObject*>text
+            accepted += 1
     finally:
         free(specs)
         free(seen)

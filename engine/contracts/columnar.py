@@ -170,30 +170,25 @@ class _Column:
             options["symbols"] = self.symbols
         self.flat = FlatField(self.name, kind, **options)
 
-    def finish(self, col: np.ndarray, keep: np.ndarray | None, index: np.ndarray,
-               overrides: dict[int, Any]) -> tuple[np.ndarray, np.ndarray | None]:
-        """The output column from the scanner's column (one row per input record): keep the valid rows,
-        map enum codes to symbols, then write ``overrides`` (input row -> a value the dtype cannot hold:
-        ``None``, an integer outside int64). Returns (column, enum codes or None)."""
-        if keep is not None:
-            col = col[keep]
-        positions = np.searchsorted(index, list(overrides)) if overrides else None
+    def finish(self, col: np.ndarray, overrides: dict[int, Any]) -> tuple[np.ndarray, np.ndarray | None]:
+        """The output column from the filled one: map enum codes to symbols, then write ``overrides``
+        (row -> a value the dtype cannot hold: ``None``, an integer outside int64). Returns (column,
+        enum codes or None)."""
         codes = None
         if self.symbols is not None and col.dtype == np.int32:
             codes = col
-            if positions is not None:
+            if overrides:
                 codes = codes.copy()
-                codes[positions] = 0  # a placeholder; these rows are overridden below
+                codes[list(overrides)] = 0  # a placeholder; these rows are overridden below
             symbols = np.empty(len(self.symbols), dtype=object)
             symbols[:] = self.symbols
             col = symbols.take(codes)
-            if positions is not None:
+            if overrides:
                 codes = None  # some rows hold no symbol (null or absent): no codes for this batch
-        if positions is not None or (self.as_object and col.dtype != object):
+        if overrides or (self.as_object and col.dtype != object):
             col = col.astype(object)
-        if positions is not None:
-            for pos, value in zip(positions.tolist(), overrides.values()):
-                col[pos] = value
+        for row, value in overrides.items():
+            col[row] = value
         return col, codes
 
 
@@ -216,54 +211,66 @@ class ColumnarPlan:
         items = records if isinstance(records, list) else list(records)
         n = len(items)
         cols = [np.empty(n, dtype=c.dtype) for c in self.columns]
-        overrides: list[dict[int, Any]] = [{} for _ in self.columns]
-        status = np.ones(n, dtype=np.uint8)  # 1: not (yet) valid
-        invalid: list[InvalidRecord] = []
         if self.flat_fields is not None and n:
             from engine.kernels import scan_flat_json
 
-            scan_flat_json(items, self.flat_fields, cols, status)
-            self._exact_checks(cols, status)
+            status = np.empty(n, dtype=np.uint8)
+            accepted = scan_flat_json(items, self.flat_fields, cols, status)
+            # the k-th accepted record filled row k: `fast[k]` is its input position
+            fast = np.flatnonzero(status == 0)
+            cols = [col[:accepted] if 2 * accepted >= n else col[:accepted].copy() for col in cols]
+            fast, cols = self._exact_checks(cols, fast, status)
             slow = np.flatnonzero(status).tolist()
         else:
+            fast = np.empty(0, dtype=np.intp)
+            cols = [col[:0] for col in cols]
             slow = list(range(n))
+        invalid: list[InvalidRecord] = []
+        overrides: list[dict[int, Any]] = [{} for _ in self.columns]
+        index = fast
         if slow:
-            invalid = self._decode_slow(items, slow, cols, overrides, status)
-        ok = status == 0
-        keep = None if bool(ok.all()) else ok
-        index = np.flatnonzero(ok).astype(np.int64, copy=False)
+            result = self.compiled.validate_many([items[i] for i in slow])
+            invalid = [InvalidRecord(slow[r.index], r.record, r.issues) for r in result.invalid]
+            bad = {r.index for r in result.invalid}
+            rows = [row for j, row in enumerate(slow) if j not in bad]
+            if rows:  # merge the records msgspec accepted into their rows
+                index = np.sort(np.concatenate([fast, np.asarray(rows, dtype=fast.dtype)]))
+                fast_at = np.searchsorted(index, fast)
+                rows_at = np.searchsorted(index, rows).tolist()
+                merged = []
+                for c, col, over in zip(self.columns, cols, overrides):
+                    out = np.empty(len(index), dtype=col.dtype)
+                    out[fast_at] = col
+                    self._write(c, out, over, rows_at, [getattr(s, c.attr) for s in result.valid])
+                    merged.append(out)
+                cols = merged
         columns: dict[str, np.ndarray] = {}
         codes: dict[str, np.ndarray] = {}
         for c, col, over in zip(self.columns, cols, overrides):
-            columns[c.name], code = c.finish(col, keep, index, over)
+            columns[c.name], code = c.finish(col, over)
             if code is not None:
                 codes[c.name] = code
-        return ColumnarValidation(columns, index, invalid, codes)
+        return ColumnarValidation(columns, index.astype(np.int64, copy=False), invalid, codes)
 
-    def _exact_checks(self, cols: list[np.ndarray], status: np.ndarray) -> None:
+    def _exact_checks(self, cols: list[np.ndarray], fast: np.ndarray, status: np.ndarray
+                      ) -> tuple[np.ndarray, list[np.ndarray]]:
         """Constraints the scanner does not check (integer allowed values, float ``multiple_of``, patterns
-        that do not compile to a DFA): rows that fail msgspec's own check go to the slow path."""
+        that do not compile to a DFA): rows that fail msgspec's own check are dropped and their records
+        go to the slow path (which reports them exactly as `validate_many` does)."""
+        drop = np.zeros(len(fast), dtype=bool)
         for c, col in zip(self.columns, cols):
             if c.exact is None:
                 continue
-            rows = np.flatnonzero(status == 0)
-            for row, value in zip(rows.tolist(), col[rows].tolist()):
+            for k, value in enumerate(col.tolist()):
                 try:
                     msgspec.convert(value, c.exact)
                 except msgspec.ValidationError:
-                    status[row] = 1
-
-    def _decode_slow(self, items: list[Any], slow: list[int], cols: list[np.ndarray],
-                     overrides: list[dict[int, Any]], status: np.ndarray) -> list[InvalidRecord]:
-        """Validate the records at ``slow`` with `validate_many` and write the valid ones into their rows."""
-        result = self.compiled.validate_many([items[i] for i in slow])
-        invalid = [InvalidRecord(slow[r.index], r.record, r.issues) for r in result.invalid]
-        bad = {r.index for r in result.invalid}
-        rows = [row for j, row in enumerate(slow) if j not in bad]
-        for c, col, over in zip(self.columns, cols, overrides):
-            self._write(c, col, over, rows, [getattr(s, c.attr) for s in result.valid])
-        status[rows] = 0
-        return invalid
+                    drop[k] = True
+        if not drop.any():
+            return fast, cols
+        status[fast[drop]] = 1
+        keep = ~drop
+        return fast[keep], [col[keep] for col in cols]
 
     @staticmethod
     def _write(c: _Column, col: np.ndarray, over: dict[int, Any], rows: list[int], values: list[Any]) -> None:

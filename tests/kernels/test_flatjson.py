@@ -38,8 +38,7 @@ def scan(impl, records, fields=FIELDS):
     accepted = impl.scan_flat_json(records, fields, columns, status)
     assert accepted == int(np.count_nonzero(status == 0))
     assert set(status.tolist()) <= {0, 1}
-    ok = status == 0
-    return status, [c[ok].tolist() for c in columns]
+    return status, [c[:accepted].tolist() for c in columns]  # the k-th accepted record fills row k
 
 
 @settings(max_examples=150, deadline=None)
