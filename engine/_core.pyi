@@ -221,7 +221,8 @@ def dfa_reject_lines(buf: bytes | NDArray[np.uint8], table: I64, accepting: Mask
 from engine._kernel_types import FlatField
 
 def scan_flat_json(
-    records: list[object], fields: Sequence[FlatField], columns: list[NDArray], status: NDArray[np.uint8]
+    records: list[object], fields: Sequence[FlatField], columns: list[NDArray], status: NDArray[np.uint8],
+    allow_unknown: bool = False,
 ) -> int:
     """Decode and validate a batch of flat JSON objects straight into columns; returns how many passed.
 
@@ -234,7 +235,9 @@ def scan_flat_json(
 
     ``FLAT_OK`` is conservative: the record is ``bytes`` holding exactly one JSON object (JSON
     whitespace around tokens) whose keys are exactly the field names, each once, plain ASCII strings
-    without escapes, with values that msgspec would accept with the same values and that meet the
+    without escapes (with ``allow_unknown``, other keys may appear too when their values are plain
+    scalars: a number the ``float`` rule reads, ``true``, ``false``, ``null`` or a plain string), with
+    values that msgspec would accept with the same values and that meet the
     field's constraints: ``int``/``timestamp`` a JSON integer literal of at most 18 digits; ``float`` any
     JSON number (integer literals of at most 18 digits convert like int64 -> float64, so ``-0`` is
     ``0.0``; others are correctly rounded by ``PyOS_string_to_double``; at most 40 characters, a

@@ -902,7 +902,19 @@ def _flat_value(plan, data, i):
     return raw.decode("ascii"), m.end()
 
 
-def _flat_record(plans, data):
+def _flat_skip(data, i):
+    """The end of an unknown field's value when it is a plain scalar the scanner reads, else None."""
+    m = _PLAIN_STRING.match(data, i)
+    if m is not None:
+        return m.end()
+    for literal in (b"true", b"false", b"null"):
+        if data.startswith(literal, i):
+            return i + len(literal)
+    got = _flat_number(data, i)
+    return None if got is None else got[1]
+
+
+def _flat_record(plans, data, allow_unknown):
     """The record's values by field position when it is on the fast path, else None."""
     def ws(i):
         while i < len(data) and data[i:i + 1] in (b" ", b"\t", b"\n", b"\r"):
@@ -920,16 +932,21 @@ def _flat_record(plans, data):
         if m is None:
             return None
         k = by_name.get(m.group(1))
-        if k is None or k in values:
-            return None  # unknown or duplicate key
+        if k in values or (k is None and not allow_unknown):
+            return None  # a duplicate or an unknown key
         i = ws(m.end())
         if not data.startswith(b":", i):
             return None
-        got = _flat_value(plans[k], data, ws(i + 1))
-        if got is None:
-            return None
-        values[k] = got[0]
-        i = ws(got[1])
+        if k is None:
+            end = _flat_skip(data, ws(i + 1))
+            if end is None:
+                return None
+        else:
+            got = _flat_value(plans[k], data, ws(i + 1))
+            if got is None:
+                return None
+            values[k], end = got
+        i = ws(end)
         if data.startswith(b",", i):
             i = ws(i + 1)
             continue
@@ -940,11 +957,12 @@ def _flat_record(plans, data):
         return values
 
 
-def scan_flat_json(records, fields, columns, status):
+def scan_flat_json(records, fields, columns, status, allow_unknown=False):
     records, plans, columns, status = _checks.flat_json_arguments(records, fields, columns, status)
+    allow_unknown = _checks.flag("allow_unknown", allow_unknown)
     accepted = 0
     for r, rec in enumerate(records):
-        values = _flat_record(plans, rec) if type(rec) is bytes else None
+        values = _flat_record(plans, rec, allow_unknown) if type(rec) is bytes else None
         if values is None:
             status[r] = 1
             continue

@@ -286,6 +286,27 @@ cdef inline Py_ssize_t _value(_FlatSpec* f, const uint8_t* p, Py_ssize_t i, Py_s
     return j + 1
 
 
+cdef inline Py_ssize_t _skip_scalar(const uint8_t* p, Py_ssize_t i, Py_ssize_t n) except -2:
+    """The index just past the value of a field the contract does not name, when it is a scalar the
+    scanner reads itself (a number `_number` converts, ``true``, ``false``, ``null``, a plain string), else
+    -1: msgspec checks skipped values too, so anything less certain takes the slow path."""
+    cdef double d
+    cdef Py_ssize_t j
+    if i >= n:
+        return -1
+    if p[i] == 34:
+        j = _plain_string(p, i + 1, n)
+        return j + 1 if j >= 0 else -1
+    if n - i >= 4 and p[i] == 116 and p[i + 1] == 114 and p[i + 2] == 117 and p[i + 3] == 101:  # true
+        return i + 4
+    if n - i >= 4 and p[i] == 110 and p[i + 1] == 117 and p[i + 2] == 108 and p[i + 3] == 108:  # null
+        return i + 4
+    if (n - i >= 5 and p[i] == 102 and p[i + 1] == 97 and p[i + 2] == 108 and p[i + 3] == 115
+            and p[i + 4] == 101):  # false
+        return i + 5
+    return _number(p, i, n, &d)
+
+
 cdef inline Py_ssize_t _match_field(_FlatSpec* specs, Py_ssize_t nf, const uint8_t* key, Py_ssize_t length,
                                     Py_ssize_t guess) noexcept nogil:
     """The field named ``key``, trying ``guess`` first (fields usually come in contract order), or -1."""
@@ -300,8 +321,9 @@ cdef inline Py_ssize_t _match_field(_FlatSpec* specs, Py_ssize_t nf, const uint8
 
 
 cdef int _scan_record(_FlatSpec* specs, Py_ssize_t nf, uint8_t* seen, const uint8_t* p, Py_ssize_t n,
-                       Py_ssize_t row) except -1:
-    """True when the record at ``p`` is a flat object of exactly the fields, every value valid."""
+                       Py_ssize_t row, bint allow_unknown) except -1:
+    """True when the record at ``p`` is a flat object of exactly the fields (plus, with
+    ``allow_unknown``, other keys with plain scalar values), every value valid."""
     cdef Py_ssize_t i = _skip_ws(p, 0, n), j, f, found = 0, guess = 0
     if i >= n or p[i] != 123:  # '{'
         return False
@@ -324,16 +346,19 @@ cdef int _scan_record(_FlatSpec* specs, Py_ssize_t nf, uint8_t* seen, const uint
             if j < 0:
                 return False
             f = _match_field(specs, nf, p + i + 1, j - i - 1, guess)
-        if f < 0 or seen[f]:
-            return False  # unknown or duplicate key
-        seen[f] = 1
-        found += 1
-        guess = f + 1
+        if f >= 0:
+            if seen[f]:
+                return False  # a duplicate key: msgspec keeps the last value
+            seen[f] = 1
+            found += 1
+            guess = f + 1
+        elif not allow_unknown:
+            return False
         i = _skip_ws(p, j + 1, n)
         if i >= n or p[i] != 58:  # ':'
             return False
         i = _skip_ws(p, i + 1, n)
-        i = _value(&specs[f], p, i, n, row)
+        i = _value(&specs[f], p, i, n, row) if f >= 0 else _skip_scalar(p, i, n)
         if i < 0:
             return False
         i = _skip_ws(p, i, n)
@@ -348,13 +373,14 @@ cdef int _scan_record(_FlatSpec* specs, Py_ssize_t nf, uint8_t* seen, const uint
         return i == n and found == nf
 
 
-def scan_flat_json(records, fields, columns, status):
+def scan_flat_json(records, fields, columns, status, allow_unknown=False):
     """Decode and validate flat JSON objects into preallocated columns; the number of records accepted.
 
     See `_core.pyi`. The ``k``-th accepted record (``status[i] == FLAT_OK``, 0) fills row ``k`` of every
     column; rows from the returned count on are unspecified. Other records are ``FLAT_SLOW`` (1).
     """
     records, plan, cols, status_a = _checks.flat_json_arguments(records, fields, columns, status)
+    cdef bint allow = _checks.flag("allow_unknown", allow_unknown)
     cdef Py_ssize_t nf = len(plan), n = len(records), r, f, k, accepted = 0
     cdef _FlatSpec* specs = <_FlatSpec*>malloc(nf * sizeof(_FlatSpec))
     cdef uint8_t* seen = <uint8_t*>malloc(nf)
@@ -420,7 +446,7 @@ def scan_flat_json(records, fields, columns, status):
             # values go to row `accepted`: a record that fails half-way leaves partial values there,
             # which the next accepted record overwrites
             if type(rec) is not bytes or not _scan_record(
-                    specs, nf, seen, <const uint8_t*>PyBytes_AS_STRING(rec), PyBytes_GET_SIZE(rec), accepted):
+                    specs, nf, seen, <const uint8_t*>PyBytes_AS_STRING(rec), PyBytes_GET_SIZE(rec), accepted, allow):
                 st[r] = 1
                 continue
             st[r] = 0

@@ -7,8 +7,9 @@ as `CompiledContract.validate_many` reports them.
 
 How: the compiled kernel `engine.kernels.scan_flat_json` reads every flat JSON object of the batch in
 one C loop, checks the contract's constraints and writes the values into preallocated columns. It is
-conservative: a record with anything unusual (escapes, non-ASCII, null, missing, unknown or duplicate
-fields, very long numbers, malformed JSON, a broken constraint) is left to msgspec, which decodes those
+conservative: a record with anything unusual (escapes, non-ASCII, null, missing or duplicate fields,
+unknown fields unless they hold plain scalars and the contract allows them, very long numbers,
+malformed JSON, a broken constraint) is left to msgspec, which decodes those
 records one by one through `validate_many` (same values, same issues) and the valid ones are written
 into their rows. A contract the scanner cannot read at all (fields of type date, bytes, array, map or
 object) is validated with `validate_many` and its records are converted to columns, so every contract
@@ -201,6 +202,8 @@ class ColumnarPlan:
         fields = compiled.contract.fields
         scannable = bool(fields) and all(f.type.type in _SCANNED_TYPES for f in fields)
         self.columns = [_Column(f, scannable) for f in fields]
+        # fields the contract does not name are ignored (msgspec skips them) unless it forbids them
+        self.allow_unknown = compiled.contract.additional_fields != "forbid"
         if scannable and all(c.flat is not None for c in self.columns):
             self.flat_fields: list | None = [c.flat for c in self.columns]
         else:
@@ -215,7 +218,7 @@ class ColumnarPlan:
             from engine.kernels import scan_flat_json
 
             status = np.empty(n, dtype=np.uint8)
-            accepted = scan_flat_json(items, self.flat_fields, cols, status)
+            accepted = scan_flat_json(items, self.flat_fields, cols, status, self.allow_unknown)
             # the k-th accepted record filled row k: `fast[k]` is its input position
             fast = np.flatnonzero(status == 0)
             cols = [col[:accepted] if 2 * accepted >= n else col[:accepted].copy() for col in cols]

@@ -32,20 +32,20 @@ DTYPES = {"int": np.int64, "timestamp": np.int64, "float": np.float64, "bool": n
           "enum": np.int32}
 
 
-def scan(impl, records, fields=FIELDS):
+def scan(impl, records, fields=FIELDS, allow_unknown=False):
     columns = [np.empty(len(records), dtype=DTYPES[f.kind]) for f in fields]
     status = np.full(len(records), 7, dtype=np.uint8)
-    accepted = impl.scan_flat_json(records, fields, columns, status)
+    accepted = impl.scan_flat_json(records, fields, columns, status, allow_unknown)
     assert accepted == int(np.count_nonzero(status == 0))
     assert set(status.tolist()) <= {0, 1}
     return status, [c[:accepted].tolist() for c in columns]  # the k-th accepted record fills row k
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.lists(st.one_of(record_bytes(), valid_record_bytes(), st.binary(max_size=20)), max_size=12))
-def test_compiled_matches_twin(records):
-    status, values = scan(_core, records)
-    status_t, values_t = scan(_reference, records)
+@given(st.lists(st.one_of(record_bytes(), valid_record_bytes(), st.binary(max_size=20)), max_size=12), st.booleans())
+def test_compiled_matches_twin(records, allow_unknown):
+    status, values = scan(_core, records, allow_unknown=allow_unknown)
+    status_t, values_t = scan(_reference, records, allow_unknown=allow_unknown)
     assert status.tolist() == status_t.tolist()
     for got, want in zip(values, values_t):
         assert [repr(v) for v in got] == [repr(v) for v in want]  # repr: -0.0 differs from 0.0
@@ -71,6 +71,13 @@ def test_reads_values_and_refuses_the_unusual(impl):
     status, values = scan(impl, records, fields)
     assert status.tolist() == [0, 0] + [1] * 9
     assert values == [[1, 0], [2.5, 0.0], ["hi", ""], [1, 0], [True, False]]
+    # unknown keys with plain scalar values are skipped when allowed; anything nested is not
+    extra = [records[3], b'{"z": null, "a": 1, "b": 2.5, "y": "s", "c": "hi", "d": "Y", "e": true, "x": -1e5}',
+             b'{"a": 1, "b": 2.5, "c": "hi", "d": "Y", "e": true, "z": [1]}',
+             b'{"a": 1, "b": 2.5, "c": "hi", "d": "Y", "e": true, "z": "\\n"}']
+    status, values = scan(impl, extra, fields, allow_unknown=True)
+    assert status.tolist() == [0, 0, 1, 1]
+    assert values[0] == [1, 1]
 
 
 @pytest.mark.parametrize("impl", IMPLS, ids=IDS)
@@ -92,6 +99,7 @@ def test_reads_values_and_refuses_the_unusual(impl):
     (lambda r, f, c, s: (r, [f[0], FlatField("b", "enum", symbols=())], [c[0], np.empty(2, np.int32)], s),
      ValueError, "non-empty tuple"),
     (lambda r, f, c, s: (r, f, c, s.astype(np.int64)), TypeError, "status must be a 1-D uint8"),
+    (lambda r, f, c, s: (r, f, c, s, "yes"), TypeError, "allow_unknown must be a bool"),
 ])
 def test_bad_arguments_raise_clear_errors(impl, change, error, message):
     records = [b'{"a": 1, "b": "x"}', b"{}"]
