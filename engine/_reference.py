@@ -819,6 +819,7 @@ _JSON_INT = re.compile(rb"-?(?:0|[1-9][0-9]*)")
 _JSON_NUMBER = re.compile(rb"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 _PLAIN_STRING = re.compile(rb'"([\x20\x21\x23-\x5b\x5d-\x7f]*)"')  # ASCII, no quote, backslash or control
 _MIN_NORMAL = 2.2250738585072014e-308
+_NUMBER_GOES_ON = frozenset(bytes([c]) for c in b".eE0123456789")  # after a number: a longer or malformed one
 
 
 def _flat_integer(data, i):
@@ -829,7 +830,7 @@ def _flat_integer(data, i):
         return None
     digits = m.group().lstrip(b"-")
     end = m.end()
-    if len(digits) > 18 or (end < len(data) and data[end:end + 1] in (b".", b"e", b"E", *[bytes([c]) for c in b"0123456789"])):
+    if len(digits) > 18 or data[end:end + 1] in _NUMBER_GOES_ON:
         return None
     return int(m.group()), end
 
@@ -844,7 +845,7 @@ def _flat_number(data, i):
         return None
     end = m.end()
     text = m.group()
-    if end < len(data) and data[end:end + 1] in (b".", b"e", b"E", *[bytes([c]) for c in b"0123456789"]):
+    if data[end:end + 1] in _NUMBER_GOES_ON:
         return None
     if len(text) > 40 or not any(c in text for c in b".eE"):
         return None  # too long, or an integer literal too long for `_flat_integer`
