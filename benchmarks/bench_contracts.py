@@ -9,9 +9,9 @@ rules, same run):
   targets (>= 10x the field loop, >= 20x jsonschema) are carried by these groups.
 - record form: `CompiledContract.validate_many` (one msgspec Struct per record, Meta constraints; bad
   records become dead letters). Its field-loop row carries no target (its jsonschema row keeps ">= 20x",
-  which it meets): msgspec's per-record decode alone costs
-  ~0.45 us, which puts this form at 7-9.5x the field loop, short of 10x (and the columnar form exists
-  for that reason).
+  which it meets): msgspec's per-record decode alone costs ~0.45 us, which puts this form at about 7-11x
+  the field loop depending on the machine's load, not reliably 10x (the columnar form exists for that
+  reason; it measured 25-29x on a shared, loaded machine).
 
 Baselines:
 
