@@ -330,3 +330,17 @@ def test_mixed_inputs_and_empty_batches():
     assert got.index.tolist() == [0, 1, 2]
     got = compiled.validate_columns(iter([json.dumps(rec).encode()]))
     assert len(got) == 1
+
+
+def test_columns_feed_a_batch_whose_records_match_validate_many_dicts():
+    from engine.batch import Batch
+
+    compiled = CONTRACT.compile()
+    rec = {"sid": "ab-1", "n": 3, "big": 5, "x": 1.5, "f": 2.0, "cur": "EUR", "state": "PAID", "ok": True, "ts": 7,
+           "note": "hi", "qty": 4}
+    records = [json.dumps(rec).encode(), json.dumps({**rec, "x": -2e6}).encode(),
+               json.dumps({**rec, "state": "SHIPPED", "ok": False}).encode()]
+    got = compiled.validate_columns(records)
+    ts = got.columns["ts"]
+    batch = Batch(ts, np.full(len(ts), -(2**63), dtype=np.int64), columns=got.columns)
+    assert batch.records == compiled.validate_many(records, output="dict").valid
