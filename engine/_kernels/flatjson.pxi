@@ -2,20 +2,21 @@
 #
 # The scanner is deliberately narrow: it accepts a record only when it is certain msgspec would accept
 # it with the same values (strict JSON grammar, ASCII strings without escapes, every field exactly once,
-# no unknown field, numbers short enough to convert exactly) and reports everything else as "slow", for
-# the caller to decode with msgspec. It never produces error messages.
+# unknown fields only when allowed and holding plain scalars, numbers short enough to convert exactly)
+# and reports everything else as "slow", for the caller to decode with msgspec. It never produces error
+# messages.
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.ref cimport PyObject, Py_INCREF, Py_XDECREF
 from cpython.conversion cimport PyOS_string_to_double
+from libc.stdlib cimport malloc, free
+from libc.string cimport memcpy, memset
+from libc.math cimport isfinite, fabs
+from libc.stdint cimport int32_t
 
 cdef extern from "Python.h":
     object PyUnicode_New(Py_ssize_t size, Py_UCS4 maxchar)
     void* PyUnicode_DATA(object o)
-from libc.stdlib cimport malloc, free
-from libc.string cimport memcmp, memcpy, memset
-from libc.math cimport isfinite, fabs
-from libc.stdint cimport int32_t
 
 cdef enum:
     _MAX_INT_DIGITS = 18  # every 18-digit integer fits in int64; longer ones take the slow path
@@ -445,8 +446,8 @@ def scan_flat_json(records, fields, columns, status, allow_unknown=False):
             rec = recs[r]
             # values go to row `accepted`: a record that fails half-way leaves partial values there,
             # which the next accepted record overwrites
-            if type(rec) is not bytes or not _scan_record(
-                    specs, nf, seen, <const uint8_t*>PyBytes_AS_STRING(rec), PyBytes_GET_SIZE(rec), accepted, allow):
+            if type(rec) is not bytes or not _scan_record(specs, nf, seen, <const uint8_t*>PyBytes_AS_STRING(rec),
+                                                          PyBytes_GET_SIZE(rec), accepted, allow):
                 st[r] = 1
                 continue
             st[r] = 0
