@@ -8,9 +8,9 @@ as `CompiledContract.validate_many` reports them.
 How: the compiled kernel `engine.kernels.scan_flat_json` reads every flat JSON object of the batch in
 one C loop, checks the contract's constraints and writes the values into preallocated columns. It is
 conservative: a record with anything unusual (escapes, non-ASCII, null, missing or duplicate fields,
-unknown fields unless they hold plain scalars and the contract allows them, very long numbers,
-malformed JSON, a broken constraint) is left to msgspec, which decodes those
-records one by one through `validate_many` (same values, same issues) and the valid ones are written
+unknown fields unless they hold plain scalars and the contract allows them, very long numbers, malformed
+JSON, a broken constraint, items that are str or mappings rather than bytes) is left to msgspec, which
+decodes those records through `validate_many` (same values, same issues) and the valid ones are merged
 into their rows. A contract the scanner cannot read at all (fields of type date, bytes, array, map or
 object) is validated with `validate_many` and its records are converted to columns, so every contract
 works; only the speed differs.
@@ -35,8 +35,14 @@ map, object             (``datetime.date``, ``bytes``, lists and dicts)
 ======================  ===============================================================================
 
 A ``nullable`` field, or an optional field without a default, has an object column (Python values,
-``None`` for null or absent). An integer or timestamp column whose valid values do not all fit in int64
-becomes an object column of Python ints for that batch (msgspec accepts arbitrary integers).
+``None`` for null or absent; such a batch has no ``codes`` for that field). An integer or timestamp
+column whose valid values do not all fit in int64 becomes an object column of Python ints for that
+batch (msgspec accepts arbitrary integers).
+
+So the columns differ from ``validate_many(output="dict")`` in two documented ways: timestamps are
+always epoch milliseconds (never ``datetime``), and an absent optional field without a default is
+``None`` (the dict leaves the key out). For every other contract `ColumnarValidation.records` equals
+that list of dicts.
 """
 
 from __future__ import annotations
