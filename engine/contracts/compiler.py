@@ -65,6 +65,9 @@ def _extend_keeps_partial() -> bool:
 
 _EXTEND_KEEPS_PARTIAL = _extend_keeps_partial()
 _CACHE_LIMIT = 256
+# what decoding bytes can raise for bad input: msgspec's errors, and UnicodeDecodeError for invalid UTF-8
+# in a string (msgspec does not wrap it)
+_DECODE_ERRORS = (msgspec.DecodeError, UnicodeDecodeError)
 _CACHE_LOCK = threading.Lock()
 
 
@@ -353,13 +356,13 @@ class CompiledContract:
         """Decode and validate one JSON document; raises `ContractValidationError` with the reasons."""
         try:
             return self._patterns_ok(self.json_decoder.decode(data))
-        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        except _DECODE_ERRORS as exc:
             raise ContractValidationError(self.contract.name, [self._json_issue(exc, data)]) from None
 
     def validate_msgpack(self, data: bytes) -> Any:
         try:
             return self._patterns_ok(self.msgpack_decoder.decode(data))
-        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        except _DECODE_ERRORS as exc:
             raise ContractValidationError(self.contract.name, [self._msgpack_issue(exc, data)]) from None
 
     def validate_python(self, obj: Mapping[str, Any]) -> Any:
@@ -382,7 +385,7 @@ class CompiledContract:
                 self._patterns_ok(self.json_decoder.decode(record))
             else:
                 self._patterns_ok(self._convert(record))
-        except (msgspec.ValidationError, msgspec.DecodeError, TypeError, ContractValidationError):
+        except (*_DECODE_ERRORS, TypeError, ContractValidationError):
             return False
         return True
 
@@ -416,7 +419,7 @@ class CompiledContract:
                         valid.append(decode_mp(rec))
                     else:
                         valid.append(self._convert(rec))
-                except (msgspec.ValidationError, msgspec.DecodeError, TypeError) as exc:
+                except (*_DECODE_ERRORS, TypeError) as exc:
                     invalid.append(InvalidRecord(i, rec, (self._issue(exc, rec, encoding),)))
         if self._bulk and valid and encoding != "json":  # the JSON path checks patterns per block
             valid, invalid = self._check_bulk(valid, invalid, items)
@@ -463,7 +466,7 @@ class CompiledContract:
         `_EXTEND_KEEPS_PARTIAL`, a plain per-record loop is used.)"""
         out: list[Any] = []
         decode = self.json_decoder.decode
-        errors = (msgspec.ValidationError, msgspec.DecodeError, TypeError)
+        errors = (*_DECODE_ERRORS, TypeError)
         block = 1024
         for start in range(0, len(items), block):
             part = items[start:start + block]
@@ -529,7 +532,7 @@ class CompiledContract:
         if isinstance(exc, msgspec.ValidationError):
             try:
                 original = msgspec.json.decode(data)
-            except msgspec.DecodeError:
+            except _DECODE_ERRORS:
                 original = None
             return _issue_from_error(exc, original)
         return ValidationIssue("", f"malformed JSON: {exc}", _preview(data))
@@ -538,7 +541,7 @@ class CompiledContract:
         if isinstance(exc, msgspec.ValidationError):
             try:
                 original = msgspec.msgpack.decode(data)
-            except msgspec.DecodeError:
+            except _DECODE_ERRORS:
                 original = None
             return _issue_from_error(exc, original)
         return ValidationIssue("", f"malformed msgpack: {exc}", _preview(data))

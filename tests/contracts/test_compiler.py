@@ -297,3 +297,29 @@ def test_benchmark_validators_refuse_the_same_records(field, bad):
     assert engine_validate([json.dumps(record).encode()]) == 0
     del record[field]
     assert _field_loop_problem(record) == field
+
+
+def test_invalid_utf8_is_an_invalid_record_not_a_crash():
+    """msgspec raises UnicodeDecodeError (not one of its own errors) for bad UTF-8 inside a string."""
+    compiled = loads_contract("""
+name: names
+version: 1.0.0
+fields:
+  - {name: name, type: string}
+  - {name: n, type: integer}
+""").compile()
+    good = b'{"name": "ok", "n": 1}'
+    bad_string = b'{"name": "\xff", "n": 2}'
+    bad_after_type_error = b'{"name": 5, "n": "\xc2 \x80"}'
+    valid, invalid = compiled.validate_many([good, bad_string, bad_after_type_error])
+    assert [r.name for r in valid] == ["ok"]
+    assert [r.index for r in invalid] == [1, 2]
+    assert "malformed JSON" in invalid[0].issues[0].message and "utf-8" in invalid[0].issues[0].message
+    assert invalid[1].issues[0].path == "name"
+    assert not compiled.is_valid(bad_string)
+    with pytest.raises(ContractValidationError, match="utf-8"):
+        compiled.validate_json(bad_string)
+    with pytest.raises(ContractValidationError, match="utf-8"):
+        compiled.validate_msgpack(msgspec.msgpack.encode({"name": "x", "n": 1}).replace(b"\xa1x", b"\xa1\xff"))
+    columns = compiled.validate_columns([good, bad_string])
+    assert columns.index.tolist() == [0] and [r.index for r in columns.invalid] == [1]
