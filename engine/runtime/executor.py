@@ -49,6 +49,7 @@ from engine.runtime.operators.stateless import (
 from engine.runtime.operators.sharding import ShardedOperator, shard_of
 from engine.runtime.operators.windowing import make_window_operator
 from engine.runtime.plan import Plan, compile_flow
+from engine.runtime.projection import source_projection
 
 logger = logging.getLogger(__name__)
 
@@ -126,6 +127,7 @@ class Execution:
             if step.kind == "source":
                 node.source = p["source"]
                 node.source.scale_out = by_partition
+                node.source.project(source_projection(plan, name))
                 node.op = SourceOperator(name, list(node.source.partitions()), p["timestamp"], p["watermark"],
                                          monotonic=not by_partition)
             elif step.kind == "map":
