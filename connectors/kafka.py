@@ -127,7 +127,9 @@ class KafkaSource(Source):
     callable). A message that cannot be decoded goes to the source step's dead letters with its topic,
     partition and offset; the job continues. Records are the decoded values, or `KafkaMessage` objects
     with ``metadata=True``. Event time defaults to the Kafka record timestamp (``flow.source(src)`` without
-    ``timestamp=``).
+    ``timestamp=``). JSON values of a batch are decoded in one call; when the job reads only some fields by
+    name (`project`), just those are decoded, into columns, and a batch with a value that does not fit is
+    decoded whole (so its bad messages reach the dead letters exactly as without projection).
 
     ``start``: where a partition with no checkpointed offset begins: 'earliest', 'latest', or
     'committed' (the group's committed offset, else earliest). ``bounded=True`` reads each partition up to
