@@ -623,12 +623,19 @@ class KafkaSink(Sink):
         builder = producer.create_batch()
         for value in values:
             if builder.append(timestamp=None, key=None, value=value, headers=_NO_HEADERS) is None:
-                self._pending.append(await producer.send_batch(builder, self.topic, partition=partition))
+                self._pending.append(await self._send_batch(builder, partition))
                 builder = producer.create_batch()
                 if builder.append(timestamp=None, key=None, value=value, headers=_NO_HEADERS) is None:
                     raise ConnectorError(f"{self.describe()}: a record of {len(value)} bytes exceeds the batch size")
         if builder.record_count():
-            self._pending.append(await producer.send_batch(builder, self.topic, partition=partition))
+            self._pending.append(await self._send_batch(builder, partition))
+
+    async def _send_batch(self, builder: Any, partition: int) -> asyncio.Future:
+        """Hand a filled producer batch to aiokafka, closed: an open batch lingers ``linger_ms`` for more
+        messages before it is sent, and the next batch for its partition waits for it meanwhile; ours
+        are complete when handed over."""
+        builder.close()
+        return await self._producer.send_batch(builder, self.topic, partition=partition)
 
     async def _send_records(self, records: list, partitions: list[int]) -> None:
         producer = self._producer
@@ -646,13 +653,13 @@ class KafkaSink(Sink):
             if builder is None:
                 builder = builders[partition] = producer.create_batch()
             if builder.append(timestamp=None, key=key, value=value, headers=headers) is None:
-                self._pending.append(await producer.send_batch(builder, self.topic, partition=partition))
+                self._pending.append(await self._send_batch(builder, partition))
                 builder = builders[partition] = producer.create_batch()
                 if builder.append(timestamp=None, key=key, value=value, headers=headers) is None:
                     raise ConnectorError(f"{self.describe()}: a record of {len(value)} bytes exceeds the batch size")
         for partition, builder in builders.items():
             if builder.record_count():
-                self._pending.append(await producer.send_batch(builder, self.topic, partition=partition))
+                self._pending.append(await self._send_batch(builder, partition))
 
     async def _partitions(self) -> list[int]:
         if self._partition_ids is None:
