@@ -85,14 +85,16 @@ class JsonColumnDecoder:
 
 
 def _column(values: list, role: str) -> np.ndarray | None:
-    types = set(map(type, values))
-    if types <= {int}:
-        try:
-            return np.array(values, dtype=np.int64)
-        except OverflowError:
-            return None  # the records path decides what an out-of-range int means
-    if role == "number":  # ints and floats: the records path reads them as float64 too
-        return np.array(values, dtype=np.float64)
-    column = np.empty(len(values), dtype=object)  # keys with a str among them: kept as Python objects
-    column[:] = values
-    return column
+    # numpy infers int64 for ints in int64 range and float64 for ints mixed with floats (as the records
+    # path's float64 conversion does); anything else (strs, bigger ints) is kind "U", "u" or "O".
+    column = np.array(values)
+    kind = column.dtype.kind
+    if kind == "i":
+        return column.astype(np.int64, copy=False)
+    if role == "number":
+        return column if kind == "f" else None  # an int out of range: the records path decides
+    if role == "key":  # a str (or an int out of int64 range) among them: keys stay Python objects
+        keys = np.empty(len(values), dtype=object)
+        keys[:] = values
+        return keys
+    return None  # an "int" field with an int out of range: the records path makes it a dead letter

@@ -127,3 +127,11 @@ def test_columns_encode_exactly_like_the_records_they_stand_for(rows):
     batch = Batch(columns["start"], columns["start"], columns=columns)
     encode = msgspec.json.Encoder().encode
     assert _json_lines_of_columns(batch) == [encode(r) for r in columns_to_records(columns)]
+
+
+def test_ints_beyond_int64_stay_exact_keys_and_send_numbers_to_the_records_path():
+    huge = 2**64 + 1
+    keys = JsonColumnDecoder({"user": "key"}).decode([b'{"user":%d}' % huge, b'{"user":1}'])
+    assert keys["user"].dtype == object and keys["user"].tolist() == [huge, 1]
+    assert JsonColumnDecoder({"amount": "number"}).decode([b'{"amount":%d}' % huge]) is None
+    assert JsonColumnDecoder({"ts": "int"}).decode([b'{"ts":%d}' % huge]) is None
