@@ -12,8 +12,7 @@ bad ones and routing them to dead letters.
 
 from __future__ import annotations
 
-from operator import attrgetter
-from typing import Any, Union
+from typing import Any, Callable, Union
 
 import msgspec
 import numpy as np
@@ -69,7 +68,7 @@ class JsonColumnDecoder:
             "ProjectedRow", attributes, rename={f"f{i}": name for i, name in enumerate(self.fields)}, gc=False
         )
         self._decoder = msgspec.json.Decoder(row)
-        self._getters = [(name, role, attrgetter(f"f{i}")) for i, (name, role) in enumerate(self.fields.items())]
+        self._getters = [(name, role, _attribute_lister(i)) for i, (name, role) in enumerate(self.fields.items())]
 
     def decode(self, values: list) -> dict[str, np.ndarray] | None:
         rows = decode_lines_exactly(self._decoder, values)
@@ -77,11 +76,17 @@ class JsonColumnDecoder:
             return None
         columns: dict[str, np.ndarray] = {}
         for name, role, getter in self._getters:
-            column = _column(list(map(getter, rows)), role)
+            column = _column(getter(rows), role)
             if column is None:
                 return None
             columns[name] = column
         return columns
+
+
+def _attribute_lister(i: int) -> Callable[[list], list]:
+    """``rows -> [row.f<i> for row in rows]``, compiled as a comprehension: a plain attribute load per row
+    is several times cheaper than ``map(attrgetter(...))``. The source holds only an int we generate."""
+    return eval(f"lambda rows: [row.f{int(i)} for row in rows]")  # noqa: S307
 
 
 def _column(values: list, role: str) -> np.ndarray | None:
