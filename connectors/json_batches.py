@@ -90,6 +90,8 @@ def _attribute_lister(i: int) -> Callable[[list], list]:
 
 
 def _column(values: list, role: str) -> np.ndarray | None:
+    if role == "key" and values and type(values[0]) is str:
+        return _objects(values)  # str keys: no detour through a fixed-width numpy str array
     # numpy infers int64 for ints in int64 range and float64 for ints mixed with floats (as the records
     # path's float64 conversion does); anything else (strs, bigger ints) is kind "U", "u" or "O".
     column = np.array(values)
@@ -99,7 +101,11 @@ def _column(values: list, role: str) -> np.ndarray | None:
     if role == "number":
         return column if kind == "f" else None  # an int out of range: the records path decides
     if role == "key":  # a str (or an int out of int64 range) among them: keys stay Python objects
-        keys = np.empty(len(values), dtype=object)
-        keys[:] = values
-        return keys
+        return _objects(values)
     return None  # an "int" field with an int out of range: the records path makes it a dead letter
+
+
+def _objects(values: list) -> np.ndarray:
+    column = np.empty(len(values), dtype=object)
+    column[:] = values
+    return column

@@ -135,3 +135,33 @@ def test_ints_beyond_int64_stay_exact_keys_and_send_numbers_to_the_records_path(
     assert keys["user"].dtype == object and keys["user"].tolist() == [huge, 1]
     assert JsonColumnDecoder({"amount": "number"}).decode([b'{"amount":%d}' % huge]) is None
     assert JsonColumnDecoder({"ts": "int"}).decode([b'{"ts":%d}' % huge]) is None
+
+
+_MISSING = object()
+field_values = st.one_of(
+    st.integers(-(2**65), 2**65), st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=3),
+    st.booleans(), st.none(), st.lists(st.integers(), max_size=2), st.just(_MISSING),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(field_values, field_values), min_size=1, max_size=10))
+def test_columns_equal_the_fields_of_the_decoded_records_or_the_batch_is_refused(pairs):
+    objects = [{k: v for k, v in (("user", u), ("amount", a), ("page", "/x")) if v is not _MISSING} for u, a in pairs]
+    values = [msgspec.json.encode(o) for o in objects]
+    columns = JsonColumnDecoder({"user": "key", "amount": "number"}).decode(values)
+    records = [ANY.decode(v) for v in values]
+    fits = all(
+        "user" in r and type(r["user"]) in (int, str) and "amount" in r and type(r["amount"]) in (int, float)
+        for r in records
+    )
+    amounts = [r.get("amount") for r in records]
+    if fits and all(abs(a) < 2**63 for a in amounts if type(a) is int):
+        assert columns is not None
+    if columns is None:
+        return
+    assert fits
+    assert columns["user"].tolist() == [r["user"] for r in records]
+    assert columns["amount"].tolist() == pytest.approx([r["amount"] for r in records])
+    all_int = all(type(a) is int for a in amounts)
+    assert columns["amount"].dtype == (np.int64 if all_int else np.float64)
