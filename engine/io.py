@@ -88,6 +88,13 @@ class Source:
         appear later in chunks get theirs when they first appear."""
         return [0]
 
+    def project(self, fields: dict[str, str] | None) -> None:
+        """Called by the runtime before ``open``: ``fields`` (name -> role, see
+        `engine.runtime.projection`) are the only parts of this source's records the job will ever read,
+        or ``None`` when records are needed whole. A source may then yield those fields as ``columns``
+        instead of ``records``, batch by batch, provided each column's values fit the field's role (an
+        int for ``"int"``, an int or str for ``"key"``, an int or float for ``"number"``); any batch it
+        cannot deliver that way it yields as records. The default ignores the hint."""
     async def open(self, batch_size: int | None = None) -> None:
         """Prepare to read; ``batch_size`` (when not None) overrides the source's own."""
 

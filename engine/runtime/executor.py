@@ -49,6 +49,7 @@ from engine.runtime.operators.stateless import (
 from engine.runtime.operators.sharding import ShardedOperator, shard_of
 from engine.runtime.operators.windowing import make_window_operator
 from engine.runtime.plan import Plan, compile_flow
+from engine.runtime.projection import source_projection
 
 logger = logging.getLogger(__name__)
 
@@ -130,6 +131,7 @@ class Execution:
                 # (of any worker) left it, and its state comes from that checkpoint.
                 resume = getattr(self.checkpointer, "resume_positions", None) if by_partition else None
                 node.source.resume_positions = functools.partial(resume, name) if resume is not None else None
+                node.source.project(source_projection(plan, name))
                 node.op = SourceOperator(name, list(node.source.partitions()), p["timestamp"], p["watermark"],
                                          monotonic=not by_partition)
             elif step.kind == "map":

@@ -50,7 +50,7 @@ class FailAfter(KafkaSource):
     async def read(self):
         seen = 0
         async for chunk in super().read():
-            if chunk.records:
+            if len(chunk):  # records or (projected) columns
                 if seen == self.chunks:
                     raise OSError("worker lost")
                 seen += 1

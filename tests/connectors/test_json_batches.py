@@ -1,0 +1,167 @@
+"""Whole-batch JSON decoding (connectors.json_batches) and the Kafka sink's columnar JSON encoding:
+each must give exactly what the per-message path gives, or refuse the batch."""
+
+from __future__ import annotations
+
+import msgspec
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from connectors.json_batches import JsonColumnDecoder, decode_lines_exactly
+from connectors.kafka import _json_lines_of_columns
+from engine.batch import Batch, columns_to_records
+
+ANY = msgspec.json.Decoder()
+
+
+def per_message(values: list) -> list | None:
+    """The reference: decode each value alone; None when any fails."""
+    try:
+        return [ANY.decode(v) for v in values]
+    except (msgspec.DecodeError, TypeError):
+        return None
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [b'{"a":1}', b'{"a":1},{"a":2}'],  # two values fused into one message
+        [b'"abc', b'def"', b"1,2"],  # a string split over two messages, made up for by a fused one
+        [b'{"a":1}', b"", b'{"a":2}'],  # an empty value is an empty line, which decode_lines skips
+        [b'{"a":1}', b" ", b'{"a":2}'],
+        [b'{"a":\n1}', b'{"a":2}'],  # valid JSON with a newline inside: refused, never split
+        [b'{"a":1}', None],  # a tombstone
+        [b'{"a":1}', b"{not json"],
+        [b'{"a":1}]', b'[{"a":2}'],
+    ],
+)
+def test_batches_that_could_shift_values_between_messages_are_refused(values):
+    assert decode_lines_exactly(ANY, values) is None
+
+
+def test_a_clean_batch_decodes_in_one_call():
+    values = [b'{"user":1,"ts":5}', b'[1,2]', b'"x"', b"3.5", b"null"]
+    assert decode_lines_exactly(ANY, values) == [{"user": 1, "ts": 5}, [1, 2], "x", 3.5, None]
+    assert decode_lines_exactly(ANY, []) == []
+
+
+json_scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=5),
+)
+json_values = st.recursive(json_scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3), max_leaves=6)
+raw_values = st.one_of(
+    json_values.map(msgspec.json.encode),
+    json_values.map(lambda v: msgspec.json.format(msgspec.json.encode(v), indent=1)),  # with newlines
+    st.sampled_from([b"", b" ", b"{", b"1,2", b'"', b"]", b"\n", b"\xff"]),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(raw_values, max_size=12))
+def test_batch_decoding_equals_decoding_each_message_or_refuses(values):
+    got = decode_lines_exactly(ANY, values)
+    expected = per_message(values)
+    if got is not None:
+        assert got == expected
+    elif expected is not None:  # refused although every value decodes: only for newline-holding values
+        assert any(b"\n" in v for v in values)
+
+
+def test_columns_hold_only_the_projected_fields_with_their_types():
+    decoder = JsonColumnDecoder({"user": "key", "amount": "number", "ts": "int"})
+    columns = decoder.decode([b'{"user":"a","ts":5,"amount":1,"x":[1]}', b'{"amount":2.5,"user":7,"ts":6}'])
+    assert set(columns) == {"user", "amount", "ts"}
+    assert columns["user"].dtype == object and columns["user"].tolist() == ["a", 7]
+    assert columns["amount"].dtype == np.float64 and columns["amount"].tolist() == [1.0, 2.5]
+    assert columns["ts"].dtype == np.int64 and columns["ts"].tolist() == [5, 6]
+    ints = decoder.decode([b'{"user":1,"ts":5,"amount":3}'])
+    assert ints["user"].dtype == np.int64 and ints["amount"].dtype == np.int64
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        b'{"ts":5,"amount":1}',  # missing key field
+        b'{"user":[1],"ts":5,"amount":1}',  # unhashable key
+        b'{"user":true,"ts":5,"amount":1}',  # a bool is not a key the columnar path keeps exactly
+        b'{"user":"a","ts":5.5,"amount":1}',  # a float timestamp
+        b'{"user":"a","ts":5,"amount":"1"}',  # a string number
+        b'{"user":"a","ts":5,"amount":null}',
+        b'{"user":"a","ts":99999999999999999999,"amount":1}',  # out of int64
+        b'["user","ts","amount"]',
+        b"{not json",
+    ],
+)
+def test_a_batch_with_any_value_the_records_path_would_judge_is_refused(value):
+    decoder = JsonColumnDecoder({"user": "key", "amount": "number", "ts": "int"})
+    good = b'{"user":"a","ts":5,"amount":1}'
+    assert decoder.decode([good, good]) is not None
+    assert decoder.decode([good, value, good]) is None
+
+
+def test_field_names_need_not_be_identifiers():
+    decoder = JsonColumnDecoder({"user id": "key", "class": "number"})
+    columns = decoder.decode([b'{"user id":"a","class":2}'])
+    assert columns["user id"].tolist() == ["a"] and columns["class"].tolist() == [2]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.one_of(st.integers(-(2**62), 2**62), st.text(max_size=4)), st.integers(-(2**62), 2**62),
+                  st.floats(allow_nan=True, allow_infinity=False)),
+        min_size=1, max_size=20,
+    )
+)
+def test_columns_encode_exactly_like_the_records_they_stand_for(rows):
+    keys = [k for k, _, _ in rows]
+    key_column = np.array(keys, dtype=np.int64) if all(isinstance(k, int) for k in keys) else np.array(keys, dtype=object)
+    columns = {
+        "key": key_column,
+        "start": np.array([s for _, s, _ in rows], dtype=np.int64),
+        "mean": np.array([m for _, _, m in rows], dtype=np.float64),
+    }
+    batch = Batch(columns["start"], columns["start"], columns=columns)
+    encode = msgspec.json.Encoder().encode
+    assert _json_lines_of_columns(batch) == [encode(r) for r in columns_to_records(columns)]
+
+
+def test_ints_beyond_int64_stay_exact_keys_and_send_numbers_to_the_records_path():
+    huge = 2**64 + 1
+    keys = JsonColumnDecoder({"user": "key"}).decode([b'{"user":%d}' % huge, b'{"user":1}'])
+    assert keys["user"].dtype == object and keys["user"].tolist() == [huge, 1]
+    assert JsonColumnDecoder({"amount": "number"}).decode([b'{"amount":%d}' % huge]) is None
+    assert JsonColumnDecoder({"ts": "int"}).decode([b'{"ts":%d}' % huge]) is None
+
+
+_MISSING = object()
+field_values = st.one_of(
+    st.integers(-(2**65), 2**65), st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=3),
+    st.booleans(), st.none(), st.lists(st.integers(), max_size=2), st.just(_MISSING),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(field_values, field_values), min_size=1, max_size=10))
+def test_columns_equal_the_fields_of_the_decoded_records_or_the_batch_is_refused(pairs):
+    objects = [{k: v for k, v in (("user", u), ("amount", a), ("page", "/x")) if v is not _MISSING} for u, a in pairs]
+    values = [msgspec.json.encode(o) for o in objects]
+    columns = JsonColumnDecoder({"user": "key", "amount": "number"}).decode(values)
+    records = [ANY.decode(v) for v in values]
+    fits = all(
+        "user" in r and type(r["user"]) in (int, str) and "amount" in r and type(r["amount"]) in (int, float)
+        for r in records
+    )
+    amounts = [r.get("amount") for r in records]
+    if fits and all(abs(a) < 2**63 for a in amounts if type(a) is int):
+        assert columns is not None
+    if columns is None:
+        return
+    assert fits
+    assert columns["user"].tolist() == [r["user"] for r in records]
+    assert columns["amount"].tolist() == pytest.approx([r["amount"] for r in records])
+    all_int = all(type(a) is int for a in amounts)
+    assert columns["amount"].dtype == (np.int64 if all_int else np.float64)
