@@ -1,13 +1,14 @@
 """Decoding a batch of JSON message values in one call: as whole values, or as columns of a few fields.
 
 Both decoders join the values with ``b"\\n"`` and decode them with one msgspec ``decode_lines`` call.
-That is safe only when no value holds a newline byte (JSON never needs one: a string's newline is
-escaped, and whitespace between tokens is optional), so the join is refused unless the buffer holds
-exactly ``n - 1`` newlines, and the result must have exactly one element per value (an empty value is
-an empty line, which ``decode_lines`` skips). A value spanning lines, or two values fused into one
-line, therefore can never shift a decoded element onto another message's offset or timestamp. Any
-refusal or decoding error returns ``None``: the caller then decodes message by message, finding the
-bad ones and routing them to dead letters.
+``decode_lines`` reads a stream of whitespace-separated values, not one value per line (``b"1 2"`` gives
+two values, a blank line none, and a value may continue on the next line), so the join is used only when
+each value provably becomes exactly one element: the buffer holds exactly ``n - 1`` newlines (none inside
+a value), each between ``}`` and ``{``, and it starts with ``{`` and ends with ``}``. Then the ``}``
+ending a line is structural (a JSON string cannot hold a raw newline) and ``{`` cannot follow it inside a
+container, so every line starts a new top-level value; with exactly ``n`` elements decoded, each line held
+exactly one. Anything else (values that are not objects, tombstones, a decoding error) returns ``None``:
+the caller then decodes message by message, finding the bad ones and routing them to dead letters.
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ import numpy as np
 
 __all__ = ["JsonColumnDecoder", "decode_lines_exactly"]
 
-_DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError)
+# msgspec's errors (ValidationError is a DecodeError), and UnicodeDecodeError for invalid UTF-8 in a string
+_DECODE_ERRORS = (msgspec.DecodeError, UnicodeDecodeError)
+_OPEN, _CLOSE, _NEWLINE = ord("{"), ord("}"), ord("\n")
 
 
 def decode_lines_exactly(decoder: msgspec.json.Decoder, values: list) -> list | None:
     """``[decoder.decode(v) for v in values]`` in one C call, or ``None`` when that cannot be done
-    exactly (a value is ``None`` or holds a newline, or some value does not decode)."""
+    exactly (a value is ``None``, is not one JSON object on one line, or does not decode)."""
     n = len(values)
     if not n:
         return []
@@ -32,13 +35,23 @@ def decode_lines_exactly(decoder: msgspec.json.Decoder, values: list) -> list | 
         buffer = b"\n".join(values)
     except TypeError:  # a tombstone (None) value
         return None
-    if buffer.count(b"\n") != n - 1:
+    if not _one_object_per_line(buffer, n):
         return None
     try:
         decoded = decoder.decode_lines(buffer)
     except _DECODE_ERRORS:
         return None
     return decoded if len(decoded) == n else None
+
+
+def _one_object_per_line(buffer: bytes, n: int) -> bool:
+    """Whether ``buffer`` starts with ``{``, ends with ``}`` and has exactly ``n - 1`` newlines, each
+    between ``}`` and ``{`` (one numpy pass and two gathers)."""
+    raw = np.frombuffer(buffer, dtype=np.uint8)
+    if raw.size == 0 or raw[0] != _OPEN or raw[-1] != _CLOSE:
+        return False
+    at = np.flatnonzero(raw == _NEWLINE)
+    return at.size == n - 1 and bool((raw[at - 1] == _CLOSE).all()) and bool((raw[at + 1] == _OPEN).all())
 
 
 # What each role of `engine.runtime.projection` accepts, as msgspec types (validated in C while decoding).

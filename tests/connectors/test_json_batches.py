@@ -35,6 +35,10 @@ def per_message(values: list) -> list | None:
         [b'{"a":1}', None],  # a tombstone
         [b'{"a":1}', b"{not json"],
         [b'{"a":1}]', b'[{"a":2}'],
+        [b'{"a":1} {"a":2}', b""],  # decode_lines reads whitespace-separated values: two from one message
+        [b'{"a":1}', b'{"a":1}{"a":2}', b" "],
+        [b'{"a":', b'1}', b'{"a":1} {"a":2}'],  # one object across two messages, made up for by a fused one
+        [b'{"a":"\xff"}', b'{"a":1}'],  # invalid UTF-8: refused, not raised
     ],
 )
 def test_batches_that_could_shift_values_between_messages_are_refused(values):
@@ -42,9 +46,15 @@ def test_batches_that_could_shift_values_between_messages_are_refused(values):
 
 
 def test_a_clean_batch_decodes_in_one_call():
-    values = [b'{"user":1,"ts":5}', b'[1,2]', b'"x"', b"3.5", b"null"]
-    assert decode_lines_exactly(ANY, values) == [{"user": 1, "ts": 5}, [1, 2], "x", 3.5, None]
+    values = [b'{"user":1,"ts":5}', b'{"a":[1,2]}', b'{"b":{"c":"x"}}', b"{}"]
+    assert decode_lines_exactly(ANY, values) == [{"user": 1, "ts": 5}, {"a": [1, 2]}, {"b": {"c": "x"}}, {}]
     assert decode_lines_exactly(ANY, []) == []
+
+
+def test_values_other_than_one_object_each_are_left_to_the_per_message_path():
+    """Only values that are each one JSON object can be proven to map one-to-one onto decoded elements."""
+    for values in ([b'{"a":1}', b"[1,2]"], [b'"x"', b'{"a":1}'], [b"3.5"], [b' {"a":1}'], [b'{"a":1} ']):
+        assert decode_lines_exactly(ANY, values) is None
 
 
 json_scalars = st.one_of(
@@ -66,8 +76,8 @@ def test_batch_decoding_equals_decoding_each_message_or_refuses(values):
     expected = per_message(values)
     if got is not None:
         assert got == expected
-    elif expected is not None:  # refused although every value decodes: only for newline-holding values
-        assert any(b"\n" in v for v in values)
+    elif expected is not None:  # refused although every value decodes: a newline, or not an object alone
+        assert any(b"\n" in v or v[:1] != b"{" or v[-1:] != b"}" for v in values)
 
 
 def test_columns_hold_only_the_projected_fields_with_their_types():
