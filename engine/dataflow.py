@@ -260,7 +260,7 @@ class Dataflow:
         kept per input partition and follows a partition to whichever worker is assigned it (see
         `engine.state.coordinator.CheckpointCoordinator`). ``checkpointer`` is the lower-level seam: an object with
         ``async restore(execution)``, ``async maybe_checkpoint(execution)`` and optionally
-        ``async finish(execution)`` (see `engine.runtime.executor.Execution`).
+        ``async finish(execution)`` and ``async close()`` (see `engine.runtime.executor.Execution`).
         """
         from engine.runtime.executor import Execution
 
