@@ -382,7 +382,13 @@ class WindowAggTable:
         return total
 
     def snapshot(self):
-        items = sorted(self._windows.items(), key=lambda kv: (kv[0][1], kv[0][0]))
+        return self._export(sorted(self._windows.items(), key=lambda kv: (kv[0][1], kv[0][0])))
+
+    def snapshot_unordered(self):
+        """`snapshot`'s state in insertion order (the compiled table's order may differ; any is valid)."""
+        return self._export(list(self._windows.items()))
+
+    def _export(self, items):
         m, nv = len(items), self._n_values
         return {
             "size": self._size,
@@ -413,6 +419,10 @@ class WindowAggTable:
                 bool(emitted[i]),
                 bool(dirty[i]),
             )
+            if len(table._windows) != i + 1:
+                raise ValueError(
+                    f"snapshot holds window (start={int(starts[i])}, key_id={int(key_ids[i])}) twice; it is corrupt"
+                )
         return table
 
 

@@ -301,6 +301,8 @@ cdef class WindowAggTable:
       drops once windows are purged.
     * ``snapshot()`` is canonical (live windows sorted by ``(start, key_id)``, with their ``emitted``
       and ``dirty`` flags), identical to the one of ``engine._reference.WindowAggTable``.
+      ``snapshot_unordered()`` is the same state in the table's own order, without the sort (for
+      checkpoints); ``restore`` accepts windows in any order.
 
     A table belongs to one operator instance: ``add`` releases the GIL, so calls on one table must
     not run concurrently from several threads.
@@ -405,6 +407,33 @@ cdef class WindowAggTable:
                 i = (i + 1) & mask
             fresh[i] = ((h >> 32) << 32) | <uint64_t>(r + 1)
         return 0
+
+    cdef int64_t _first_duplicate(self) noexcept nogil:
+        """After `_reindex`: the entry number of a window that another entry already holds, or -1.
+
+        A snapshot restored in any order cannot be checked for duplicates by its order; the index can:
+        equal windows share a home slot, so a probe from each entry's home slot meets every earlier
+        entry with its hash (the tag rejects the others without reading them).
+        """
+        cdef uint64_t mask = ((<uint64_t>1) << self._bits) - 1, i, h, e
+        cdef int64_t r, other
+        cdef _AggHead* hd
+        cdef _AggHead* od
+        for r in range(self._n):
+            hd = <_AggHead*>(self._entries + r * self._stride)
+            h = _agg_hash(hd.key, hd.start)
+            i = h >> (64 - self._bits)
+            while True:
+                e = self._index[i]
+                if e == 0:
+                    break
+                other = <int64_t>(e & <uint64_t>0xFFFFFFFF) - 1
+                if other != r and (e >> 32) == (h >> 32):
+                    od = <_AggHead*>(self._entries + other * self._stride)
+                    if od.key == hd.key and od.start == hd.start:
+                        return r
+                i = (i + 1) & mask
+        return -1
 
     cdef int _grow_index(self) except -1 nogil:
         """Double the index, moving the slot values (no entry is read: the tag gives the home slot)."""
@@ -1005,9 +1034,35 @@ cdef class WindowAggTable:
             "dirty": dirty,
         }
 
+    def snapshot_unordered(self):
+        """The state of `snapshot` with the live windows in the table's own order: no sort, one
+        sequential pass over the entries (what checkpoints take; `restore` accepts either)."""
+        cdef vector[uint64_t] order
+        cdef int64_t r
+        order.resize(self._n)
+        with nogil:
+            for r in range(self._n):
+                order[r] = <uint64_t>r
+        key_ids, starts, _, counts, sums, mins, maxs, emitted, dirty = self._gather(order, False)
+        return {
+            "size": self._size,
+            "lateness": self._lateness,
+            "n_values": self._n_values,
+            "key_ids": key_ids,
+            "starts": starts,
+            "counts": counts,
+            "sums": sums,
+            "mins": mins,
+            "maxs": maxs,
+            "emitted": emitted,
+            "dirty": dirty,
+        }
+
     @classmethod
     def restore(cls, snapshot):
-        """A table equal to the one that produced ``snapshot`` (from either implementation)."""
+        """A table equal to the one that produced ``snapshot`` (from either implementation), whose
+        windows may come in any order (`snapshot` or `snapshot_unordered`); a window given twice raises
+        ``ValueError``."""
         size, lateness, n_values, key_ids, starts, counts, sums, mins, maxs, emitted, dirty = (
             _checks.window_agg_snapshot(snapshot)
         )
@@ -1048,4 +1103,9 @@ cdef class WindowAggTable:
                         table._min_pending_end = end
             table._n = m
             table._reindex(_agg_bits_for(m))
+            r = table._first_duplicate()
+        if r >= 0:
+            raise ValueError(
+                f"snapshot holds window (start={starts[r]}, key_id={key_ids[r]}) twice; it is corrupt"
+            )
         return table
