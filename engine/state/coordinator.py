@@ -26,6 +26,7 @@ it belongs to the same job and the same graph; a checkpoint of a changed graph i
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import os
 import time
@@ -200,6 +201,7 @@ class CheckpointCoordinator:
         self.failed: list[int] = []  # checkpoints whose write failed (tolerated ones, and the last)
         self._failures_in_a_row = 0
         self._inflight: _InFlight | None = None
+        self._writer: concurrent.futures.ThreadPoolExecutor | None = None  # one thread: one write at a time
 
     # ---- restore ----
 
@@ -288,15 +290,22 @@ class CheckpointCoordinator:
         sinks' `recover` commits what it pre-committed, as after a crash."""
         pending, self._inflight = self._inflight, None
         if pending is None:
+            self._shutdown_writer()
             return
-        await asyncio.wait({pending.write})
-        if not pending.write.cancelled() and pending.write.exception() is not None:
+        await asyncio.wait({asyncio.wrap_future(pending.write)})
+        self._shutdown_writer()
+        if pending.write.exception() is not None:
             logger.warning("job %r: checkpoint %d, still being written when the run ended, failed: %s",
                            self._job, pending.checkpoint.checkpoint_id, pending.write.exception())
         error = CheckpointError(f"job {self._job!r} ended before checkpoint {pending.checkpoint.checkpoint_id} completed")
         for future in pending.futures():
             if not future.done():
                 future.set_exception(error)
+
+    def _shutdown_writer(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.shutdown(wait=False)  # idle by now: nothing is in flight
 
     @property
     def in_flight(self) -> int | None:
@@ -413,7 +422,11 @@ class CheckpointCoordinator:
         self._last_time = self.clock()
         if self.worker_id is not None:
             self._held[checkpoint_id] = {(src, int(p)): o for src, ps in positions.items() for p, o in ps.items()}
-        write = asyncio.ensure_future(asyncio.to_thread(self._write, checkpoint, parts, [p for p, _ in savepoints]))
+        if self._writer is None:
+            self._writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="engine-checkpoint")
+        # A concurrent future (not an asyncio one): `done()` is true the moment the thread finishes, even
+        # while the driver runs batch after batch without yielding to the event loop.
+        write = self._writer.submit(self._write, checkpoint, parts, [p for p, _ in savepoints])
         self._inflight = _InFlight(checkpoint, positions, requested, savepoints, write)
         if any(getattr(node.sink, "commit_requires_barrier", False) for node in execution.sinks):
             # e.g. a Kafka transaction: what the sink receives from now on would be committed with this
@@ -431,7 +444,7 @@ class CheckpointCoordinator:
         """Wait for the checkpoint in flight, if any, and deliver its completion."""
         pending = self._inflight
         if pending is not None:
-            await asyncio.wait({pending.write})
+            await asyncio.wait({asyncio.wrap_future(pending.write)})
             await self._complete(execution)
 
     async def _complete(self, execution: Any) -> None:
@@ -483,7 +496,8 @@ class _InFlight:
 
     __slots__ = ("checkpoint", "positions", "requested", "savepoints", "write")
 
-    def __init__(self, checkpoint: Checkpoint, positions: dict, requested: list, savepoints: list, write: asyncio.Future):
+    def __init__(self, checkpoint: Checkpoint, positions: dict, requested: list, savepoints: list,
+                 write: concurrent.futures.Future):
         self.checkpoint = checkpoint
         self.positions = positions
         self.requested = requested
