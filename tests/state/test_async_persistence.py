@@ -276,3 +276,13 @@ async def test_a_requested_checkpoint_resolves_only_once_durable(tmp_path):
     assert (tmp_path / "ckpt" / f"chk-{checkpoint_id:012d}.ckpt").exists()
     assert ("commit", checkpoint_id, True) in sink.events
     await run
+
+
+def test_run_passes_tolerable_failed_checkpoints_and_needs_a_checkpoint_dir(tmp_path):
+    from engine.errors import FlowDefinitionError
+
+    flow = build(RecordingSink(None), CollectionSource(records(), batch_size=500))
+    flow.run(checkpoint_dir=tmp_path / "ckpt", tolerable_failed_checkpoints=3)
+    assert flow._last_run.checkpointer.tolerable_failed_checkpoints == 3
+    with pytest.raises(FlowDefinitionError, match="tolerable_failed_checkpoints= need checkpoint_dir="):
+        flow.run(tolerable_failed_checkpoints=1)
