@@ -281,7 +281,7 @@ async def test_a_requested_checkpoint_resolves_only_once_durable(tmp_path):
 def test_run_passes_tolerable_failed_checkpoints_and_needs_a_checkpoint_dir(tmp_path):
     from engine.errors import FlowDefinitionError
 
-    flow = build(RecordingSink(None), CollectionSource(records(), batch_size=500))
+    flow = build(RecordingSink(tmp_path / "ckpt"), CollectionSource(records(), batch_size=500))
     flow.run(checkpoint_dir=tmp_path / "ckpt", tolerable_failed_checkpoints=3)
     assert flow._last_run.checkpointer.tolerable_failed_checkpoints == 3
     with pytest.raises(FlowDefinitionError, match="tolerable_failed_checkpoints= need checkpoint_dir="):
