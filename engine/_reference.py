@@ -384,9 +384,14 @@ class WindowAggTable:
     def snapshot(self):
         return self._export(sorted(self._windows.items(), key=lambda kv: (kv[0][1], kv[0][0])))
 
-    def snapshot_unordered(self):
-        """`snapshot`'s state in insertion order (the compiled table's order may differ; any is valid)."""
-        return self._export(list(self._windows.items()))
+    def snapshot_unordered(self, sums=True, mins=True, maxs=True):
+        """`snapshot`'s state in insertion order (the compiled table's order may differ; any is valid),
+        without the accumulators asked to be left out (``None``)."""
+        state = self._export(list(self._windows.items()))
+        for name, wanted in (("sums", sums), ("mins", mins), ("maxs", maxs)):
+            if not wanted:
+                state[name] = None
+        return state
 
     def _export(self, items):
         m, nv = len(items), self._n_values

@@ -1034,16 +1034,50 @@ cdef class WindowAggTable:
             "dirty": dirty,
         }
 
-    def snapshot_unordered(self):
+    def snapshot_unordered(self, sums=True, mins=True, maxs=True):
         """The state of `snapshot` with the live windows in the table's own order: no sort, one
-        sequential pass over the entries (what checkpoints take; `restore` accepts either)."""
-        cdef vector[uint64_t] order
-        cdef int64_t r
-        order.resize(self._n)
+        sequential pass over the entries (what checkpoints take; `restore` accepts either order).
+
+        ``sums``/``mins``/``maxs`` False leaves that accumulator out (``None`` in the result): a caller
+        that never reads it need not copy it.
+        """
+        cdef Py_ssize_t m = self._n, nv = self._n_values, r, j
+        cdef Py_ssize_t stride = self._stride
+        cdef bint want_sums = bool(sums), want_mins = bool(mins), want_maxs = bool(maxs)
+        key_ids = np.empty(m, dtype=np.int64)
+        starts = np.empty(m, dtype=np.int64)
+        counts = np.empty(m, dtype=np.int64)
+        emitted = np.empty(m, dtype=np.bool_)
+        dirty = np.empty(m, dtype=np.bool_)
+        sum_arr = np.empty((m, nv), dtype=np.float64) if want_sums else None
+        min_arr = np.empty((m, nv), dtype=np.float64) if want_mins else None
+        max_arr = np.empty((m, nv), dtype=np.float64) if want_maxs else None
+        cdef int64_t* ok = <int64_t*>cnp.PyArray_DATA(key_ids)
+        cdef int64_t* os = <int64_t*>cnp.PyArray_DATA(starts)
+        cdef int64_t* oc = <int64_t*>cnp.PyArray_DATA(counts)
+        cdef uint8_t* oem = <uint8_t*>cnp.PyArray_DATA(emitted)
+        cdef uint8_t* odi = <uint8_t*>cnp.PyArray_DATA(dirty)
+        cdef double* osum = <double*>cnp.PyArray_DATA(sum_arr) if want_sums else NULL
+        cdef double* omin = <double*>cnp.PyArray_DATA(min_arr) if want_mins else NULL
+        cdef double* omax = <double*>cnp.PyArray_DATA(max_arr) if want_maxs else NULL
+        cdef _AggHead* hd
+        cdef double* acc
         with nogil:
-            for r in range(self._n):
-                order[r] = <uint64_t>r
-        key_ids, starts, _, counts, sums, mins, maxs, emitted, dirty = self._gather(order, False)
+            for r in range(m):
+                hd = <_AggHead*>(self._entries + r * stride)
+                acc = <double*>(hd + 1)
+                ok[r] = hd.key
+                os[r] = hd.start
+                oc[r] = <int64_t>(hd.meta & _AGG_COUNT)
+                oem[r] = (hd.meta & _AGG_EMITTED) != 0
+                odi[r] = (hd.meta & _AGG_DIRTY) != 0
+                for j in range(nv):
+                    if want_sums:
+                        osum[r * nv + j] = acc[j]
+                    if want_mins:
+                        omin[r * nv + j] = acc[nv + j]
+                    if want_maxs:
+                        omax[r * nv + j] = acc[2 * nv + j]
         return {
             "size": self._size,
             "lateness": self._lateness,
@@ -1051,9 +1085,9 @@ cdef class WindowAggTable:
             "key_ids": key_ids,
             "starts": starts,
             "counts": counts,
-            "sums": sums,
-            "mins": mins,
-            "maxs": maxs,
+            "sums": sum_arr,
+            "mins": min_arr,
+            "maxs": max_arr,
             "emitted": emitted,
             "dirty": dirty,
         }

@@ -439,6 +439,11 @@ def test_snapshot_unordered_holds_the_snapshot_state(impl):
     assert {k: unordered[k] for k in ("size", "lateness", "n_values")} == {"size": 10, "lateness": 0, "n_values": 1}
     for other in IMPLEMENTATIONS:
         assert_snapshots_equal(other.WindowAggTable.restore(unordered).snapshot(), canonical)
+    partial = t.snapshot_unordered(mins=False, maxs=False)
+    assert partial["mins"] is None and partial["maxs"] is None
+    assert sorted(zip(partial["starts"].tolist(), partial["key_ids"].tolist(), partial["sums"].tolist())) == sorted(
+        zip(canonical["starts"].tolist(), canonical["key_ids"].tolist(), canonical["sums"].tolist()))
+    assert t.snapshot_unordered(sums=False)["sums"] is None
 
 
 def test_snapshot_unordered_is_a_copy_that_later_adds_do_not_change():

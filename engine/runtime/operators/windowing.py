@@ -219,9 +219,7 @@ class WindowAggregateOperator(Operator):
         self.table = kernels.WindowAggTable.restore(state)
 
     def snapshot(self) -> dict[str, Any]:
-        table = self.table.snapshot_unordered()
-        for name in self._unread:
-            table[name] = None
+        table = self.table.snapshot_unordered(**{name: False for name in self._unread})
         return {"table": table, "watermark": self.watermark, "integer": list(self.values.integer)}
 
     def restore(self, snapshot: dict[str, Any]) -> None:
