@@ -266,7 +266,7 @@ class Dataflow:
         setting of that name, default 0) allows that many failures in a row. ``checkpointer`` is the
         lower-level seam: an object with
         ``async restore(execution)``, ``async maybe_checkpoint(execution)`` and optionally
-        ``async finish(execution)`` and ``async close()`` (see `engine.runtime.executor.Execution`).
+        ``async finish(execution)`` and ``async close(execution)`` (see `engine.runtime.executor.Execution`).
         """
         from engine.runtime.executor import Execution
 

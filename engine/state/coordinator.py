@@ -283,24 +283,26 @@ class CheckpointCoordinator:
         not replay committed output."""
         await self.checkpoint(execution)
 
-    async def close(self) -> None:
+    async def close(self, execution: Any) -> None:
         """The run is over (also after a failure or cancellation): wait for a checkpoint still being
-        written, so no thread writes into the directory after the run returned. Its completion is not
-        delivered (sinks and sources may be gone); if it became durable, a restart restores it and the
-        sinks' `recover` commits what it pre-committed, as after a crash."""
-        pending, self._inflight = self._inflight, None
-        if pending is None:
-            self._shutdown_writer()
-            return
-        await asyncio.wait({asyncio.wrap_future(pending.write)})
-        self._shutdown_writer()
-        if pending.write.exception() is not None:
+        written, so no thread writes into the directory after the run returned. If it became durable its
+        completion is delivered (sinks commit, sources commit offsets: the same a restart's `recover`
+        would do); if its write failed, that is logged (the run is failing already)."""
+        pending = self._inflight
+        try:
+            if pending is None:
+                return
+            await asyncio.wait({asyncio.wrap_future(pending.write)})
+            if pending.write.exception() is None:
+                await self._complete(execution)
+                return
+            self._inflight = None
             logger.warning("job %r: checkpoint %d, still being written when the run ended, failed: %s",
                            self._job, pending.checkpoint.checkpoint_id, pending.write.exception())
-        error = CheckpointError(f"job {self._job!r} ended before checkpoint {pending.checkpoint.checkpoint_id} completed")
-        for future in pending.futures():
-            if not future.done():
-                future.set_exception(error)
+            _fail(pending.futures(), CheckpointError(
+                f"job {self._job!r} ended before checkpoint {pending.checkpoint.checkpoint_id} completed"))
+        finally:
+            self._shutdown_writer()
 
     def _shutdown_writer(self) -> None:
         writer, self._writer = self._writer, None
