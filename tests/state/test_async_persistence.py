@@ -236,15 +236,17 @@ class FailingSource(PacedSource):
 
 def test_a_run_that_fails_while_a_checkpoint_is_written_waits_for_the_write(tmp_path):
     coordinator = coordinator_with(tmp_path, delay=0.2, interval=0.001)
+    sink = RecordingSink(tmp_path / "ckpt", coordinator)
     with pytest.raises(ConnectorError, match="input went away"):
-        build(RecordingSink(tmp_path / "ckpt", coordinator), FailingSource(records(), batch_size=20)).run(
-            checkpointer=coordinator
-        )
+        build(sink, FailingSource(records(), batch_size=20)).run(checkpointer=coordinator)
     # no thread is left writing into the directory once run() has returned
     assert coordinator.storage.active == 0
     assert coordinator.in_flight is None
     written = LocalCheckpointStorage(tmp_path / "ckpt").ids()
     assert written and max(written) == max(coordinator.storage.spans)
+    # it became durable, so its completion was still delivered (the sink committed it)
+    assert coordinator.completed[-1] == max(written)
+    assert sink.events[-1] == ("commit", max(written), True)
 
 
 class BarrierSink(RecordingSink):
