@@ -81,8 +81,8 @@ def _same(engine_result, baseline_result) -> None:
 
 GROUP = "12M events, 1M live windows, checkpoint every 1 s"
 CASES = [
-    Case(GROUP, "engine", setup, with_checkpoints, repeat=3),
-    Case(GROUP, "no checkpoints", setup, without_checkpoints, target=">= 0.9x (<= 10% slower)", repeat=3, check=_same),
+    Case(GROUP, "engine", setup, with_checkpoints, repeat=5),
+    Case(GROUP, "no checkpoints", setup, without_checkpoints, target=">= 0.9x (<= 10% slower)", repeat=5, check=_same),
 ]
 
 
