@@ -8,13 +8,16 @@ operator holds 1,000,000 live windows until the end of input.
 Cases (same run): the job with a checkpoint every second versus the same job without checkpoints (target:
 at most 10% slower, ratio >= 0.9). `python -m benchmarks checkpoint` also prints, for one checkpoint of
 this state, the time the job waits for its cut (taken on the event loop), the time its background write
-takes (checksum, write, fsync, rename), the time to read and restore it, and its size in bytes per window.
+takes (checksum, write, fsync, rename), the time to read and restore it, and its size in bytes per window;
+and the ratio measured with the two cases alternating (see `interleaved`), steadier on a shared machine.
 """
 
 from __future__ import annotations
 
 import functools
+import gc
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -148,10 +151,30 @@ def checkpoint_costs() -> dict[str, float]:
     }
 
 
+def interleaved(pairs: int = 5) -> dict[str, float]:
+    """The two cases run alternately, ``pairs`` times: on a shared machine whose load changes while the
+    benchmark runs, the ratio of each with/without pair shares its load, unlike the table's best-of-N
+    blocks (all runs of one case, then all of the other)."""
+    ratios, with_times, without_times = [], [], []
+    for _ in range(pairs):
+        for case, times in ((with_checkpoints, with_times), (without_checkpoints, without_times)):
+            directory = setup()
+            gc.collect()
+            started = time.perf_counter()
+            case(directory)
+            times.append(time.perf_counter() - started)
+        ratios.append(without_times[-1] / with_times[-1])
+    return {"median": statistics.median(ratios), "low": min(ratios), "high": max(ratios),
+            "best": min(without_times) / min(with_times)}
+
+
 def report() -> str:
     """Printed by ``python -m benchmarks checkpoint`` after the ratio table."""
+    pairs = interleaved()
     costs = checkpoint_costs()
     return (
+        f"interleaved with/without pairs: ratio median {pairs['median']:.2f}x (range {pairs['low']:.2f}-"
+        f"{pairs['high']:.2f}), best vs best {pairs['best']:.2f}x\n"
         f"one checkpoint of {costs['live_windows']:,} live windows: cut on the loop {costs['cut_seconds'] * 1e3:.0f} ms, "
         f"background write {costs['write_seconds'] * 1e3:.0f} ms, "
         f"read + restore {costs['restore_seconds'] * 1e3:.0f} ms, {costs['bytes']:,} bytes "
