@@ -125,16 +125,38 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def write_atomically(path: Path, data: bytes | list | tuple) -> None:
+_CHUNK = 4 << 20  # sealing checksums and writes a large part in slices that are still in cache
+
+
+def _write_all(fh, view: memoryview) -> None:
+    while view:  # a raw write may be partial
+        view = view[fh.write(view):]
+
+
+def write_atomically(path: Path, data: bytes | list | tuple, *, sealed: bool = False) -> None:
     """Write ``data`` (bytes, or parts written in order) to ``path`` via a fsynced temporary file and a
-    rename, then fsync the directory so the rename itself is durable."""
+    rename, then fsync the directory so the rename itself is durable.
+
+    ``sealed``: ``data`` is a checkpoint body (`Checkpoint.body_parts`), written framed as `seal` frames
+    it; its CRC-32 is computed slice by slice as the slices are written (one pass over the state)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    parts = (data,) if isinstance(data, (bytes, bytearray)) else data
     try:
         with open(tmp, "wb", buffering=0) as fh:  # parts are large: no copy into a write buffer
-            for part in (data,) if isinstance(data, (bytes, bytearray)) else data:
-                view = memoryview(part)
-                while view:  # a raw write may be partial
-                    view = view[fh.write(view):]
+            if not sealed:
+                for part in parts:
+                    _write_all(fh, memoryview(part))
+            else:
+                _write_all(fh, memoryview(MAGIC))
+                crc = length = 0
+                for part in parts:
+                    view = memoryview(part).cast("B")
+                    for start in range(0, len(view), _CHUNK):
+                        piece = view[start : start + _CHUNK]
+                        crc = zlib.crc32(piece, crc)
+                        _write_all(fh, piece)
+                    length += len(view)
+                _write_all(fh, memoryview(length.to_bytes(8, "little") + crc.to_bytes(4, "little")))
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -174,7 +196,7 @@ class LocalCheckpointStorage:
         """Seal and write an encoded checkpoint (`Checkpoint.body_parts`) atomically, then rotate. Runs
         in a worker thread during a run: it touches nothing but the parts and the directory."""
         path = self._path(checkpoint_id)
-        write_atomically(path, [MAGIC, *body_parts, _trailer(body_parts)])
+        write_atomically(path, body_parts, sealed=True)
         self._rotate()
         return str(path)
 
