@@ -297,6 +297,7 @@ class CheckpointCoordinator:
                 await self._complete(execution)
                 return
             self._inflight = None
+            self.failed.append(pending.checkpoint.checkpoint_id)
             logger.warning("job %r: checkpoint %d, still being written when the run ended, failed: %s",
                            self._job, pending.checkpoint.checkpoint_id, pending.write.exception())
             _fail(pending.futures(), CheckpointError(
