@@ -70,12 +70,14 @@ class _Writer:
     def _array(self, arr: np.ndarray) -> msgspec.msgpack.Ext:
         if arr.dtype.hasobject:
             raise TypeError(f"cannot checkpoint an object array (dtype {arr.dtype}); convert it to a list")
-        arr = np.ascontiguousarray(arr)  # a copy only for a non-contiguous view
+        shape = list(arr.shape)
+        if not arr.flags.c_contiguous:
+            arr = np.ascontiguousarray(arr)  # a copy only for a non-contiguous view (it makes 0-d 1-d)
         data = memoryview(arr.reshape(-1).view(np.uint8))  # bytes of any plain dtype (datetime64 too)
         offset = self.offset
         self.buffers.append(data)
         self.offset += len(data) + _padding(len(data))
-        ref = _encoder.encode((arr.dtype.str, list(arr.shape), offset, len(data)))
+        ref = _encoder.encode((arr.dtype.str, shape, offset, len(data)))
         return msgspec.msgpack.Ext(_ARRAY_REF, ref)
 
 
