@@ -22,8 +22,12 @@ reduce, joins) is then kept per input partition: one shard per partition number,
 the keys that arrive on that partition. Each worker checkpoints its shards, the watermark tracker of each
 partition and its offsets into ``checkpoint_dir/worker-<id>/``, and commits offsets to the group only
 once that checkpoint is durable. When a partition moves (a worker joins, leaves or dies), its new owner
-starts reading at the group's committed offset and, before processing any of its records, loads the
-partition's shard and tracker from the checkpoint (of whichever worker) taken at exactly that offset.
+takes the latest checkpoint (of whichever worker) holding the partition, i.e. the one at its furthest
+offset: it seeks the partition to that checkpoint's offset and, before processing any of its records,
+loads the partition's shard and tracker from the same checkpoint. The checkpoint wins over the group's
+committed offset, which can lag (commits fail while the group rebalances, and a revoked worker finishes
+and checkpoints the batches it had already read); the committed offset is used only for partitions no
+checkpoint holds.
 Watermarks are then per worker (the minimum over the partitions it owns); each shard keeps its own.
 
 The co-partitioning rule: because state follows partitions, every record of one key must arrive on
@@ -191,7 +195,8 @@ class KafkaSource(Source):
         self._assigned: set[int] = set()
         self._revoked: list[int] = []
         self._announce: list[int] = []  # newly assigned partitions the runtime has not heard of yet
-        self._rebalance_lock = asyncio.Lock()
+        self._listener_error: BaseException | None = None  # from a rebalance callback, raised by `read`
+        self._rebalances = 0
 
     def describe(self) -> str:
         mode = "bounded" if self.bounded else "unbounded"
@@ -219,6 +224,8 @@ class KafkaSource(Source):
         self._run_batch_size = batch_size or self.batch_size
         # a new run starts from the sought positions (or the start rule), not from a previous run's
         self._positions, self._bounds, self._assigned, self._announce, self._revoked = {}, {}, set(), [], []
+        self._listener_error = None
+        self._rebalances = 0  # revocation callbacks so far (each starts a rebalance)
         options = {
             "bootstrap_servers": self.bootstrap_servers,
             "group_id": self.group_id,
@@ -226,7 +233,7 @@ class KafkaSource(Source):
             "auto_offset_reset": "latest" if self.start == "latest" else "earliest",
             **self.consumer_options,
         }
-        self._consumer = AIOKafkaConsumer(**options)
+        self._consumer = self._new_consumer(AIOKafkaConsumer, options)
         try:
             await self._consumer.start()
             if self.group_id is None:
@@ -247,6 +254,10 @@ class KafkaSource(Source):
             await self.close()
             raise
 
+    def _new_consumer(self, consumer_class: type, options: dict[str, Any]) -> Any:
+        """The consumer `open` starts (a seam: tests put a scripted consumer here)."""
+        return consumer_class(**options)
+
     async def _fetch_partitions(self, topic: str) -> set[int]:
         for _ in range(50):
             await self._consumer._client.force_metadata_update()  # aiokafka has no public call for this
@@ -257,28 +268,56 @@ class KafkaSource(Source):
         raise ConnectorError(f"{self.describe()}: topic {topic!r} does not exist")
 
     async def _on_assigned(self, tps) -> None:
-        for tp in tps:
-            pid = self.pid(tp.topic, tp.partition)
-            self._assigned.add(pid)
-            self._announce.append(pid)
+        """Partitions assigned (by the group, or all of them without one): settle where each starts, then
+        hand them to `read` in one step.
+
+        With a group this runs in aiokafka's coordinator task, concurrently with `read`, and aiokafka
+        fetches the new partitions before it calls back. So every start offset is settled first (the
+        awaits), and only then are the partitions sought and published (positions, ``_assigned``,
+        ``_announce``) with no await in between: `read` never announces a partition at a stale offset
+        (e.g. where it stood before a revocation) nor hands out records of a partition not announced yet
+        (it rewinds those, see `read`). Where a partition starts: at a restored checkpoint's offset (a
+        single worker); in scale-out runs at the latest checkpoint holding its state
+        (`resume_positions`); a single worker that had the partition before continues where it was;
+        otherwise at the group's committed offset, else by the ``start`` rule.
+        """
+        new = [(tp, self.pid(tp.topic, tp.partition)) for tp in tps]
+        resume: dict[int, Any] = {}
+        if self.resume_positions is not None and new:
+            resume = await self.resume_positions([pid for _, pid in new])
+        starts: dict[int, int] = {}
+        for tp, pid in new:
             if pid in self._seek_to:  # restored from a checkpoint: once, at the first assignment
-                self._consumer.seek(tp, self._seek_to.pop(pid))
+                starts[pid] = self._seek_to.pop(pid)
+            elif pid in resume:
+                starts[pid] = int(resume[pid])
             elif not self.scale_out and pid in self._positions:
                 # Revoked and assigned back (an eager rebalance): this worker kept the partition's state,
                 # so it continues where it was, not at the group's (older) committed offset.
-                self._consumer.seek(tp, self._positions[pid])
-            elif self.start == "earliest" and self.group_id is not None:
-                committed = await self._consumer.committed(tp)
-                if committed is None:
-                    await self._consumer.seek_to_beginning(tp)
-            self._positions[pid] = await self._consumer.position(tp)
+                starts[pid] = self._positions[pid]
+            else:
+                if self.start == "earliest" and self.group_id is not None:
+                    committed = await self._consumer.committed(tp)
+                    if committed is None:
+                        await self._consumer.seek_to_beginning(tp)
+                # `read` rewinds records it gets before the partition is published, so this stays put
+                starts[pid] = await self._consumer.position(tp)
+        for tp, pid in new:
+            self._consumer.seek(tp, starts[pid])
+            self._positions[pid] = starts[pid]
+            self._assigned.add(pid)
+            self._announce.append(pid)
+            logger.debug("%s: partition %s assigned at offset %s%s", self.describe(), pid, starts[pid],
+                         " (checkpoint)" if pid in resume else "")
 
     def _on_revoked(self, tps) -> None:
+        self._rebalances += 1
         for tp in tps:
             pid = self.pid(tp.topic, tp.partition)
             if pid in self._assigned:
                 self._assigned.discard(pid)
                 self._revoked.append(pid)
+        logger.debug("%s: partitions %s revoked", self.describe(), sorted(self.pid(tp.topic, tp.partition) for tp in tps))
 
     async def close(self) -> None:
         if self._consumer is not None:
@@ -295,29 +334,50 @@ class KafkaSource(Source):
             # Announce assigned partitions before any data: an assigned partition holds the watermark
             # back from the start (until it produces or goes idle), as in Flink; otherwise records of a
             # partition fetched later would be judged against a watermark its peers alone advanced.
-            # (A group assignment happens inside getmany, so announce after it, before its data.)
+            # (Assignments are settled in `_on_assigned`, concurrently; announce after the poll, before data.)
             data = await consumer.getmany(timeout_ms=self.poll_timeout_ms, max_records=self._run_batch_size)
+            if self._listener_error is not None:
+                error, self._listener_error = self._listener_error, None
+                raise ConnectorError(f"{self.describe()}: handling a partition assignment failed: "
+                                     f"{type(error).__name__}: {error}") from error
             # Revocations first: with eager rebalancing a partition can be revoked and assigned again in
-            # one poll; the runtime must drop its state, then load it again at the group's offset.
+            # one poll; the runtime must drop its state, then load it again where the partition resumes.
+            rebalances = self._rebalances
             revoked, self._revoked = self._revoked, []
             if revoked:
                 yield SourceChunk(revoked[0], revoked=revoked)
+            # Whenever a rebalance begins while this poll is handed out (a yield waits for the runtime),
+            # the rest of it belongs to the previous assignment: announcements and heartbeats would carry
+            # the new assignment's positions ahead of the revocation (a checkpoint could then pair a new
+            # position with the old state), and records would come from the old fetch. Every partition is
+            # revoked (aiokafka rebalances eagerly), and `_on_assigned` seeks and announces again each one
+            # it assigns, so dropping the rest loses nothing.
             announce, self._announce = self._announce, []
             for pid in announce:
+                if self._rebalances != rebalances:
+                    break
                 if pid in self._assigned:
                     yield SourceChunk(pid, position=self._positions.get(pid))
             for tp, messages in data.items():
+                if self._rebalances != rebalances:
+                    break
                 pid = self.pid(tp.topic, tp.partition)
                 if pid not in self._assigned:
-                    continue  # revoked while the fetch was in flight
+                    if tp in consumer.assignment():
+                        # Assigned, but `_on_assigned` has not settled where it starts yet: read these again
+                        # once it has (it may seek elsewhere; a seek discards them anyway).
+                        consumer.seek(tp, messages[0].offset)
+                    continue  # otherwise revoked while the fetch was in flight
                 if self.bounded:
                     messages = self._within_bound(tp, pid, messages)
                     if not messages:
                         continue
                 expected = self._positions.get(pid)
                 if expected is not None and messages[0].offset < expected:
-                    # The consumer went back (to the group's committed offset) without a revocation
+                    # The consumer went back (e.g. to the group's committed offset) without a revocation
                     # callback, e.g. after rejoining the group.
+                    logger.debug("%s: partition %s went back from offset %s to %s without a revocation",
+                                 self.describe(), pid, expected, messages[0].offset)
                     if self.scale_out:  # reload the partition's state at that offset, as on a reassignment
                         self._positions[pid] = messages[0].offset
                         yield SourceChunk(pid, revoked=[pid])
@@ -330,6 +390,8 @@ class KafkaSource(Source):
                 yield self._chunk(pid, messages)
             if not data:
                 for pid in sorted(self._assigned):  # heartbeats let the runtime apply idle_timeout
+                    if self._rebalances != rebalances:
+                        break
                     yield SourceChunk(pid, position=self._positions.get(pid))
             if self.bounded and self._all_bounded_done():
                 return
@@ -445,6 +507,8 @@ class KafkaSource(Source):
             # checkpoint still matches; the next checkpoint commits again.
             logger.warning("%s: offsets not committed during a rebalance (%s)", self.describe(), exc)
             return set()
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("%s: committed %s", self.describe(), {self.pid(tp.topic, tp.partition): o.offset for tp, o in offsets.items()})
         return {self.pid(tp.topic, tp.partition) for tp in offsets}
 
 
@@ -458,7 +522,11 @@ def _listener(source: KafkaSource):
             source._on_revoked(revoked)
 
         async def on_partitions_assigned(self, assigned) -> None:
-            await source._on_assigned(assigned)
+            try:
+                await source._on_assigned(assigned)
+            except Exception as exc:  # aiokafka would only log it: the job must fail instead
+                logger.exception("%s: handling the assignment of %s failed", source.describe(), sorted(assigned))
+                source._listener_error = exc
 
     return Listener()
 

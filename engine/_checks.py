@@ -381,3 +381,138 @@ def dfa_arguments(buf: object, table: object, accepting: object, start: object):
     if not 0 <= start < n_states:
         raise ValueError(f"start={start} is not a state id in [0, {n_states})")
     return np.ascontiguousarray(arr), table_arr, acc, start
+
+
+# ---- flat JSON scanning ------------------------------------------------------------------------------
+_FLAT_DTYPES = {"int": np.int64, "timestamp": np.int64, "float": np.float64, "bool": np.bool_,
+                "string": np.object_, "enum": np.int32}
+
+
+def _flat_int_range(f) -> tuple[int, int]:
+    """Inclusive int64 bounds of an ``int`` field (``lo > hi`` when no int64 value can pass)."""
+    lo, hi = INT64_MIN, INT64_MAX
+    for key in ("ge", "gt", "le", "lt"):
+        bound = getattr(f, key)
+        if bound is None:
+            continue
+        if isinstance(bound, bool) or not isinstance(bound, (int, np.integer)):
+            raise TypeError(f"field {f.name!r}: {key} of an int field must be an int, got {bound!r}")
+        bound = int(bound)
+        if key == "ge":
+            lo = max(lo, bound)
+        elif key == "gt":
+            lo = max(lo, bound + 1)
+        elif key == "le":
+            hi = min(hi, bound)
+        else:
+            hi = min(hi, bound - 1)
+    if lo > hi:  # also when a bound lies outside int64: nothing passes, every record takes the slow path
+        return 1, 0
+    return lo, hi
+
+
+def _flat_float_bounds(f) -> tuple[float, float, bool, bool, bool, bool]:
+    """(low, high, low exclusive, high exclusive, has low, has high) of a ``float`` field."""
+    out = [0.0, 0.0, False, False, False, False]
+    for key, slot, exclusive in (("ge", 0, False), ("gt", 0, True), ("le", 1, False), ("lt", 1, True)):
+        bound = getattr(f, key)
+        if bound is None:
+            continue
+        if isinstance(bound, bool) or not isinstance(bound, (int, float, np.integer, np.floating)):
+            raise TypeError(f"field {f.name!r}: {key} must be a number, got {bound!r}")
+        if out[4 + slot]:
+            raise ValueError(f"field {f.name!r}: give at most one lower and one upper bound")
+        out[slot] = float(bound)
+        out[2 + slot] = exclusive
+        out[4 + slot] = True
+    return tuple(out)  # type: ignore[return-value]
+
+
+def flat_json_arguments(records: object, fields: object, columns: object, status: object):
+    """Check the arguments of `scan_flat_json`; return ``(records, plan, columns, status)``.
+
+    ``records``: a list (items that are not ``bytes`` take the slow path); ``fields``: a sequence of
+    `FlatField`; ``columns``: one preallocated 1-D array per field, of the kind's dtype and of
+    ``len(records)`` rows; ``status``: a uint8 array of ``len(records)`` rows. ``plan`` holds one tuple
+    per field: ``(name bytes, kind index, int lo, int hi, multiple_of (0: none), float lo, float hi,
+    lo exclusive, hi exclusive, has lo, has hi, min length, max length (-1: none), dfa or None,
+    symbols as bytes)``.
+    """
+    from engine._kernel_types import FLAT_KINDS, FlatField
+
+    if not isinstance(records, list):
+        raise TypeError(f"records must be a list of bytes, got {type(records).__name__}")
+    n = len(records)
+    if isinstance(fields, (str, bytes)) or not hasattr(fields, "__len__"):
+        raise TypeError(f"fields must be a sequence of FlatField, got {type(fields).__name__}")
+    fields = list(fields)  # type: ignore[call-overload]
+    if not fields:
+        raise ValueError("fields must name at least one field")
+    if not isinstance(columns, (list, tuple)) or len(columns) != len(fields):
+        raise ValueError(f"columns must be a list with one array per field ({len(fields)})")
+    plan = []
+    names = set()
+    out_columns = []
+    for f, col in zip(fields, columns):
+        if not isinstance(f, FlatField):
+            raise TypeError(f"fields must hold FlatField items, got {f!r}")
+        if not isinstance(f.name, str) or not f.name:
+            raise TypeError(f"field name must be a non-empty str, got {f.name!r}")
+        if f.name in names:
+            raise ValueError(f"field {f.name!r} is given twice")
+        names.add(f.name)
+        if f.kind not in FLAT_KINDS:
+            raise ValueError(f"field {f.name!r}: kind must be one of {', '.join(FLAT_KINDS)}, got {f.kind!r}")
+        dtype = _FLAT_DTYPES[f.kind]
+        if not isinstance(col, np.ndarray) or col.ndim != 1 or col.dtype != dtype or len(col) != n:
+            got = f"{col.dtype} array of shape {col.shape}" if isinstance(col, np.ndarray) else type(col).__name__
+            raise TypeError(f"column of field {f.name!r} must be a 1-D {np.dtype(dtype)} array of {n} rows, "
+                            f"got {got}")
+        if not col.flags.c_contiguous or not col.flags.writeable:
+            raise ValueError(f"column of field {f.name!r} must be C-contiguous and writeable")
+        bounded = any(getattr(f, k) is not None for k in ("ge", "gt", "le", "lt"))
+        if bounded and f.kind not in ("int", "float"):
+            raise ValueError(f"field {f.name!r}: bounds apply to int and float fields, not {f.kind}")
+        lo, hi = _flat_int_range(f) if f.kind == "int" else (INT64_MIN, INT64_MAX)
+        flo, fhi, flo_x, fhi_x, has_flo, has_fhi = (_flat_float_bounds(f) if f.kind == "float"
+                                                     else (0.0, 0.0, False, False, False, False))
+        mult = 0
+        if f.multiple_of is not None:
+            if f.kind != "int":
+                raise ValueError(f"field {f.name!r}: multiple_of applies to int fields only")
+            if isinstance(f.multiple_of, bool) or not isinstance(f.multiple_of, (int, np.integer)):
+                raise TypeError(f"field {f.name!r}: multiple_of must be an int, got {f.multiple_of!r}")
+            mult = int(f.multiple_of)
+            if not 0 < mult <= INT64_MAX:
+                raise ValueError(f"field {f.name!r}: multiple_of must be in [1, 2**63), got {mult}")
+        lengths = []
+        for key in ("min_length", "max_length"):
+            value = getattr(f, key)
+            if value is not None and f.kind != "string":
+                raise ValueError(f"field {f.name!r}: {key} applies to string fields only")
+            lengths.append(-1 if value is None else non_negative(f"field {f.name!r}: {key}", value))
+        dfa = None
+        if f.dfa is not None:
+            if f.kind != "string":
+                raise ValueError(f"field {f.name!r}: a pattern (dfa) applies to string fields only")
+            if not isinstance(f.dfa, tuple) or len(f.dfa) != 3:
+                raise TypeError(f"field {f.name!r}: dfa must be a (table, accepting, start) tuple")
+            _, table, acc, start = dfa_arguments(b"", *f.dfa)
+            dfa = (table, acc.view(np.uint8), start)
+        symbols: tuple[bytes, ...] = ()
+        if f.kind == "enum":
+            if not f.symbols or not all(isinstance(s, str) for s in f.symbols):
+                raise ValueError(f"field {f.name!r}: an enum needs a non-empty tuple of str symbols")
+            if len(f.symbols) > 2**31 - 1:
+                raise ValueError(f"field {f.name!r}: too many symbols for int32 codes")
+            symbols = tuple(s.encode("utf-8", "surrogatepass") for s in f.symbols)
+        elif f.symbols is not None:
+            raise ValueError(f"field {f.name!r}: symbols apply to enum fields only")
+        plan.append((f.name.encode("utf-8", "surrogatepass"), FLAT_KINDS.index(f.kind), lo, hi, mult,
+                     flo, fhi, flo_x, fhi_x, has_flo, has_fhi, lengths[0], lengths[1], dfa, symbols))
+        out_columns.append(col)
+    if not isinstance(status, np.ndarray) or status.dtype != np.uint8 or status.ndim != 1 or len(status) != n:
+        raise TypeError(f"status must be a 1-D uint8 array of {n} rows")
+    if not status.flags.c_contiguous or not status.flags.writeable:
+        raise ValueError("status must be C-contiguous and writeable")
+    return records, plan, out_columns, status

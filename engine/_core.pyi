@@ -197,7 +197,8 @@ class IntervalJoinBuffers:
     (each bound exclusive by flag). ``process`` handles one side's batch in order: record ``i`` is late
     when ``ts[i] <= wm_before[i]`` (dropped, ``True`` in ``late``); otherwise it probes the other side's
     buffer, then is buffered. ``purge(W)`` drops left rows with ``W >= ts + upper`` and right rows with
-    ``W >= ts - lower`` and returns their row ids so the caller can free the records.
+    ``W >= ts - lower`` and returns their row ids so the caller can free the records, each side sorted
+    by ``(ts, row_id)``.
     """
 
     def __init__(
@@ -218,4 +219,36 @@ def dfa_reject_lines(buf: bytes | NDArray[np.uint8], table: I64, accepting: Mask
     ``table[state * 256 + byte]`` is the next state (256 entries per state, every entry a state id);
     each line starts in ``start`` and is accepted when its final state is ``accepting``. Used by the data
     contracts to check a column of strings against a pattern in one pass.
+    """
+
+# --- flat JSON records into columns ----------------------------------------------------------------
+
+from engine._kernel_types import FlatField
+
+def scan_flat_json(
+    records: list[object], fields: Sequence[FlatField], columns: list[NDArray], status: NDArray[np.uint8],
+    allow_unknown: bool = False,
+) -> int:
+    """Decode and validate a batch of flat JSON objects straight into columns; returns how many passed.
+
+    ``columns[k]`` is preallocated by the caller for ``fields[k]`` with ``len(records)`` rows, dtype by
+    kind: int64 (``int``, ``timestamp``), float64 (``float``), bool (``bool``), object (``string``: the
+    value as ``str``), int32 (``enum``: the index of the value in ``symbols``). For each record ``i``,
+    ``status[i]`` becomes ``FLAT_OK`` (0) or ``FLAT_SLOW`` (1); the ``k``-th accepted record fills row
+    ``k`` of every column (the layout the caller wants when most records pass: no compaction), and rows
+    from the returned count on are unspecified.
+
+    ``FLAT_OK`` is conservative: the record is ``bytes`` holding exactly one JSON object (JSON
+    whitespace around tokens) whose keys are exactly the field names, each once, plain ASCII strings
+    without escapes (with ``allow_unknown``, other keys may appear too when their values are plain
+    scalars: a number the ``float`` rule reads, ``true``, ``false``, ``null`` or a plain string), with
+    values that msgspec would accept with the same values and that meet the
+    field's constraints: ``int``/``timestamp`` a JSON integer literal of at most 18 digits; ``float`` any
+    JSON number (integer literals of at most 18 digits convert like int64 -> float64, so ``-0`` is
+    ``0.0``; others are correctly rounded by ``PyOS_string_to_double``; at most 40 characters, a
+    4-digit exponent, finite and not underflowing); ``bool`` ``true``/``false``; ``string``/``enum`` a
+    plain ASCII string (bytes 0x20-0x7f except ``"`` and ``\\``; no escapes). Anything else (null,
+    nested values, escapes, non-ASCII, unknown/missing/duplicate keys, malformed JSON, a constraint
+    failure, items that are not ``bytes``) is ``FLAT_SLOW`` and is never explained: the caller decodes
+    such records with msgspec to get the values or the error.
     """

@@ -49,3 +49,34 @@ class JoinPairs(NamedTuple):
     left_rows: np.ndarray
     right_rows: np.ndarray
     late: np.ndarray
+
+
+# ---- flat JSON scanning (`scan_flat_json`) ---------------------------------------------------------
+FLAT_OK = 0  # per-record status: decoded and validated by the scanner, values are in the columns
+FLAT_SLOW = 1  # not on the fast path (anything unusual or invalid): decode the record another way
+
+FLAT_KINDS = ("int", "float", "bool", "string", "enum", "timestamp")
+
+
+class FlatField(NamedTuple):
+    """One field the flat JSON scanner reads, with the constraints it checks.
+
+    ``kind`` is one of `FLAT_KINDS`; its column (preallocated by the caller, one row per record) is
+    int64 (``int``, ``timestamp``: an integer literal), float64 (``float``: any JSON number), bool
+    (``bool``), object holding ``str`` (``string``) or int32 codes into ``symbols`` (``enum``).
+    ``ge``/``gt``/``le``/``lt`` bound numbers (ints for ``int``), ``multiple_of`` (an int) only ``int``
+    fields; ``min_length``/``max_length`` count characters of a ``string``; ``dfa`` is ``(table,
+    accepting, start)`` in the format of `dfa_reject_lines` and must accept a ``string`` value.
+    """
+
+    name: str
+    kind: str
+    ge: int | float | None = None
+    gt: int | float | None = None
+    le: int | float | None = None
+    lt: int | float | None = None
+    multiple_of: int | None = None
+    min_length: int | None = None
+    max_length: int | None = None
+    symbols: tuple[str, ...] | None = None
+    dfa: tuple | None = None

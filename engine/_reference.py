@@ -36,6 +36,7 @@ __all__ = [
     "combine_watermarks",
     "dfa_reject_lines",
     "late_mask",
+    "scan_flat_json",
     "sliding_windows",
     "tumbling_starts",
 ]
@@ -823,3 +824,166 @@ def dfa_reject_lines(buf, table, accepting, start):
     if not accepting[state]:
         rejected.append(line)
     return np.asarray(rejected, dtype=np.int64)
+
+
+# ==== flat JSON records into columns =================================================================
+
+import re  # noqa: E402  (imported here to keep each kernel's twin within its own section)
+
+_JSON_INT = re.compile(rb"-?(?:0|[1-9][0-9]*)")
+_JSON_NUMBER = re.compile(rb"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+_PLAIN_STRING = re.compile(rb'"([\x20\x21\x23-\x5b\x5d-\x7f]*)"')  # ASCII, no quote, backslash or control
+_MIN_NORMAL = 2.2250738585072014e-308
+_NUMBER_GOES_ON = frozenset(bytes([c]) for c in b".eE0123456789")  # after a number: a longer or malformed one
+
+
+def _flat_integer(data, i):
+    """(value, end) of a JSON integer literal of at most 18 digits at ``i`` not followed by a fraction or an
+    exponent, else None."""
+    m = _JSON_INT.match(data, i)
+    if m is None:
+        return None
+    digits = m.group().lstrip(b"-")
+    end = m.end()
+    if len(digits) > 18 or data[end:end + 1] in _NUMBER_GOES_ON:
+        return None
+    return int(m.group()), end
+
+
+def _flat_number(data, i):
+    """(float value, end) of a JSON number at ``i`` converted as msgspec does, else None (see the kernel)."""
+    got = _flat_integer(data, i)
+    if got is not None:
+        return float(got[0]), got[1]
+    m = _JSON_NUMBER.match(data, i)
+    if m is None:
+        return None
+    end = m.end()
+    text = m.group()
+    if data[end:end + 1] in _NUMBER_GOES_ON:
+        return None
+    if len(text) > 40 or not any(c in text for c in b".eE"):
+        return None  # too long, or an integer literal too long for `_flat_integer`
+    mantissa, _, exponent = text.lower().partition(b"e")
+    if len(exponent.lstrip(b"+-")) > 4:
+        return None
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        return None
+    if value == 0.0 and mantissa.strip(b"-.0"):
+        return None  # underflow
+    if value != 0.0 and abs(value) < _MIN_NORMAL:
+        return None
+    return value, end
+
+
+def _flat_value(plan, data, i):
+    """(python value, end) of one field's value at ``i`` when it is on the fast path, else None."""
+    name, kind, lo, hi, mult, flo, fhi, flo_x, fhi_x, has_flo, has_fhi, min_len, max_len, dfa, symbols = plan
+    if kind in (0, 5):  # int, timestamp
+        got = _flat_integer(data, i)
+        if got is None or not lo <= got[0] <= hi or (mult and got[0] % mult):
+            return None
+        return got
+    if kind == 1:  # float
+        got = _flat_number(data, i)
+        if got is None:
+            return None
+        v = got[0]
+        if has_flo and (v <= flo if flo_x else v < flo):
+            return None
+        if has_fhi and (v >= fhi if fhi_x else v > fhi):
+            return None
+        return got
+    if kind == 2:  # bool
+        if data.startswith(b"true", i):
+            return True, i + 4
+        if data.startswith(b"false", i):
+            return False, i + 5
+        return None
+    m = _PLAIN_STRING.match(data, i)
+    if m is None:
+        return None
+    raw = m.group(1)
+    if kind == 4:  # enum: the code of the symbol
+        return (symbols.index(raw), m.end()) if raw in symbols else None
+    if len(raw) < max(min_len, 0) or (max_len >= 0 and len(raw) > max_len):
+        return None
+    if dfa is not None:
+        table, accepting, state = dfa
+        for byte in raw:
+            state = int(table[state * 256 + byte])
+        if not accepting[state]:
+            return None
+    return raw.decode("ascii"), m.end()
+
+
+def _flat_skip(data, i):
+    """The end of an unknown field's value when it is a plain scalar the scanner reads, else None."""
+    m = _PLAIN_STRING.match(data, i)
+    if m is not None:
+        return m.end()
+    for literal in (b"true", b"false", b"null"):
+        if data.startswith(literal, i):
+            return i + len(literal)
+    got = _flat_number(data, i)
+    return None if got is None else got[1]
+
+
+def _flat_record(plans, data, allow_unknown):
+    """The record's values by field position when it is on the fast path, else None."""
+    def ws(i):
+        while i < len(data) and data[i:i + 1] in (b" ", b"\t", b"\n", b"\r"):
+            i += 1
+        return i
+
+    by_name = {p[0]: k for k, p in enumerate(plans)}
+    values = {}
+    i = ws(0)
+    if not data.startswith(b"{", i):
+        return None
+    i = ws(i + 1)
+    while True:
+        m = _PLAIN_STRING.match(data, i)
+        if m is None:
+            return None
+        k = by_name.get(m.group(1))
+        if k in values or (k is None and not allow_unknown):
+            return None  # a duplicate or an unknown key
+        i = ws(m.end())
+        if not data.startswith(b":", i):
+            return None
+        if k is None:
+            end = _flat_skip(data, ws(i + 1))
+            if end is None:
+                return None
+        else:
+            got = _flat_value(plans[k], data, ws(i + 1))
+            if got is None:
+                return None
+            values[k], end = got
+        i = ws(end)
+        if data.startswith(b",", i):
+            i = ws(i + 1)
+            continue
+        if not data.startswith(b"}", i):
+            return None
+        if ws(i + 1) != len(data) or len(values) != len(plans):
+            return None
+        return values
+
+
+def scan_flat_json(records, fields, columns, status, allow_unknown=False):
+    records, plans, columns, status = _checks.flat_json_arguments(records, fields, columns, status)
+    allow_unknown = _checks.flag("allow_unknown", allow_unknown)
+    accepted = 0
+    for r, rec in enumerate(records):
+        values = _flat_record(plans, rec, allow_unknown) if type(rec) is bytes else None
+        if values is None:
+            status[r] = 1
+            continue
+        status[r] = 0
+        for k, value in values.items():
+            columns[k][accepted] = value  # the k-th accepted record fills row k
+        accepted += 1
+    return accepted

@@ -17,7 +17,7 @@ Connectors live in the top-level ``connectors`` package (memory, files, later Ka
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 import numpy as np
 
@@ -66,9 +66,17 @@ class Source:
     #: True when chunks carry ``timestamps`` (then ``flow.source(..., timestamp=None)`` uses them)
     provides_timestamps: bool = False
     #: set by the runtime before ``open`` in scale-out runs (``worker_id``): keyed state follows partitions
-    #: to their new owner, so a re-assigned partition resumes at the group's offset; otherwise a partition
-    #: revoked and assigned back to this worker resumes where this worker left it (its state was kept)
+    #: to their new owner, so a re-assigned partition resumes where its state was checkpointed (see
+    #: `resume_positions`), else at the group's offset; otherwise a partition revoked and assigned back to
+    #: this worker resumes where this worker left it (its state was kept)
     scale_out: bool = False
+    #: set by the runtime before ``open`` in scale-out runs with shared checkpoints:
+    #: ``await resume_positions(partition_ids)`` returns, for those of the newly assigned partitions whose
+    #: state some worker checkpointed, the position in the latest such checkpoint. A source that can seek
+    #: resumes each of them exactly there (the checkpoint wins over upstream committed offsets) and
+    #: announces the partition at that position (a chunk with no records) before any of its data; the
+    #: runtime then loads the partition's state from that same checkpoint.
+    resume_positions: Callable[[list[int]], Awaitable[dict[int, Any]]] | None = None
 
     def fields(self) -> dict[str, np.dtype | None] | None:
         """Known fields and their dtypes (``None`` when unknown), for build-time checks; ``None`` when the

@@ -36,6 +36,7 @@ sliding_windows = _impl.sliding_windows
 late_mask = _impl.late_mask
 combine_watermarks = _impl.combine_watermarks
 dfa_reject_lines = _impl.dfa_reject_lines
+scan_flat_json = _impl.scan_flat_json
 
 WatermarkTracker = _impl.WatermarkTracker
 KeyInterner = _impl.KeyInterner
@@ -48,7 +49,13 @@ IntervalJoinBuffers = _impl.IntervalJoinBuffers
 
 IMPLEMENTATION = _impl.__name__
 
+from engine._kernel_types import FLAT_KINDS, FLAT_OK, FLAT_SLOW, FlatField  # noqa: E402  (flat JSON scanning)
+
 __all__ = [
+    "FLAT_KINDS",
+    "FLAT_OK",
+    "FLAT_SLOW",
+    "FlatField",
     "FiredSessions",
     "FiredWindows",
     "IMPLEMENTATION",
@@ -66,6 +73,7 @@ __all__ = [
     "combine_watermarks",
     "dfa_reject_lines",
     "late_mask",
+    "scan_flat_json",
     "sliding_windows",
     "tumbling_starts",
 ]

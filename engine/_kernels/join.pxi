@@ -1,20 +1,41 @@
 # Interval join buffers (kernel 6 of `_core.pyi`; semantics in SEMANTICS.md "Interval join").
 #
-# Layout: an unordered_map from key id to the key's left and right `JoinBuffer`: a vector of
-# (ts, row_id) sorted by (ts, row_id) whose first `head` entries are already purged (purging always
-# removes a prefix, because the purge time grows with ts). A side purged empty frees its vector and a key
-# with nothing buffered on either side leaves the map, so memory follows the live state, not the number
-# of keys ever seen. Per side, a min-heap of (front ts, key id) finds the
-# buffers with something due in `purge` without visiting every key (a purge costs O(log keys) per
-# purged row); a purge with nothing due costs one comparison against the heap top, the minimum purge
-# time. Heap entries go stale when a key's front changes; they are recognised and dropped when they
-# surface, so the heap holds at most one entry per buffered row plus one per key.
+# Layout: an unordered_map from key id to the key's `KeyBuffers`, a left and a right `JoinBuffer`: a
+# vector of (ts, row_id) sorted by (ts, row_id) whose first `head` entries are already purged. A record
+# probes the other side's buffer of its key by binary search, then goes into its own side's buffer.
+#
+# Purging goes through a second index per side, the purge log: every buffered row once more, as
+# (ts, row_id, owner), sorted by (ts, row_id) across all keys. A row's purge time grows with its ts, so
+# what is due is a prefix of the log, and the due rows of one key are a prefix of that key's buffer. A
+# purge walks the due prefix once: it emits the row ids (already in (ts, row_id) order, the contract's
+# output order, so nothing is sorted) and advances each owner's head. That is O(1) per purged row, with
+# no hash lookup and no heap work per row; a purge with nothing due costs one comparison. `owner` points
+# into the map's node: unordered_map nodes stay put when the map rehashes, and a key leaves the map only
+# when both its buffers are empty, i.e. when no log entry names it.
+#
+# A buffered row first goes to the side's `pending` rows (an append, in arrival order). Only when the
+# earliest pending row is due does a purge sort them (counting passes over the ts offsets, linear for
+# the narrow spans that streams have; see `sort_log_entries`) and merge them into the log: rows arrive
+# nearly in time order, so that is mostly an append, and a row shifted into place one at a time (about
+# as far back as the stream's disorder) would cost more than the sort. While no pending row is due,
+# every due row is in the log, so a purge need not look at them.
+#
+# Memory follows the live state, not the keys ever seen: a side purged empty frees its vector, a key
+# with nothing buffered on either side leaves the map, the logs compact once half of them is purged,
+# and buffers give capacity back when it is well above what they hold.
 
 from libcpp.vector cimport vector
 from libcpp.unordered_map cimport unordered_map
-from libcpp.utility cimport pair
-from libcpp.algorithm cimport is_sorted, sort as cpp_sort
+from libcpp.algorithm cimport sort as cpp_sort
+from libc.string cimport memcpy
 from cython.operator cimport dereference as deref, preincrement as inc
+
+
+cdef enum:
+    # below this many rows std::sort: the counting passes' fixed cost (clearing and summing up to
+    # 3 x 2048 counters) is not worth it
+    LOG_RADIX_MIN = 256
+    LOG_RADIX_MAX_BITS = 33  # ts spans wider than this (more than three 11-bit passes) use std::sort
 
 
 cdef struct JoinEntry:
@@ -30,10 +51,25 @@ cdef struct JoinBuffer:
 cdef struct KeyBuffers:
     JoinBuffer left
     JoinBuffer right
+    int64_t key  # the node's own key, so a purge that empties it can erase it
 
 
 # one map for both sides, so a record costs one hash lookup (its probe and its insert share it)
 ctypedef unordered_map[int64_t, KeyBuffers] KeyMap
+
+
+cdef struct LogEntry:
+    int64_t ts
+    int64_t row
+    KeyBuffers* owner  # the map node holding this row's buffer
+
+
+cdef struct PurgeLog:
+    vector[LogEntry] items  # sorted by (ts, row); items[:head] are purged and wait for compaction
+    size_t head
+    vector[LogEntry] pending  # buffered rows not yet in `items`, in arrival order
+    int64_t pending_min_ts  # the earliest ts among `pending` (meaningful when there are any)
+    bint pending_sorted  # `pending` happens to be sorted by (ts, row) already
 
 
 cdef inline JoinBuffer* side_buffer(KeyBuffers* kb, int side) noexcept nogil:
@@ -42,48 +78,116 @@ cdef inline JoinBuffer* side_buffer(KeyBuffers* kb, int side) noexcept nogil:
 
 cdef inline bint buffer_empty(const JoinBuffer* buf) noexcept nogil:
     return buf.head == buf.items.size()
-ctypedef pair[int64_t, int64_t] HeapEntry  # (front ts, key id), a min-heap on ts
-ctypedef pair[int64_t, int64_t] TsRow
 
 
-cdef inline void heap_sift_up(HeapEntry* h, size_t i) noexcept nogil:
-    cdef HeapEntry x = h[i]
-    cdef size_t parent
-    while i > 0:
-        parent = (i - 1) // 2
-        if h[parent].first <= x.first:
-            break
-        h[i] = h[parent]
-        i = parent
-    h[i] = x
+cdef inline int reserve_more(vector[LogEntry]* v, size_t extra) except -1 nogil:
+    """Capacity for `extra` more entries, growing geometrically (reserving per batch stays amortised O(1))."""
+    cdef size_t need = v.size() + extra
+    if need > v.capacity():
+        v.reserve(need if need > 2 * v.capacity() else 2 * v.capacity())
+    return 0
 
 
-cdef inline void heap_sift_down(HeapEntry* h, size_t n, size_t i) noexcept nogil:
-    cdef HeapEntry x = h[i]
-    cdef size_t child
-    while True:
-        child = 2 * i + 1
-        if child >= n:
-            break
-        if child + 1 < n and h[child + 1].first < h[child].first:
-            child += 1
-        if x.first <= h[child].first:
-            break
-        h[i] = h[child]
-        i = child
-    h[i] = x
+cdef inline bint log_less(const LogEntry& a, const LogEntry& b) noexcept nogil:
+    """(a.ts, a.row) < (b.ts, b.row); the owner does not take part (equal pairs are equal output)."""
+    return a.ts < b.ts or (a.ts == b.ts and a.row < b.row)
 
 
-cdef inline void heap_pop_top(vector[HeapEntry]* heap) noexcept nogil:
-    heap[0][0] = heap.back()
-    heap.pop_back()
-    if heap.size() > 1:
-        heap_sift_down(heap.data(), heap.size(), 0)
+cdef int sort_log_entries(vector[LogEntry]* v) except -1 nogil:
+    """Sort by (ts, row): LSD counting passes over ``ts - min(ts)``, then runs of equal ts by row.
+
+    Linear when the ts span is narrow (pending rows cover a few purge intervals); a small vector or
+    a span wider than LOG_RADIX_MAX_BITS goes to std::sort.
+    """
+    cdef size_t n = v.size()
+    cdef size_t i, j, buckets, total, count
+    cdef LogEntry* src = v.data()
+    cdef LogEntry* dst
+    cdef LogEntry* swap
+    cdef int64_t lo, hi
+    cdef uint64_t span, mask, x
+    cdef int bits = 0, passes, width, p, shift
+    cdef vector[size_t] counts
+    cdef size_t* c
+    cdef vector[LogEntry] scratch
+    if n < LOG_RADIX_MIN:
+        cpp_sort(v.begin(), v.end(), log_less)
+        return 0
+    lo = hi = src[0].ts
+    for i in range(1, n):
+        if src[i].ts < lo:
+            lo = src[i].ts
+        elif src[i].ts > hi:
+            hi = src[i].ts
+    span = <uint64_t>hi - <uint64_t>lo
+    while bits < 64 and (span >> bits) != 0:  # (a shift by 64 would be undefined)
+        bits += 1
+    if bits > LOG_RADIX_MAX_BITS:
+        cpp_sort(v.begin(), v.end(), log_less)
+        return 0
+    if bits > 0:
+        passes = (bits + 10) // 11
+        width = (bits + passes - 1) // passes
+        buckets = (<size_t>1) << width
+        mask = buckets - 1
+        counts.resize(buckets * passes, 0)
+        for i in range(n):
+            x = <uint64_t>src[i].ts - <uint64_t>lo
+            for p in range(passes):
+                counts[p * buckets + ((x >> (p * width)) & mask)] += 1
+        scratch.resize(n)
+        dst = scratch.data()
+        for p in range(passes):
+            c = &counts[p * buckets]
+            shift = p * width
+            if c[((<uint64_t>src[0].ts - <uint64_t>lo) >> shift) & mask] == n:
+                continue  # one digit for all: this pass would move nothing
+            total = 0
+            for j in range(buckets):
+                count = c[j]
+                c[j] = total
+                total += count
+            for i in range(n):
+                j = ((<uint64_t>src[i].ts - <uint64_t>lo) >> shift) & mask
+                dst[c[j]] = src[i]
+                c[j] += 1
+            swap = src
+            src = dst
+            dst = swap
+        if src != v.data():
+            memcpy(v.data(), src, n * sizeof(LogEntry))
+    # counting passes are stable: equal ts are in arrival order, which is row order when the caller
+    # numbers rows as they come (the runtime does); any other run of equal ts is sorted by row here
+    src = v.data()
+    i = 1
+    while i < n:
+        if src[i].ts == src[i - 1].ts and src[i].row < src[i - 1].row:
+            j = i - 1
+            while j > 0 and src[j - 1].ts == src[i].ts:
+                j -= 1
+            while i < n and src[i].ts == src[j].ts:
+                i += 1
+            cpp_sort(src + j, src + i, log_less)
+        else:
+            i += 1
+    return 0
 
 
-cdef inline void heap_replace_top(vector[HeapEntry]* heap, int64_t ts, int64_t key) noexcept nogil:
-    heap[0][0] = HeapEntry(ts, key)
-    heap_sift_down(heap.data(), heap.size(), 0)
+cdef inline size_t log_insertion_point(const LogEntry* items, size_t lo, size_t hi, const LogEntry& e) noexcept nogil:
+    """First index in [lo, hi) whose entry is after `e` (hi when none): ties stay in arrival order."""
+    # branch-free halving: where the new row lands is data, not a pattern a branch predictor learns
+    cdef const LogEntry* base = items + lo
+    cdef size_t n = hi - lo
+    cdef size_t half
+    cdef bint after
+    if n == 0:
+        return lo
+    while n > 1:
+        half = n // 2
+        after = (base[half - 1].ts < e.ts) | ((base[half - 1].ts == e.ts) & (base[half - 1].row <= e.row))
+        base = base + (half if after else 0)
+        n -= half
+    return <size_t>(base - items) + (0 if log_less(e, base[0]) else 1)
 
 
 cdef inline int64_t add_clamped(int64_t a, int64_t b, int* over) noexcept nogil:
@@ -190,22 +294,22 @@ cdef class IntervalJoinBuffers:
 
     # C++ members are single attributes (Cython constructs those, but not arrays of them)
     cdef KeyMap _keys
-    cdef vector[HeapEntry] _left_heap, _right_heap
+    cdef vector[PurgeLog] _logs  # [left, right]
     cdef int64_t _lower, _upper
     cdef bint _lower_exclusive, _upper_exclusive
     cdef Py_ssize_t _size
+
+    def __cinit__(self):
+        self._logs.resize(2)  # present even on an object whose __init__ never ran, so no access is out of range
 
     def __init__(self, lower, upper, lower_exclusive=False, upper_exclusive=False):
         self._lower, self._upper = _checks.interval_bounds(lower, upper)
         self._lower_exclusive = _checks.flag("lower_exclusive", lower_exclusive)
         self._upper_exclusive = _checks.flag("upper_exclusive", upper_exclusive)
         self._keys.clear()
-        self._left_heap.clear()
-        self._right_heap.clear()
+        self._logs.clear()
+        self._logs.resize(2)
         self._size = 0
-
-    cdef inline vector[HeapEntry]* _heap(self, int side) noexcept nogil:
-        return &self._left_heap if side == 0 else &self._right_heap
 
     # --- matching ----------------------------------------------------------------------------------
 
@@ -236,7 +340,15 @@ cdef class IntervalJoinBuffers:
 
     # --- buffering ---------------------------------------------------------------------------------
 
-    cdef int _insert(self, JoinBuffer* buf, int side, int64_t key, int64_t ts, int64_t row) except -1 nogil:
+    cdef inline KeyBuffers* _key_buffers(self, int64_t key) except NULL nogil:
+        """The key's buffers, created empty when the key has none."""
+        cdef KeyBuffers* kb = &self._keys[key]
+        kb.key = key
+        return kb
+
+    cdef int _buffer(self, KeyBuffers* kb, int side, int64_t ts, int64_t row) except -1 nogil:
+        """Insert (ts, row) into the key's buffer of `side`, after equal entries; not into the log."""
+        cdef JoinBuffer* buf = side_buffer(kb, side)
         cdef size_t n = buf.items.size()
         cdef size_t pos
         cdef JoinEntry entry
@@ -246,22 +358,31 @@ cdef class IntervalJoinBuffers:
             buf.items.clear()
             buf.head = 0
             buf.items.push_back(entry)
-            self._heap_push(side, ts, key)
         elif not entry_less(ts, row, &buf.items[n - 1]):
             # at or after the back: the common, in-order case
             buf.items.push_back(entry)
         else:
             pos = first_after_entry(buf.items.data(), buf.head, n, ts, row)
-            if pos == buf.head and ts < buf.items[buf.head].ts:
-                self._heap_push(side, ts, key)  # a new front: the heap must know the earlier purge time
             buf.items.insert(buf.items.begin() + pos, entry)
         self._size += 1
         return 0
 
-    cdef inline int _heap_push(self, int side, int64_t ts, int64_t key) except -1 nogil:
-        cdef vector[HeapEntry]* heap = self._heap(side)
-        heap.push_back(HeapEntry(ts, key))
-        heap_sift_up(heap.data(), heap.size() - 1)
+    cdef inline int _log_insert(self, int side, int64_t ts, int64_t row, KeyBuffers* owner) except -1 nogil:
+        """Queue a newly buffered row for the side's purge log (see the file header)."""
+        cdef PurgeLog* log = &self._logs[side]
+        cdef LogEntry e
+        e.ts = ts
+        e.row = row
+        e.owner = owner
+        if log.pending.empty():
+            log.pending_min_ts = ts
+            log.pending_sorted = True
+        else:
+            if ts < log.pending_min_ts:
+                log.pending_min_ts = ts
+            if log.pending_sorted and log_less(e, log.pending.back()):
+                log.pending_sorted = False
+        log.pending.push_back(e)
         return 0
 
     cdef int _probe(self, const JoinBuffer* buf, int side, int64_t ts, int64_t row,
@@ -302,69 +423,107 @@ cdef class IntervalJoinBuffers:
         cdef Py_ssize_t i
         cdef KeyBuffers* kb
         with nogil:
+            # room for the whole batch up front: a row's log append then cannot fail after its buffer
+            # insert succeeded (on MemoryError the buffers and the log must still agree)
+            reserve_more(&self._logs[s].pending, <size_t>n)
             for i in range(n):
                 if t[i] <= w[i]:
                     late_view[i] = 1
                     continue
-                kb = &self._keys[k[i]]
+                kb = self._key_buffers(k[i])
                 self._probe(side_buffer(kb, 1 - s), s, t[i], r[i], &out_left, &out_right)
-                self._insert(side_buffer(kb, s), s, k[i], t[i], r[i])
+                self._buffer(kb, s, t[i], r[i])
+                self._log_insert(s, t[i], r[i], kb)
         return JoinPairs(_int64_array(out_left), _int64_array(out_right), late)
 
     # --- purging -----------------------------------------------------------------------------------
 
-    cdef int _purge_side(self, int side, int64_t watermark, vector[TsRow]* out) except -1 nogil:
-        cdef vector[HeapEntry]* heap = self._heap(side)
-        cdef KeyMap.iterator it
+    cdef int _merge_pending(self, PurgeLog* log) except -1 nogil:
+        """Sort the pending rows and merge them into the log's items, which stay sorted by (ts, row)."""
+        cdef vector[LogEntry] tail
+        cdef vector[LogEntry]* pending = &log.pending
+        cdef size_t pos, i = 0, j = 0
+        if not log.pending_sorted:
+            sort_log_entries(pending)
+        # every allocation (the sort's scratch, this reserve, the tail copy) comes before the log changes
+        reserve_more(&log.items, pending.size())
+        # entries up to the first pending row's place stay where they are; only the rest is merged
+        pos = log_insertion_point(log.items.data(), log.head, log.items.size(), deref(pending)[0])
+        if pos == log.items.size():  # in order after the log: the common case
+            log.items.insert(log.items.end(), pending.begin(), pending.end())
+        else:
+            tail.assign(log.items.begin() + pos, log.items.end())
+            log.items.resize(pos)
+            while i < tail.size() and j < pending.size():
+                if log_less(deref(pending)[j], tail[i]):
+                    log.items.push_back(deref(pending)[j])
+                    j += 1
+                else:
+                    log.items.push_back(tail[i])
+                    i += 1
+            log.items.insert(log.items.end(), tail.begin() + i, tail.end())
+            log.items.insert(log.items.end(), pending.begin() + j, pending.end())
+        pending.clear()
+        return 0
+
+    cdef int _purge_side(self, int side, int64_t watermark, vector[int64_t]* out) except -1 nogil:
+        cdef PurgeLog* log = &self._logs[side]
+        cdef const LogEntry* items
         cdef JoinBuffer* buf
-        cdef int64_t ts, key, barrier
-        cdef size_t n, first_live
-        # A k-way merge of the keys' due prefixes: each visit takes a key's entries up to the next
-        # key's front ts, so the output comes out sorted by ts (ties across keys are fixed by `purge`)
-        while heap.size() > 0:
-            ts = heap.front().first
-            key = heap.front().second
-            if watermark < self._purge_time(side, ts):
-                break  # the earliest purge time is not due: nothing else is
-            it = self._keys.find(key)
-            if it == self._keys.end():
-                heap_pop_top(heap)  # stale: the key's buffers were emptied earlier
-                continue
-            buf = side_buffer(&deref(it).second, side)
-            n = buf.items.size()
-            if buf.head == n or buf.items[buf.head].ts != ts:
-                heap_pop_top(heap)  # stale: the front moved (a later entry of the heap describes it)
-                continue
-            barrier = C_INT64_MAX
-            if heap.size() > 1:
-                barrier = heap[0][1].first
-            if heap.size() > 2 and heap[0][2].first < barrier:
-                barrier = heap[0][2].first
-            first_live = buf.head
-            while (buf.head < n and buf.items[buf.head].ts <= barrier
-                   and watermark >= self._purge_time(side, buf.items[buf.head].ts)):
-                out.push_back(TsRow(buf.items[buf.head].ts, buf.items[buf.head].row))
-                buf.head += 1
-            self._size -= <Py_ssize_t>(buf.head - first_live)
-            if buf.head == n:
+        cdef size_t i, n, m, lo, hi, mid
+        if not log.pending.empty() and watermark >= self._purge_time(side, log.pending_min_ts):
+            self._merge_pending(log)  # a pending row is due: it must take its place in the log first
+        # (while no pending row is due, every due row is in the log's due prefix)
+        items = log.items.data()
+        n = log.items.size()
+        i = log.head
+        if i == n or watermark < self._purge_time(side, items[i].ts):
+            return 0  # nothing due
+        # the end of the due prefix (purge times grow with ts), so the output is sized before any
+        # buffer changes: nothing below can fail half-way
+        lo = i + 1
+        hi = n
+        while lo < hi:
+            mid = lo + (hi - lo) // 2
+            if watermark >= self._purge_time(side, items[mid].ts):
+                lo = mid + 1
+            else:
+                hi = mid
+        n = lo
+        out.reserve(n - i)
+        while i < n:
+            out.push_back(items[i].row)
+            # the due log prefix restricted to one key is that key's buffer prefix, in the same
+            # order, so this row is at the owner's head
+            buf = side_buffer(items[i].owner, side)
+            buf.head += 1
+            m = buf.items.size()
+            if buf.head == m:
                 # free the memory: it follows the live state, not the keys ever seen
-                if buffer_empty(side_buffer(&deref(it).second, 1 - side)):
-                    self._keys.erase(it)
+                if buffer_empty(side_buffer(items[i].owner, 1 - side)):
+                    self._keys.erase(items[i].owner.key)  # no other log entry names this key
                 else:
                     vector[JoinEntry]().swap(buf.items)
                     buf.head = 0
-                heap_pop_top(heap)
-                continue
-            # compact once half the vector is dead (amortised O(1) per entry), and give memory back
-            # after a burst, so capacity stays proportional to what is buffered
-            if buf.head * 2 >= n:
+            elif buf.head * 2 >= m:
+                # compact once half the vector is dead (amortised O(1) per entry), and give memory
+                # back after a burst, so capacity stays proportional to what is buffered
                 buf.items.erase(buf.items.begin(), buf.items.begin() + buf.head)
                 buf.head = 0
                 if buf.items.capacity() > 32 and buf.items.size() * 4 < buf.items.capacity():
                     buf.items.shrink_to_fit()
-            heap_replace_top(heap, buf.items[buf.head].ts, key)
-        if heap.capacity() > 64 and heap.size() * 4 < heap.capacity():
-            heap.shrink_to_fit()
+            i += 1
+        self._size -= <Py_ssize_t>(i - log.head)
+        log.head = i
+        if log.head * 2 >= log.items.size():
+            log.items.erase(log.items.begin(), log.items.begin() + log.head)
+            log.head = 0
+            if log.items.capacity() > 64 and log.items.size() * 4 < log.items.capacity():
+                log.items.shrink_to_fit()
+        if log.pending.empty() and log.pending.capacity() > 64 and log.pending.capacity() > 2 * log.items.size():
+            # the pending vector is refilled to about the side's live rows between merges; more than
+            # that is left from a burst
+            vector[LogEntry]().swap(log.pending)
         if self._keys.bucket_count() > 1024 and self._keys.size() * 8 < self._keys.bucket_count():
             self._keys.rehash(0)  # the bucket array never shrinks by itself after a burst of keys
         return 0
@@ -376,16 +535,11 @@ cdef class IntervalJoinBuffers:
         ``(left_row_ids, right_row_ids)``, each sorted by ``(ts, row_id)``.
         """
         cdef int64_t w = _checks.integer("watermark", watermark)
-        cdef vector[TsRow] gone_left, gone_right
+        cdef vector[int64_t] gone_left, gone_right
         with nogil:
             self._purge_side(0, w, &gone_left)
             self._purge_side(1, w, &gone_right)
-            # sorted by ts already; only equal ts of different keys can be out of row order
-            if not is_sorted(gone_left.begin(), gone_left.end()):
-                cpp_sort(gone_left.begin(), gone_left.end())
-            if not is_sorted(gone_right.begin(), gone_right.end()):
-                cpp_sort(gone_right.begin(), gone_right.end())
-        return _purged_rows(gone_left), _purged_rows(gone_right)
+        return _int64_array(gone_left), _int64_array(gone_right)
 
     # --- introspection and snapshots ---------------------------------------------------------------
 
@@ -394,11 +548,14 @@ cdef class IntervalJoinBuffers:
 
     @property
     def nbytes(self):
-        """Memory held: buffer capacities, hash-map nodes and buckets, and the purge heaps."""
+        """Memory held: buffer capacities, hash-map nodes and buckets, and the purge logs."""
         cdef size_t total = sizeof(IntervalJoinBuffers)
         cdef KeyMap.iterator it = self._keys.begin()
+        cdef size_t side
         total += self._keys.bucket_count() * sizeof(void*)
-        total += (self._left_heap.capacity() + self._right_heap.capacity()) * sizeof(HeapEntry)
+        for side in range(self._logs.size()):
+            total += sizeof(PurgeLog)
+            total += (self._logs[side].items.capacity() + self._logs[side].pending.capacity()) * sizeof(LogEntry)
         while it != self._keys.end():
             # a node holds the key, both buffers and a next pointer (libstdc++ caches no hash for
             # integer keys)
@@ -462,13 +619,24 @@ cdef class IntervalJoinBuffers:
         cdef const int64_t[::1] kv, tv, rv
         cdef Py_ssize_t i
         cdef int side
+        cdef KeyBuffers* kb
+        cdef PurgeLog* log
+        cdef LogEntry e
         for side, name in ((0, "left"), (1, "right")):
             kv = arrays[f"{name}_key_ids"]
             tv = arrays[f"{name}_ts"]
             rv = arrays[f"{name}_row_ids"]
+            log = &buffers._logs[side]
             with nogil:
-                for i in range(kv.shape[0]):  # sorted by (key, ts, row): every insert is an append
-                    buffers._insert(side_buffer(&buffers._keys[kv[i]], side), side, kv[i], tv[i], rv[i])
+                log.items.reserve(kv.shape[0])
+                for i in range(kv.shape[0]):  # sorted by (key, ts, row): every buffer insert is an append
+                    kb = buffers._key_buffers(kv[i])
+                    buffers._buffer(kb, side, tv[i], rv[i])
+                    e.ts = tv[i]
+                    e.row = rv[i]
+                    e.owner = kb
+                    log.items.push_back(e)
+                sort_log_entries(&log.items)  # one sort, not a shift per row
         return buffers
 
 
@@ -478,13 +646,4 @@ cdef object _int64_array(const vector[int64_t]& values):
     cdef size_t i
     for i in range(values.size()):
         view[i] = values[i]
-    return out
-
-
-cdef object _purged_rows(const vector[TsRow]& gone):
-    out = np.empty(gone.size(), dtype=np.int64)
-    cdef int64_t[::1] view = out
-    cdef size_t i
-    for i in range(gone.size()):
-        view[i] = gone[i].second
     return out

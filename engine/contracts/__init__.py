@@ -6,6 +6,7 @@ Entry points::
     contract = load_contract("orders.yaml")          # DataContract (checked at load time)
     validator = contract.compile()                   # CompiledContract (compiled once, cached)
     valid, dead = validator.validate_many(batch)     # never raises on bad records
+    result = validator.validate_columns(batch)       # numpy columns + row positions + dead letters
     check_compatibility(new, [old], "BACKWARD")      # -> list of Incompatibility (empty: compatible)
     registry = SchemaRegistry(SQLiteStore("registry.db"))
     check = BatchValidator(contract, step="orders-in")   # for streams: (valid dicts, dead letters)
@@ -21,6 +22,7 @@ from engine.contracts.compiler import (
     ValidationResult,
     compile_contract,
 )
+from engine.contracts.columnar import ColumnarValidation
 from engine.contracts.compatibility import MODES, Incompatibility, check_compatibility, ensure_compatible
 from engine.contracts.errors import (
     ContractDefinitionError,
@@ -49,6 +51,7 @@ from engine.contracts.parsing import (
 
 __all__ = [
     "BatchValidator",
+    "ColumnarValidation",
     "CompiledContract",
     "Constraints",
     "ContractDefinitionError",

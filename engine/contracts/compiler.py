@@ -9,6 +9,9 @@ Each contract version compiles once (`compile_contract` caches by fingerprint) i
 - `CompiledContract.validate_many` takes a batch (bytes, str or mappings), never raises on bad records,
   and returns a `ValidationResult`: the valid records and one `InvalidRecord` (the raw input, its index
   and the reasons) per bad one, ready for a dead-letter output.
+- `CompiledContract.validate_columns` validates a batch of JSON records straight into numpy columns
+  (`engine.contracts.columnar`): the engine's batch form, several times faster than building one
+  Struct per record; its invalid records are exactly those of `validate_many`.
 
 Batches decode in C (``list.extend(map(decoder.decode, ...))``, resuming after a bad record without
 re-decoding anything) and check the ``pattern`` of top-level string fields column-wise, one pass of a
@@ -337,6 +340,7 @@ class CompiledContract:
         # every validate_* method applies them, so `struct_type` alone does not enforce those patterns
         self._bulk = [_BulkPattern(*b) for b in bulk]
         self.json_decoder = msgspec.json.Decoder(self.struct_type)
+        self._columnar: Any = None  # the `ColumnarPlan`, built on first use of validate_columns
         self.msgpack_decoder = msgspec.msgpack.Decoder(self.struct_type)
         self.json_encoder = msgspec.json.Encoder()
         self.msgpack_encoder = msgspec.msgpack.Encoder()
@@ -420,6 +424,19 @@ class CompiledContract:
         if output == "dict":
             valid = [msgspec.to_builtins(v, builtin_types=_BUILTIN_KEEP) for v in valid]
         return ValidationResult(valid, invalid)
+
+    def validate_columns(self, records: Iterable[bytes | str | Mapping[str, Any]]) -> Any:
+        """Validate a batch of JSON records into numpy columns: a `ColumnarValidation` holding one
+        column per field (valid records only, in input order), the input ``index`` of each row and the
+        ``invalid`` records exactly as `validate_many` reports them. Flat JSON objects are decoded by a
+        compiled scanner; anything else goes through `validate_many`. Column types and details:
+        `engine.contracts.columnar`."""
+        plan = self._columnar
+        if plan is None:
+            from engine.contracts.columnar import ColumnarPlan
+
+            plan = self._columnar = ColumnarPlan(self)
+        return plan.validate(records)
 
     def _check_bulk(self, valid: list[Any], invalid: list[InvalidRecord], items: list[Any]
                     ) -> tuple[list[Any], list[InvalidRecord]]:

@@ -126,6 +126,10 @@ class Execution:
             if step.kind == "source":
                 node.source = p["source"]
                 node.source.scale_out = by_partition
+                # Scale-out: an assigned partition resumes where the latest checkpoint holding its state
+                # (of any worker) left it, and its state comes from that checkpoint.
+                resume = getattr(self.checkpointer, "resume_positions", None) if by_partition else None
+                node.source.resume_positions = functools.partial(resume, name) if resume is not None else None
                 node.op = SourceOperator(name, list(node.source.partitions()), p["timestamp"], p["watermark"],
                                          monotonic=not by_partition)
             elif step.kind == "map":
@@ -317,6 +321,8 @@ class Execution:
 
     async def _partition_assigned(self, node: _Node, chunk: SourceChunk) -> None:
         """A partition this worker had not read: let the checkpointer bring its state (before its data)."""
+        logger.debug("job %r: partition %s of %r assigned at %s", self.flow_name, chunk.partition, node.name,
+                     chunk.position)
         hook = getattr(self.checkpointer, "partitions_assigned", None)
         if hook is not None:
             await hook(self, node.name, {chunk.partition: chunk.position})
@@ -333,6 +339,7 @@ class Execution:
                 await hook(self, node.name, {pid: positions.get(pid) for pid in known})
 
     async def _partitions_revoked(self, node: _Node, partitions: list[int]) -> None:
+        logger.debug("job %r: partitions %s of %r revoked", self.flow_name, partitions, node.name)
         if self.by_partition:  # a single worker keeps its state: the partition may come back to it
             for partition in partitions:
                 self.drop_partition(node.name, partition)

@@ -27,7 +27,7 @@ def _savepoint(args: argparse.Namespace) -> int:
     if not args.checkpoint_dir.is_dir():
         print(f"engine savepoint: no checkpoint directory {args.checkpoint_dir}", file=sys.stderr)
         return 2
-    checkpoint = LocalCheckpointStorage(args.checkpoint_dir).latest()
+    checkpoint = LocalCheckpointStorage(args.checkpoint_dir, read_only=True).latest()  # the job may be running
     if checkpoint is None:
         print(f"engine savepoint: {args.checkpoint_dir} holds no intact checkpoint", file=sys.stderr)
         return 1

@@ -111,6 +111,25 @@ async def _notify_sources(execution: Any, positions: dict[str, dict[int, Any]]) 
     return committed
 
 
+def _latest_holding(checkpoints: list[Checkpoint], source: str, partition: int) -> tuple[Any, Checkpoint] | None:
+    """``(position, checkpoint)``: of the scale-out ``checkpoints`` (newest first) holding the state of
+    ``partition`` of ``source``, the one at its furthest position (the newest on a tie), or None."""
+    best: tuple[Any, Checkpoint] | None = None
+    for checkpoint in checkpoints:
+        positions = checkpoint.state["sources"].get(source, {})
+        position = positions.get(partition, positions.get(str(partition)))
+        trackers = checkpoint.state["partitions"].get("trackers", {}).get(source, {})
+        if position is None or trackers.get(partition, trackers.get(str(partition))) is None:
+            continue  # the position without the partition's state is no use to its next owner
+        try:
+            further = best is None or position > best[0]
+        except TypeError:  # positions this source cannot order: the newest checkpoint
+            further = False
+        if further:
+            best = (position, checkpoint)
+    return best
+
+
 class CheckpointCoordinator:
     """Checkpoints of one job into ``directory``: every ``interval`` seconds (wall clock, taken at the
     next batch boundary), on demand (`request`), and once more when the input ends.
@@ -129,10 +148,13 @@ class CheckpointCoordinator:
     writes its checkpoints to ``directory/worker-<worker_id>/`` holding its source positions and its
     *per-partition* state (the keyed operators' shards with their keys, and each partition's watermark
     tracker). Nothing is restored at start; when a partition is assigned to a worker (a consumer-group
-    rebalance), the runtime asks `partitions_assigned` before reading it, and the newest checkpoint of
-    any worker whose position for that partition equals the offset the worker starts from (the group's
-    committed offset, which is only ever committed after a durable checkpoint) provides its state. A
-    revoked partition's state is dropped; its next owner loads it the same way.
+    rebalance), its source asks `resume_positions` where to start it: the position in the latest
+    checkpoint of any worker that holds the partition (the checkpoint wins over the group's committed
+    offset, which may be older: commits fail during rebalances). The source seeks there and announces the
+    partition at that position before reading it, and `partitions_assigned` loads the partition's state
+    from that same checkpoint, so state and position always come from one consistent cut. (A source that
+    cannot seek starts at the group's offset; then the newest checkpoint at exactly that offset provides
+    the state.) A revoked partition's state is dropped; its next owner loads it the same way.
     """
 
     #: scale-out: distinct positions per partition whose newest checkpoint rotation keeps (a worker can
@@ -170,12 +192,16 @@ class CheckpointCoordinator:
         self._keep = keep
         # Scale-out: for each of this worker's checkpoints, the position of every (source, partition) it
         # holds, and which of them the group committed. Rotation keeps, besides the newest ``keep``, the
-        # newest checkpoint at each of the last `POSITIONS_KEPT` distinct positions of every partition and
-        # the newest one the group committed, so the one at the group's committed offset is still there
-        # for the partition's next owner: commits fail during a rebalance, and the worker goes on
-        # checkpointing (the batches already queued) before it sees the revocation.
+        # newest checkpoint at each partition's furthest position (where its next owner resumes), at each
+        # of the last `POSITIONS_KEPT` distinct positions of every partition and the newest one the group
+        # committed (for sources that resume at the group's committed offset: commits fail during a
+        # rebalance, and the worker goes on checkpointing the batches already queued before it sees the
+        # revocation).
         self._held: dict[int, dict[tuple[str, int], Any]] = {}
         self._committed: dict[tuple[str, int], int] = {}
+        # Scale-out: the checkpoint each assigned (source, partition) resumes from (`resume_positions`),
+        # until its state is loaded from it (`partitions_assigned`).
+        self._chosen: dict[tuple[str, int], tuple[Any, Checkpoint]] = {}
         if worker_id is not None:
             self.storage.keep = 2**62  # rotation is done here instead
             for checkpoint_id in self.storage.ids():  # from an earlier run of this worker: keep what it held
@@ -318,7 +344,8 @@ class CheckpointCoordinator:
     def _state(self, execution: Any, positions: dict[str, dict[int, Any]]) -> dict[str, Any]:
         if self.worker_id is None:
             return {"sources": positions, "operators": execution.snapshot_operators(), "sinks": execution.sink_states()}
-        return {"sources": positions, "partitions": execution.snapshot_partitions(), "sinks": execution.sink_states()}
+        return {"sources": positions, "partitions": execution.snapshot_partitions(), "sinks": execution.sink_states(),
+                "worker": self.worker_id}
 
     # ---- partitions moving between workers ----
 
@@ -333,6 +360,10 @@ class CheckpointCoordinator:
                 at[position] = checkpoint_id
         for at in newest_at.values():
             keep.update(list(at.values())[-self.POSITIONS_KEPT:])
+            try:  # the partition's furthest position: what `resume_positions` hands its next owner
+                keep.add(at[max(at)])
+            except TypeError:  # positions this source cannot order
+                pass
         keep.update(self._committed.values())
         for checkpoint_id in ids:
             if checkpoint_id not in keep:
@@ -343,8 +374,7 @@ class CheckpointCoordinator:
         """Every intact checkpoint of this job by any worker sharing the directory, newest first."""
         found = []
         for directory in sorted(self.root.glob("worker-*")):
-            storage = LocalCheckpointStorage.__new__(LocalCheckpointStorage)  # read-only view, no clean-up
-            storage.directory, storage.keep = directory, self.storage.keep
+            storage = LocalCheckpointStorage(directory, read_only=True)  # other workers write there
             try:
                 ids = storage.ids()
             except OSError:
@@ -359,12 +389,55 @@ class CheckpointCoordinator:
         found.sort(key=lambda c: c.created, reverse=True)
         return found
 
+    async def resume_positions(self, source: str, partitions: list[int]) -> dict[int, Any]:
+        """Scale-out: where newly assigned ``partitions`` of ``source`` resume (`Source.resume_positions`).
+
+        For each partition, the latest checkpoint of any worker sharing the directory that holds its state:
+        the one at the partition's furthest position (positions of one partition are ordered; the wall
+        clocks of different workers need not be), the newest of those on a tie. Any such checkpoint is a
+        consistent cut of the partition (state and position taken together), including those a worker
+        took after the group had already revoked the partition (it finishes the batches it had read), and
+        the furthest one re-reads the least. The chosen checkpoint is kept for `partitions_assigned`, which
+        loads the state from it when the partition is announced at that position. Partitions that no
+        checkpoint holds are left out (they start at the group's offset, or by the source's start rule).
+        """
+        if self.worker_id is None:
+            return {}
+        checkpoints = await asyncio.to_thread(self._all_checkpoints)
+        positions = {}
+        for partition in partitions:
+            latest = _latest_holding(checkpoints, source, int(partition))
+            if latest is None:
+                continue
+            position, checkpoint = latest
+            self._chosen[(source, int(partition))] = (position, checkpoint)
+            positions[partition] = position
+            logger.debug("job %r: partition %s of %r resumes at %s from checkpoint %d (of %s)", self._job, partition,
+                         source, position, checkpoint.checkpoint_id, checkpoint.state.get("worker"))
+        return positions
+
     async def partitions_assigned(self, execution: Any, source: str, starts: dict[int, Any]) -> None:
-        """Load the state of newly assigned partitions (before their data is processed)."""
+        """Load the state of newly assigned partitions (before their data is processed): from the
+        checkpoint `resume_positions` chose when the partition starts at its position, else from the newest
+        checkpoint of any worker holding the partition at exactly ``start`` (sources that do not seek to
+        the checkpoint: they resume at the group's committed offset, committed only after a durable
+        checkpoint at that position)."""
         if self.worker_id is None:
             return
-        checkpoints = await asyncio.to_thread(self._all_checkpoints)
+        checkpoints = None
         for partition, start in starts.items():
+            chosen = self._chosen.pop((source, int(partition)), None)
+            if chosen is not None:
+                position, checkpoint = chosen
+                if position == start and execution.restore_partition(source, partition, checkpoint.state["partitions"]):
+                    logger.info("job %r: partition %s of %r restored from checkpoint %d (of %s) at %s",
+                                self._job, partition, source, checkpoint.checkpoint_id,
+                                checkpoint.state.get("worker"), start)
+                    continue
+                logger.warning("job %r: partition %s of %r starts at %r, not at %r where checkpoint %d holds it",
+                               self._job, partition, source, start, position, checkpoint.checkpoint_id)
+            if checkpoints is None:
+                checkpoints = await asyncio.to_thread(self._all_checkpoints)
             held_by_any = False
             for checkpoint in checkpoints:
                 positions = checkpoint.state["sources"].get(source, {})
@@ -373,8 +446,9 @@ class CheckpointCoordinator:
                     continue
                 held_by_any = True
                 if position == start and execution.restore_partition(source, partition, checkpoint.state["partitions"]):
-                    logger.info("job %r: partition %s of %r restored from checkpoint %d at %s",
-                                self._job, partition, source, checkpoint.checkpoint_id, start)
+                    logger.info("job %r: partition %s of %r restored from checkpoint %d (of %s) at %s",
+                                self._job, partition, source, checkpoint.checkpoint_id,
+                                checkpoint.state.get("worker"), start)
                     break
             else:
                 if held_by_any:
@@ -382,6 +456,9 @@ class CheckpointCoordinator:
                         "job %r: no checkpoint holds partition %s of %r at position %r (the group's offset); its "
                         "keyed state starts empty", self._job, partition, source, start,
                     )
+                else:
+                    logger.debug("job %r: partition %s of %r is in no checkpoint; it starts empty at %s",
+                                 self._job, partition, source, start)
 
     async def checkpoint(self, execution: Any) -> int:
         """Take one checkpoint now (the caller guarantees a batch boundary) and wait until it is durable
@@ -491,7 +568,9 @@ class CheckpointCoordinator:
         for future in pending.requested:
             if not future.done():
                 future.set_result(checkpoint_id)
-        logger.debug("job %r checkpoint %d complete", checkpoint.job, checkpoint_id)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("job %r checkpoint %d complete at %s; committed %s", checkpoint.job, checkpoint_id,
+                         pending.positions, sorted(committed) if self.worker_id is not None else "-")
 
 
 class _InFlight:

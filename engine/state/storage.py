@@ -166,16 +166,24 @@ def write_atomically(path: Path, data: bytes | list | tuple, *, sealed: bool = F
 
 
 class LocalCheckpointStorage:
-    """Checkpoints as files ``chk-<id>.ckpt`` in one directory, keeping the newest ``keep``."""
+    """Checkpoints as files ``chk-<id>.ckpt`` in one directory, keeping the newest ``keep``.
 
-    def __init__(self, directory: str | os.PathLike, keep: int = 3):
+    The writer's storage creates the directory and removes temporary files a crash left behind.
+    ``read_only=True`` opens a directory that another process may be writing (inspecting a running
+    job's checkpoints, reading another scale-out worker's): nothing is created or removed there, since
+    its temporary files are writes in progress, and `write_body` is refused.
+    """
+
+    def __init__(self, directory: str | os.PathLike, keep: int = 3, *, read_only: bool = False):
         if keep < 1:
             raise ValueError(f"keep must be >= 1, got {keep}")
         self.directory = Path(directory)
         self.keep = keep
-        self.directory.mkdir(parents=True, exist_ok=True)
-        for leftover in self.directory.glob(".chk-*.tmp"):  # a crash during a write
-            leftover.unlink(missing_ok=True)
+        self.read_only = read_only
+        if not read_only:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            for leftover in self.directory.glob(".chk-*.tmp"):  # a crash during a write
+                leftover.unlink(missing_ok=True)
 
     def _path(self, checkpoint_id: int) -> Path:
         return self.directory / f"chk-{checkpoint_id:012d}.ckpt"
@@ -195,6 +203,8 @@ class LocalCheckpointStorage:
     def write_body(self, checkpoint_id: int, body_parts: list) -> str:
         """Seal and write an encoded checkpoint (`Checkpoint.body_parts`) atomically, then rotate. Runs
         in a worker thread during a run: it touches nothing but the parts and the directory."""
+        if self.read_only:
+            raise CheckpointError(f"{self.directory} was opened read-only; checkpoint {checkpoint_id} not written")
         path = self._path(checkpoint_id)
         write_atomically(path, body_parts, sealed=True)
         self._rotate()

@@ -5,6 +5,7 @@ python -m tests.connectors.kafka_scaleout_job BOOTSTRAP SOURCE_TOPIC OUT_TOPIC C
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
@@ -33,7 +34,13 @@ def build(source, sink=None, slow: float = 0.0) -> tuple[Dataflow, object]:
 
 if __name__ == "__main__":
     bootstrap, source_topic, out_topic, checkpoint_dir, group, worker_id, slow = sys.argv[1:8]
+    # The test keeps these logs for its failure message: the protocol steps (assignments, restores,
+    # checkpoints, commits) at DEBUG, and each output message says which worker wrote it.
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {worker_id} %(name)s %(levelname)s %(message)s")
+    for name in ("engine.state.coordinator", "engine.runtime.executor", "connectors.kafka"):
+        logging.getLogger(name).setLevel(logging.DEBUG)
     source = KafkaSource(source_topic, bootstrap, group_id=group, batch_size=50, consumer_options=GROUP_TIMEOUTS)
-    flow, _ = build(source, KafkaSink(out_topic, bootstrap, key="key"), float(slow))
+    sink = KafkaSink(out_topic, bootstrap, key="key", headers=lambda record: [("worker", worker_id.encode())])
+    flow, _ = build(source, sink, float(slow))
     flow.run(checkpoint_dir=checkpoint_dir, checkpoint_interval=0.05, worker_id=worker_id)
     os._exit(0)

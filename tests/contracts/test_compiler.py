@@ -268,8 +268,32 @@ def test_column_pattern_check_equals_re_search(pattern, values):
 
 
 def test_benchmark_validators_agree():
-    """The benchmark's three validators find the same valid records (checked on a small sample)."""
-    from benchmarks.bench_contracts import engine_validate, jsonschema_validate, python_validate, records
+    """The benchmark's validators find the same valid records (checked on a small sample)."""
+    from benchmarks.bench_contracts import (engine_validate, jsonschema_validate, python_validate, records,
+                                            unrolled_validate)
 
     sample = records(3000)
-    assert engine_validate(sample) == python_validate(sample) == jsonschema_validate(sample) == 2997
+    assert (engine_validate(sample) == python_validate(sample) == unrolled_validate(sample)
+            == jsonschema_validate(sample) == 2997)
+
+
+@pytest.mark.parametrize("field, bad", [
+    ("order_id", "x-1"), ("order_id", "o-"), ("order_id", "o-" + "1" * 40), ("order_id", 7),
+    ("user_id", 0), ("user_id", True), ("user_id", 1.5), ("amount", -0.5), ("amount", 100000.5),
+    ("amount", "3"), ("currency", "CHF"), ("state", "LOST"), ("quantity", 0), ("quantity", 1001),
+    ("express", 1), ("ts", 1.5), ("ts", None), ("user_id", None),
+])
+def test_benchmark_validators_refuse_the_same_records(field, bad):
+    """Each baseline refuses a record with one broken field, naming it, and the engine refuses it too."""
+    import json
+
+    from benchmarks.bench_contracts import (_field_loop_problem, _unrolled_problem, engine_validate,
+                                            records)
+
+    record = json.loads(records(1)[0])
+    assert _field_loop_problem(record) is None and _unrolled_problem(record) is None
+    record[field] = bad
+    assert _field_loop_problem(record) == _unrolled_problem(record) == field
+    assert engine_validate([json.dumps(record).encode()]) == 0
+    del record[field]
+    assert _field_loop_problem(record) == field

@@ -140,7 +140,7 @@ def test_compiled_equals_twin(bound, ops):
 
 @pytest.mark.parametrize("seed", range(4))
 def test_compiled_equals_twin_on_long_disordered_streams(seed):
-    """Larger buffers than hypothesis builds: compaction, shrinking and stale heap entries get exercised."""
+    """Larger buffers than hypothesis builds: compaction, shrinking and purge-log merges get exercised."""
     print(f"seed={seed}")
     rng = np.random.default_rng(seed)
     n_keys = [1, 5, 50, 500][seed]
@@ -166,6 +166,56 @@ def test_compiled_equals_twin_on_long_disordered_streams(seed):
     assert run_ops(compiled, ops[:-1]) == run_ops(twin, ops[:-1])
     assert_same_snapshot(compiled.snapshot(), twin.snapshot())
     assert run_ops(compiled, ops[-1:]) == run_ops(twin, ops[-1:])
+
+
+# timestamp ranges for large batches: many keys per ts, narrow spans (one or two counting passes of the
+# compiled purge log's sort), a span too wide for counting passes, and the whole int64 range
+TS_RANGES = {
+    "ties": (0, 40, 0, 5),  # (low ts, high ts, -lower, upper)
+    "narrow": (-3_000, 3_000, 200, 300),
+    "wide": (-(2**40), 2**40, 2**36, 2**37),
+    "int64": (INT64_MIN, INT64_MAX, 2**61, 2**60),
+}
+
+
+@pytest.mark.parametrize("ts_range", TS_RANGES)
+@pytest.mark.parametrize("seed", range(2))
+def test_compiled_equals_twin_on_large_shuffled_batches(ts_range, seed):
+    """Batches in any ts order, row ids not in arrival order (some repeated), purges that fall inside
+    the buffered rows, and a snapshot/restore half-way: outputs, purge order and state match the twin."""
+    print(f"seed={seed} ts_range={ts_range}")
+    rng = np.random.default_rng(seed)
+    low, high, minus_lower, upper = TS_RANGES[ts_range]
+    bound = (-minus_lower, upper, bool(rng.integers(2)), bool(rng.integers(2)))
+    n_keys = [3, 400][seed]
+    ops, seen = [], []
+    for b in range(12):
+        size = int(rng.integers(200, 1_200))
+        ts = rng.integers(low, high, size, endpoint=True, dtype=np.int64)
+        if b % 3 == 1:
+            ts = np.sort(ts)[::-1]  # a reversed batch
+        elif b % 3 == 2:
+            ts = np.sort(ts)
+        seen.extend(ts.tolist())
+        rows = rng.integers(0, 6_000, size)  # caller-assigned: any order, a few repeats
+        keys = rng.integers(0, n_keys, size)
+        wm = np.where(rng.random(size) < 0.05, low, INT64_MIN)  # a few late records
+        ops.append(("process", int(rng.integers(2)), list(zip(keys.tolist(), ts.tolist(), rows.tolist(), wm.tolist()))))
+        if b % 2:
+            # a watermark among the buffered timestamps: part of the buffers (and of the rows not yet
+            # merged into the compiled purge log) is due
+            ops.append(("purge", int(np.quantile(np.array(seen, dtype=np.float64), b / 24))))
+    ops.append(("purge", INT64_MAX))
+    half = len(ops) // 2
+    compiled = _core.IntervalJoinBuffers(*bound)
+    twin = _reference.IntervalJoinBuffers(*bound)
+    assert run_ops(compiled, ops[:half]) == run_ops(twin, ops[:half])
+    assert_same_snapshot(compiled.snapshot(), twin.snapshot())
+    compiled = _core.IntervalJoinBuffers.restore(compiled.snapshot())
+    assert run_ops(compiled, ops[half:-1]) == run_ops(twin, ops[half:-1])
+    assert_same_snapshot(compiled.snapshot(), twin.snapshot())
+    assert run_ops(compiled, ops[-1:]) == run_ops(twin, ops[-1:])
+    assert len(compiled) == 0
 
 
 @settings(max_examples=100, deadline=None)
@@ -397,6 +447,28 @@ def test_purge_output_is_sorted_by_ts_then_row_across_keys(impl):
     assert len(j) == 0
 
 
+def test_purge_output_is_sorted_by_ts_then_row_when_many_keys_share_a_ts(impl):
+    seed = 7
+    print(f"seed={seed}")
+    rng = np.random.default_rng(seed)
+    n = 3_000
+    keys = rng.integers(0, 1_000, n)
+    ts = rng.integers(0, 5, n)  # five timestamps, each shared by hundreds of keys
+    rows = rng.permutation(n) * 3  # caller-assigned row ids in no particular order
+    j = impl.IntervalJoinBuffers(-2, 10)
+    j.process(LEFT, keys, ts, rows, np.full(n, -1))
+    j.process(RIGHT, keys, ts[::-1], rows[::-1] + 1, np.full(n, -1))
+    left, right = j.purge(5)  # left rows are due at W >= ts + 10 (none), right rows at W >= ts + 2
+    assert left.tolist() == []
+    assert right.tolist() == [r + 1 for t, r in sorted(zip(ts.tolist(), rows.tolist())) if t + 2 <= 5]
+    left, right = j.purge(12)
+    assert left.tolist() == [r for t, r in sorted(zip(ts.tolist(), rows.tolist())) if t + 10 <= 12]
+    assert right.tolist() == [r + 1 for t, r in sorted(zip(ts.tolist(), rows.tolist())) if 5 < t + 2]
+    left, right = j.purge(INT64_MAX)
+    assert left.tolist() == [r for t, r in sorted(zip(ts.tolist(), rows.tolist())) if t + 10 > 12]
+    assert right.tolist() == [] and len(j) == 0
+
+
 def test_match_bounds_beyond_int64_follow_exact_arithmetic(impl):
     # l.ts + upper exceeds INT64_MAX: every right ts >= l.ts + lower matches, exclusive or not
     for upper_exclusive in (False, True):
@@ -536,6 +608,31 @@ def test_compiled_gives_memory_back_after_a_burst_of_keys():
     assert len(j) == 50 and j.nbytes < 64 * 1024
     j.purge(INT64_MAX)
     assert len(j) == 0 and j.nbytes <= empty + 4096
+
+
+def test_compiled_gives_memory_back_after_a_shuffled_burst():
+    seed = 11
+    print(f"seed={seed}")
+    rng = np.random.default_rng(seed)
+    j = _core.IntervalJoinBuffers(-10, 10)
+    empty = j.nbytes
+    n = 50_000
+    ts = rng.permutation(n)
+    j.process(LEFT, rng.integers(0, 5_000, n), ts, np.arange(n), np.full(n, -1, dtype=np.int64))
+    j.purge(n - 100 + 10)  # keeps ts >= n - 99
+    assert len(j) == 99
+    assert j.nbytes < 64 * 1024
+    j.purge(INT64_MAX)
+    assert len(j) == 0 and j.nbytes <= empty + 4096
+
+
+def test_compiled_object_without_init_is_empty_not_broken():
+    # pickle-like paths may create the object with __new__ only: its C++ state must still be valid
+    j = _core.IntervalJoinBuffers.__new__(_core.IntervalJoinBuffers)
+    assert len(j) == 0
+    assert [x.tolist() for x in j.purge(INT64_MAX)] == [[], []]
+    j.process(LEFT, a(1), a(5), a(0), a(0))
+    assert len(j) == 1 and j.purge(INT64_MAX)[0].tolist() == [0]
 
 
 def test_compiled_purge_with_nothing_due_leaves_state_alone():

@@ -90,6 +90,23 @@ def test_leftover_temp_files_are_removed_and_ignored(tmp_path):
     assert not list(tmp_path.glob("*.tmp"))
 
 
+def test_a_read_only_view_leaves_writes_in_progress_alone(tmp_path):
+    """Reading a directory another process writes (a running job, another scale-out worker) must not
+    remove its temporary file: that is a write in progress, whose rename would then fail."""
+    writer = LocalCheckpointStorage(tmp_path)
+    writer.write(Checkpoint(checkpoint_id=1, job="j", state={"n": 1}))
+    in_progress = tmp_path / ".chk-000000000002.ckpt.123.tmp"
+    in_progress.write_bytes(b"being written")
+    reader = LocalCheckpointStorage(tmp_path, read_only=True)
+    assert reader.latest().state == {"n": 1}
+    assert in_progress.exists()
+    with pytest.raises(CheckpointError, match="read-only"):
+        reader.write(Checkpoint(checkpoint_id=2, job="j"))
+    assert writer.ids() == [1]
+    LocalCheckpointStorage(tmp_path / "missing", read_only=True)
+    assert not (tmp_path / "missing").exists()  # nothing is created either
+
+
 def test_savepoints_live_outside_rotation(tmp_path):
     storage = LocalCheckpointStorage(tmp_path / "checkpoints", keep=1)
     storage.write(make_checkpoint(1))

@@ -1,0 +1,467 @@
+# Flat JSON objects decoded and validated straight into columns (the fast path of columnar validation).
+#
+# The scanner is deliberately narrow: it accepts a record only when it is certain msgspec would accept
+# it with the same values (strict JSON grammar, ASCII strings without escapes, every field exactly once,
+# unknown fields only when allowed and holding plain scalars, numbers short enough to convert exactly)
+# and reports everything else as "slow", for the caller to decode with msgspec. It never produces error
+# messages.
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.ref cimport PyObject, Py_INCREF, Py_XDECREF
+from cpython.conversion cimport PyOS_string_to_double
+from libc.stdlib cimport malloc, free
+from libc.string cimport memcpy, memset
+from libc.math cimport isfinite, fabs
+from libc.stdint cimport int32_t
+
+cdef extern from "Python.h":
+    object PyUnicode_New(Py_ssize_t size, Py_UCS4 maxchar)
+    void* PyUnicode_DATA(object o)
+
+cdef enum:
+    _MAX_INT_DIGITS = 18  # every 18-digit integer fits in int64; longer ones take the slow path
+    _MAX_NUMBER_LEN = 40  # longer float literals take the slow path
+    _MAX_EXP_DIGITS = 4
+
+cdef enum _FlatKind:
+    _K_INT = 0
+    _K_FLOAT = 1
+    _K_BOOL = 2
+    _K_STRING = 3
+    _K_ENUM = 4
+    _K_TIMESTAMP = 5
+
+cdef struct _FlatSpec:
+    const char* name
+    Py_ssize_t name_len
+    bint plain_name  # ASCII without quotes, backslashes or control characters
+    int kind
+    int64_t ilo
+    int64_t ihi
+    int64_t imul
+    double flo
+    double fhi
+    bint flo_x
+    bint fhi_x
+    bint has_flo
+    bint has_fhi
+    Py_ssize_t min_len
+    Py_ssize_t max_len
+    const int64_t* dfa_table
+    const uint8_t* dfa_acc
+    int64_t dfa_start
+    Py_ssize_t n_symbols
+    const char** symbols
+    Py_ssize_t* symbol_lens
+    void* column
+    Py_ssize_t span_start  # of a string value in the current record
+    Py_ssize_t span_len
+
+
+cdef inline bint _is_ws(uint8_t c) noexcept nogil:
+    return c == 32 or c == 10 or c == 13 or c == 9
+
+
+cdef inline Py_ssize_t _skip_ws(const uint8_t* p, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
+    while i < n and _is_ws(p[i]):
+        i += 1
+    return i
+
+
+cdef inline bint _is_digit(uint8_t c) noexcept nogil:
+    return 48 <= c <= 57
+
+
+cdef inline bint _same_bytes(const uint8_t* a, const char* b, Py_ssize_t n) noexcept nogil:
+    """``a[:n] == b[:n]``; keys and symbols are short, so a plain loop beats a call to memcmp."""
+    cdef Py_ssize_t k
+    for k in range(n):
+        if a[k] != <uint8_t>b[k]:
+            return False
+    return True
+
+
+cdef inline Py_ssize_t _plain_string(const uint8_t* p, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
+    """``i`` is just past an opening quote; the index of the closing quote, or -1 when the string holds
+    an escape, a control character or a non-ASCII byte (or never closes)."""
+    cdef uint8_t c
+    while i < n:
+        c = p[i]
+        if c == 34:  # '"'
+            return i
+        if c < 32 or c >= 128 or c == 92:  # control, non-ASCII, backslash
+            return -1
+        i += 1
+    return -1
+
+
+cdef inline Py_ssize_t _integer(const uint8_t* p, Py_ssize_t i, Py_ssize_t n, int64_t* out) noexcept nogil:
+    """A JSON integer literal at ``i`` (``-?(0|[1-9][0-9]*)``, at most 18 digits, not followed by a
+    fraction or exponent); the index just past it, or -1."""
+    cdef bint neg = False
+    cdef int64_t v = 0
+    cdef Py_ssize_t start
+    if i < n and p[i] == 45:  # '-'
+        neg = True
+        i += 1
+    if i >= n:
+        return -1
+    if p[i] == 48:  # a lone '0'
+        i += 1
+        if i < n and _is_digit(p[i]):
+            return -1
+    elif _is_digit(p[i]):
+        start = i
+        while i < n and _is_digit(p[i]):
+            v = v * 10 + (p[i] - 48)
+            i += 1
+            if i - start > _MAX_INT_DIGITS:
+                return -1
+    else:
+        return -1
+    if i < n and (p[i] == 46 or p[i] == 101 or p[i] == 69):  # '.', 'e', 'E': a float literal
+        return -1
+    out[0] = -v if neg else v
+    return i
+
+
+# 10**0 .. 10**22: every one is exactly representable as a float64
+cdef double _POW10[23]
+for _k in range(23):
+    _POW10[_k] = float(10 ** _k)
+
+
+cdef inline Py_ssize_t _number(const uint8_t* p, Py_ssize_t i, Py_ssize_t n, double* out) except -2:
+    """Any JSON number at ``i`` as a float64, as msgspec converts it; the index just past it, or -1 when
+    the number is malformed, too long, or would overflow or underflow (those take the slow path).
+
+    An integer literal converts exactly like int64 -> float64 (so ``-0`` is ``0.0``, as in msgspec).
+    Other literals are correctly rounded: when the digits, read as an integer ``w``, satisfy
+    ``w <= 2**53`` and the decimal exponent ``e`` has ``|e| <= 22``, ``w * 10**e`` (or ``w / 10**-e``) is
+    one IEEE operation on two exact float64 values, hence correctly rounded (Clinger's fast path, the
+    one every correct strtod takes first); otherwise CPython's own `PyOS_string_to_double` converts the
+    validated span."""
+    cdef int64_t iv
+    cdef Py_ssize_t j = _integer(p, i, n, &iv)
+    cdef Py_ssize_t start = i, k
+    cdef bint nonzero = False, fraction_or_exponent = False, neg = False, exp_neg = False
+    cdef uint64_t w = 0
+    cdef int sig = 0, frac = 0, e10, ev = 0
+    cdef char buf[_MAX_NUMBER_LEN + 1]
+    cdef char* end
+    cdef double d
+    if j >= 0:
+        out[0] = <double>iv
+        return j
+    # grammar: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?, with a fraction or an exponent
+    if i < n and p[i] == 45:
+        neg = True
+        i += 1
+    if i >= n:
+        return -1
+    if p[i] == 48:
+        i += 1
+    elif _is_digit(p[i]):
+        while i < n and _is_digit(p[i]):
+            nonzero = True
+            if sig < 19:
+                w = w * 10 + (p[i] - 48)
+            sig += 1
+            i += 1
+    else:
+        return -1
+    if i < n and p[i] == 46:
+        fraction_or_exponent = True
+        i += 1
+        k = i
+        while i < n and _is_digit(p[i]):
+            if p[i] != 48:
+                nonzero = True
+            if w != 0 or p[i] != 48:
+                if sig < 19:
+                    w = w * 10 + (p[i] - 48)
+                sig += 1
+            frac += 1
+            i += 1
+        if i == k:
+            return -1
+    if i < n and (p[i] == 101 or p[i] == 69):
+        fraction_or_exponent = True
+        i += 1
+        if i < n and (p[i] == 43 or p[i] == 45):
+            exp_neg = p[i] == 45
+            i += 1
+        k = i
+        while i < n and _is_digit(p[i]):
+            ev = ev * 10 + (p[i] - 48)
+            i += 1
+        if i == k or i - k > _MAX_EXP_DIGITS:
+            return -1
+    if i < n and (_is_digit(p[i]) or p[i] == 46 or p[i] == 101 or p[i] == 69):
+        return -1  # e.g. "01.5" or "1.5.2": malformed
+    if not fraction_or_exponent:
+        return -1  # an integer literal too long for `_integer`: left to msgspec
+    if i - start > _MAX_NUMBER_LEN:
+        return -1
+    e10 = (-ev if exp_neg else ev) - frac
+    if sig <= 19 and w <= 9007199254740992 and -22 <= e10 <= 22:
+        d = <double>w
+        if e10 < 0:
+            d = d / _POW10[-e10]
+        else:
+            d = d * _POW10[e10]
+        if d == 0.0 or fabs(d) < 1e300:  # w * 10**e10 can overflow only beyond ~9e37: never here
+            out[0] = -d if neg else d
+            return i
+    memcpy(buf, p + start, i - start)
+    buf[i - start] = 0
+    d = PyOS_string_to_double(buf, &end, NULL)
+    if end != buf + (i - start) or not isfinite(d):
+        return -1
+    if (d == 0.0 and nonzero) or (d != 0.0 and fabs(d) < 2.2250738585072014e-308):
+        return -1  # underflow to zero or a subnormal: left to msgspec
+    out[0] = d
+    return i
+
+
+cdef inline bint _float_ok(const _FlatSpec* f, double d) noexcept nogil:
+    if f.has_flo and (d <= f.flo if f.flo_x else d < f.flo):
+        return False
+    if f.has_fhi and (d >= f.fhi if f.fhi_x else d > f.fhi):
+        return False
+    return True
+
+
+cdef inline Py_ssize_t _value(_FlatSpec* f, const uint8_t* p, Py_ssize_t i, Py_ssize_t n, Py_ssize_t row) except -2:
+    """Read field ``f``'s value at ``i`` and store it at ``row`` (strings: remember the span); the index
+    just past the value, or -1 when the value is not on the fast path."""
+    cdef int64_t iv
+    cdef double d
+    cdef Py_ssize_t j, k, length
+    cdef int64_t s
+    cdef int kind = f.kind
+    if kind == _K_INT or kind == _K_TIMESTAMP:
+        j = _integer(p, i, n, &iv)
+        if j < 0 or iv < f.ilo or iv > f.ihi or (f.imul != 0 and iv % f.imul != 0):
+            return -1
+        (<int64_t*>f.column)[row] = iv
+        return j
+    if kind == _K_FLOAT:
+        j = _number(p, i, n, &d)
+        if j < 0 or not _float_ok(f, d):
+            return -1
+        (<double*>f.column)[row] = d
+        return j
+    if kind == _K_BOOL:
+        if n - i >= 4 and p[i] == 116 and p[i + 1] == 114 and p[i + 2] == 117 and p[i + 3] == 101:  # true
+            (<uint8_t*>f.column)[row] = 1
+            return i + 4
+        if (n - i >= 5 and p[i] == 102 and p[i + 1] == 97 and p[i + 2] == 108 and p[i + 3] == 115
+                and p[i + 4] == 101):  # false
+            (<uint8_t*>f.column)[row] = 0
+            return i + 5
+        return -1
+    # string or enum
+    if i >= n or p[i] != 34:
+        return -1
+    j = _plain_string(p, i + 1, n)
+    if j < 0:
+        return -1
+    length = j - i - 1
+    if kind == _K_ENUM:
+        for k in range(f.n_symbols):
+            if f.symbol_lens[k] == length and _same_bytes(p + i + 1, f.symbols[k], length):
+                (<int32_t*>f.column)[row] = <int32_t>k
+                return j + 1
+        return -1
+    if length < f.min_len or (f.max_len >= 0 and length > f.max_len):
+        return -1
+    if f.dfa_table != NULL:
+        s = f.dfa_start
+        for k in range(i + 1, j):
+            s = f.dfa_table[s * 256 + p[k]]
+        if not f.dfa_acc[s]:
+            return -1
+    f.span_start = i + 1
+    f.span_len = length
+    return j + 1
+
+
+cdef inline Py_ssize_t _skip_scalar(const uint8_t* p, Py_ssize_t i, Py_ssize_t n) except -2:
+    """The index just past the value of a field the contract does not name, when it is a scalar the
+    scanner reads itself (a number `_number` converts, ``true``, ``false``, ``null``, a plain string), else
+    -1: msgspec checks skipped values too, so anything less certain takes the slow path."""
+    cdef double d
+    cdef Py_ssize_t j
+    if i >= n:
+        return -1
+    if p[i] == 34:
+        j = _plain_string(p, i + 1, n)
+        return j + 1 if j >= 0 else -1
+    if n - i >= 4 and p[i] == 116 and p[i + 1] == 114 and p[i + 2] == 117 and p[i + 3] == 101:  # true
+        return i + 4
+    if n - i >= 4 and p[i] == 110 and p[i + 1] == 117 and p[i + 2] == 108 and p[i + 3] == 108:  # null
+        return i + 4
+    if (n - i >= 5 and p[i] == 102 and p[i + 1] == 97 and p[i + 2] == 108 and p[i + 3] == 115
+            and p[i + 4] == 101):  # false
+        return i + 5
+    return _number(p, i, n, &d)
+
+
+cdef inline Py_ssize_t _match_field(_FlatSpec* specs, Py_ssize_t nf, const uint8_t* key, Py_ssize_t length,
+                                    Py_ssize_t guess) noexcept nogil:
+    """The field named ``key``, trying ``guess`` first (fields usually come in contract order), or -1."""
+    cdef Py_ssize_t k, f
+    for k in range(nf):
+        f = guess + k
+        if f >= nf:
+            f -= nf
+        if specs[f].name_len == length and _same_bytes(key, specs[f].name, length):
+            return f
+    return -1
+
+
+cdef int _scan_record(_FlatSpec* specs, Py_ssize_t nf, uint8_t* seen, const uint8_t* p, Py_ssize_t n,
+                       Py_ssize_t row, bint allow_unknown) except -1:
+    """True when the record at ``p`` is a flat object of exactly the fields (plus, with
+    ``allow_unknown``, other keys with plain scalar values), every value valid."""
+    cdef Py_ssize_t i = _skip_ws(p, 0, n), j, f, found = 0, guess = 0
+    if i >= n or p[i] != 123:  # '{'
+        return False
+    i = _skip_ws(p, i + 1, n)
+    if i < n and p[i] == 125:  # '}': no fields at all
+        return False
+    memset(seen, 0, nf)
+    while True:
+        if i >= n or p[i] != 34:
+            return False
+        # fields usually come in contract order: try the next one's name first (names are plain ASCII,
+        # see scan_flat_json, so equal bytes followed by a quote are that key)
+        if guess < nf and specs[guess].plain_name and i + 1 + specs[guess].name_len < n and \
+                p[i + 1 + specs[guess].name_len] == 34 and _same_bytes(p + i + 1, specs[guess].name,
+                                                                       specs[guess].name_len):
+            f = guess
+            j = i + 1 + specs[guess].name_len
+        else:
+            j = _plain_string(p, i + 1, n)
+            if j < 0:
+                return False
+            f = _match_field(specs, nf, p + i + 1, j - i - 1, guess)
+        if f >= 0:
+            if seen[f]:
+                return False  # a duplicate key: msgspec keeps the last value
+            seen[f] = 1
+            found += 1
+            guess = f + 1
+        elif not allow_unknown:
+            return False
+        i = _skip_ws(p, j + 1, n)
+        if i >= n or p[i] != 58:  # ':'
+            return False
+        i = _skip_ws(p, i + 1, n)
+        i = _value(&specs[f], p, i, n, row) if f >= 0 else _skip_scalar(p, i, n)
+        if i < 0:
+            return False
+        i = _skip_ws(p, i, n)
+        if i >= n:
+            return False
+        if p[i] == 44:  # ','
+            i = _skip_ws(p, i + 1, n)
+            continue
+        if p[i] != 125:
+            return False
+        i = _skip_ws(p, i + 1, n)
+        return i == n and found == nf
+
+
+def scan_flat_json(records, fields, columns, status, allow_unknown=False):
+    """Decode and validate flat JSON objects into preallocated columns; the number of records accepted.
+
+    See `_core.pyi`. The ``k``-th accepted record (``status[i] == FLAT_OK``, 0) fills row ``k`` of every
+    column; rows from the returned count on are unspecified. Other records are ``FLAT_SLOW`` (1).
+    """
+    records, plan, cols, status_a = _checks.flat_json_arguments(records, fields, columns, status)
+    cdef bint allow = _checks.flag("allow_unknown", allow_unknown)
+    cdef Py_ssize_t nf = len(plan), n = len(records), r, f, k, accepted = 0
+    cdef _FlatSpec* specs = <_FlatSpec*>malloc(nf * sizeof(_FlatSpec))
+    cdef uint8_t* seen = <uint8_t*>malloc(nf)
+    cdef uint8_t[::1] st = status_a
+    cdef PyObject** strings
+    cdef object rec, text
+    cdef list recs = records
+    cdef list keep = []  # owners of the buffers the specs point into
+    cdef const int64_t[::1] table_v
+    cdef const uint8_t[::1] acc_v
+    cdef Py_ssize_t n_sym
+    cdef Py_ssize_t[::1] lens_v
+    if specs == NULL or seen == NULL:
+        free(specs)
+        free(seen)
+        raise MemoryError()
+    try:
+        for f in range(nf):
+            (name, kind, lo, hi, mult, flo, fhi, flo_x, fhi_x, has_flo, has_fhi, min_len, max_len, dfa,
+             symbols) = plan[f]
+            keep.append(name)
+            specs[f].name = PyBytes_AS_STRING(name)
+            specs[f].name_len = PyBytes_GET_SIZE(name)
+            specs[f].plain_name = all(32 <= c < 128 and c != 34 and c != 92 for c in name)
+            specs[f].kind = kind
+            specs[f].ilo = lo
+            specs[f].ihi = hi
+            specs[f].imul = mult
+            specs[f].flo = flo
+            specs[f].fhi = fhi
+            specs[f].flo_x = flo_x
+            specs[f].fhi_x = fhi_x
+            specs[f].has_flo = has_flo
+            specs[f].has_fhi = has_fhi
+            specs[f].min_len = min_len if min_len >= 0 else 0
+            specs[f].max_len = max_len
+            specs[f].dfa_table = NULL
+            specs[f].dfa_acc = NULL
+            specs[f].dfa_start = 0
+            if dfa is not None:
+                table_v = dfa[0]
+                acc_v = dfa[1]
+                keep.append(dfa)
+                specs[f].dfa_table = &table_v[0]
+                specs[f].dfa_acc = &acc_v[0]
+                specs[f].dfa_start = dfa[2]
+            n_sym = len(symbols)
+            specs[f].n_symbols = n_sym
+            specs[f].symbols = NULL
+            specs[f].symbol_lens = NULL
+            if n_sym:
+                ptrs = np.empty(n_sym, dtype=np.uintp)
+                lens = np.array([len(s) for s in symbols], dtype=np.intp)
+                keep.extend((symbols, ptrs, lens))
+                for k in range(n_sym):
+                    ptrs[k] = <size_t>PyBytes_AS_STRING(symbols[k])
+                specs[f].symbols = <const char**>cnp.PyArray_DATA(ptrs)
+                lens_v = lens
+                specs[f].symbol_lens = &lens_v[0]
+            specs[f].column = cnp.PyArray_DATA(cols[f])
+        for r in range(n):
+            rec = recs[r]
+            # values go to row `accepted`: a record that fails half-way leaves partial values there,
+            # which the next accepted record overwrites
+            if type(rec) is not bytes or not _scan_record(specs, nf, seen, <const uint8_t*>PyBytes_AS_STRING(rec),
+                                                          PyBytes_GET_SIZE(rec), accepted, allow):
+                st[r] = 1
+                continue
+            st[r] = 0
+            for f in range(nf):
+                if specs[f].kind == _K_STRING:
+                    text = PyUnicode_New(specs[f].span_len, 127)  # ASCII, checked by the scan
+                    memcpy(PyUnicode_DATA(text), PyBytes_AS_STRING(rec) + specs[f].span_start,
+                           specs[f].span_len)
+                    strings = <PyObject**>specs[f].column
+                    Py_XDECREF(strings[accepted])
+                    Py_INCREF(text)
+                    strings[accepted] = <PyObject*>text
+            accepted += 1
+    finally:
+        free(specs)
+        free(seen)
+    return accepted
