@@ -641,6 +641,12 @@ class KafkaSink(Sink):
 
         self._partitioner = DefaultPartitioner()
 
+    @property
+    def commit_requires_barrier(self) -> bool:
+        """With transactions, ``commit`` commits the one open transaction, so checkpoints must not let
+        later writes into it (see `engine.io.Sink`)."""
+        return bool(self.transactional_id)
+
     def describe(self) -> str:
         mode = "exactly-once (transactions)" if self.transactional_id else "at-least-once"
         return f"KafkaSink({self.topic}, {mode})"

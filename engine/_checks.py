@@ -268,8 +268,8 @@ _WINDOW_AGG_SNAPSHOT_KEYS = (
 def window_agg_snapshot(snapshot: object) -> tuple:
     """Validate a `WindowAggTable` snapshot; return its fields in ``_WINDOW_AGG_SNAPSHOT_KEYS`` order.
 
-    The snapshot must be canonical: windows strictly ordered by ``(start, key_id)`` (so no duplicates),
-    every count >= 1, every window emitted or dirty (or both), every window end representable.
+    Windows may come in any order (the caller rejects a window given twice); every count must be >= 1,
+    every window emitted or dirty (or both), every window end representable.
     """
     if not isinstance(snapshot, dict):
         raise TypeError(f"snapshot must be a dict, got {type(snapshot).__name__}")
@@ -295,14 +295,6 @@ def window_agg_snapshot(snapshot: object) -> tuple:
     if m and not bool(np.all(emitted | dirty)):
         raise ValueError("snapshot has a window that is neither emitted nor dirty")
     window_ends_fit("snapshot['starts']", starts, size)
-    if m > 1:
-        ordered = (starts[1:] > starts[:-1]) | ((starts[1:] == starts[:-1]) & (key_ids[1:] > key_ids[:-1]))
-        if not bool(np.all(ordered)):
-            i = int(np.argmin(ordered))
-            raise ValueError(
-                "snapshot windows must be strictly ordered by (start, key_id), got "
-                f"({int(starts[i])}, {int(key_ids[i])}) before ({int(starts[i + 1])}, {int(key_ids[i + 1])})"
-            )
     return size, lateness, n_values, key_ids, starts, counts, sums, mins, maxs, emitted, dirty
 
 

@@ -137,8 +137,12 @@ class WindowAggTable:
     def snapshot(self) -> dict[str, object]: ...
     # {"size", "lateness", "n_values": int, "key_ids", "starts", "counts": int64 (m,),
     #  "sums", "mins", "maxs": float64 (m, n_values), "emitted", "dirty": bool (m,)}, sorted by (start, key_id)
+    def snapshot_unordered(self, sums: bool = True, mins: bool = True, maxs: bool = True) -> dict[str, object]: ...
+    # the same state, windows in the table's own order (no sort; what checkpoints take); an
+    # accumulator passed False is None (not copied)
     @classmethod
     def restore(cls, snapshot: dict[str, object]) -> "WindowAggTable": ...
+    # windows in any order; a window given twice raises ValueError
 
 # --- 5. session windows ----------------------------------------------------------------------------
 

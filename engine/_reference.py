@@ -383,7 +383,18 @@ class WindowAggTable:
         return total
 
     def snapshot(self):
-        items = sorted(self._windows.items(), key=lambda kv: (kv[0][1], kv[0][0]))
+        return self._export(sorted(self._windows.items(), key=lambda kv: (kv[0][1], kv[0][0])))
+
+    def snapshot_unordered(self, sums=True, mins=True, maxs=True):
+        """`snapshot`'s state in insertion order (the compiled table's order may differ; any is valid),
+        without the accumulators asked to be left out (``None``)."""
+        state = self._export(list(self._windows.items()))
+        for name, wanted in (("sums", sums), ("mins", mins), ("maxs", maxs)):
+            if not wanted:
+                state[name] = None
+        return state
+
+    def _export(self, items):
         m, nv = len(items), self._n_values
         return {
             "size": self._size,
@@ -414,6 +425,10 @@ class WindowAggTable:
                 bool(emitted[i]),
                 bool(dirty[i]),
             )
+            if len(table._windows) != i + 1:
+                raise ValueError(
+                    f"snapshot holds window (start={int(starts[i])}, key_id={int(key_ids[i])}) twice; it is corrupt"
+                )
         return table
 
 

@@ -223,6 +223,7 @@ class Dataflow:
         from_savepoint: str | os.PathLike | None = None,
         worker_id: str | None = None,
         checkpointer: Any = None,
+        tolerable_failed_checkpoints: int = 0,
     ) -> None:
         """Run the flow until every source ends; blocking. See `run_async` for the options."""
         from engine.runtime.executor import run_blocking
@@ -230,7 +231,7 @@ class Dataflow:
         run_blocking(
             self, batch_size=batch_size, queue_size=queue_size, checkpoint_dir=checkpoint_dir,
             checkpoint_interval=checkpoint_interval, fresh=fresh, from_savepoint=from_savepoint,
-            worker_id=worker_id, checkpointer=checkpointer,
+            worker_id=worker_id, checkpointer=checkpointer, tolerable_failed_checkpoints=tolerable_failed_checkpoints,
         )
 
     async def run_async(
@@ -244,6 +245,7 @@ class Dataflow:
         from_savepoint: str | os.PathLike | None = None,
         worker_id: str | None = None,
         checkpointer: Any = None,
+        tolerable_failed_checkpoints: int = 0,
     ) -> None:
         """Run the flow in the current event loop until every source ends.
 
@@ -258,9 +260,13 @@ class Dataflow:
         `savepoint`) and when the input ends. ``worker_id`` (scale-out): this process is one of several
         workers running the job with the same Kafka ``group_id`` and ``checkpoint_dir``; keyed state is
         kept per input partition and follows a partition to whichever worker is assigned it (see
-        `engine.state.coordinator.CheckpointCoordinator`). ``checkpointer`` is the lower-level seam: an object with
+        `engine.state.coordinator.CheckpointCoordinator`). Checkpoints are written in the background
+        while the job goes on (at most one at a time; sinks commit and Kafka offsets are committed once
+        one is durable); a failed write fails the job unless ``tolerable_failed_checkpoints`` (Flink's
+        setting of that name, default 0) allows that many failures in a row. ``checkpointer`` is the
+        lower-level seam: an object with
         ``async restore(execution)``, ``async maybe_checkpoint(execution)`` and optionally
-        ``async finish(execution)`` (see `engine.runtime.executor.Execution`).
+        ``async finish(execution)`` and ``async close(execution)`` (see `engine.runtime.executor.Execution`).
         """
         from engine.runtime.executor import Execution
 
@@ -272,14 +278,15 @@ class Dataflow:
             try:
                 checkpointer = CheckpointCoordinator(
                     checkpoint_dir, interval=checkpoint_interval, fresh=fresh, start_from=from_savepoint,
-                    worker_id=worker_id,
+                    worker_id=worker_id, tolerable_failed_checkpoints=tolerable_failed_checkpoints,
                 )
             except ValueError as exc:
                 raise FlowDefinitionError(f"flow {self.name!r}: {exc}") from exc
-        elif checkpoint_interval is not None or fresh or from_savepoint is not None or worker_id is not None:
+        elif (checkpoint_interval is not None or fresh or from_savepoint is not None or worker_id is not None
+              or tolerable_failed_checkpoints != 0):
             raise FlowDefinitionError(
-                "checkpoint_interval=, fresh=, from_savepoint= and worker_id= need checkpoint_dir= "
-                "(where checkpoints are kept)"
+                "checkpoint_interval=, fresh=, from_savepoint=, worker_id= and tolerable_failed_checkpoints= "
+                "need checkpoint_dir= (where checkpoints are kept)"
             )
         execution = Execution(self, batch_size=batch_size, queue_size=queue_size, checkpointer=checkpointer)
         self._last_run = execution

@@ -128,6 +128,11 @@ class Sink:
 
     #: True when the sink consumes ``batch.columns`` (so no Python records need to be built for it)
     columnar: bool = False
+    #: True when ``commit(checkpoint_id)`` would also make visible what was written after
+    #: ``pre_commit(checkpoint_id)`` (one open transaction, like a Kafka transactional producer's): the
+    #: runtime then completes each checkpoint (write, fsync, commit) before it writes the next batch,
+    #: instead of persisting it in the background while the job goes on
+    commit_requires_barrier: bool = False
 
     async def open(self) -> None:
         """Prepare for a new run."""

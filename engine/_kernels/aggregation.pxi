@@ -301,6 +301,8 @@ cdef class WindowAggTable:
       drops once windows are purged.
     * ``snapshot()`` is canonical (live windows sorted by ``(start, key_id)``, with their ``emitted``
       and ``dirty`` flags), identical to the one of ``engine._reference.WindowAggTable``.
+      ``snapshot_unordered()`` is the same state in the table's own order, without the sort (for
+      checkpoints); ``restore`` accepts windows in any order.
 
     A table belongs to one operator instance: ``add`` releases the GIL, so calls on one table must
     not run concurrently from several threads.
@@ -405,6 +407,33 @@ cdef class WindowAggTable:
                 i = (i + 1) & mask
             fresh[i] = ((h >> 32) << 32) | <uint64_t>(r + 1)
         return 0
+
+    cdef int64_t _first_duplicate(self) noexcept nogil:
+        """After `_reindex`: the entry number of a window that another entry already holds, or -1.
+
+        A snapshot restored in any order cannot be checked for duplicates by its order; the index can:
+        equal windows share a home slot, so a probe from each entry's home slot meets every earlier
+        entry with its hash (the tag rejects the others without reading them).
+        """
+        cdef uint64_t mask = ((<uint64_t>1) << self._bits) - 1, i, h, e
+        cdef int64_t r, other
+        cdef _AggHead* hd
+        cdef _AggHead* od
+        for r in range(self._n):
+            hd = <_AggHead*>(self._entries + r * self._stride)
+            h = _agg_hash(hd.key, hd.start)
+            i = h >> (64 - self._bits)
+            while True:
+                e = self._index[i]
+                if e == 0:
+                    break
+                other = <int64_t>(e & <uint64_t>0xFFFFFFFF) - 1
+                if other != r and (e >> 32) == (h >> 32):
+                    od = <_AggHead*>(self._entries + other * self._stride)
+                    if od.key == hd.key and od.start == hd.start:
+                        return r
+                i = (i + 1) & mask
+        return -1
 
     cdef int _grow_index(self) except -1 nogil:
         """Double the index, moving the slot values (no entry is read: the tag gives the home slot)."""
@@ -1005,9 +1034,69 @@ cdef class WindowAggTable:
             "dirty": dirty,
         }
 
+    def snapshot_unordered(self, sums=True, mins=True, maxs=True):
+        """The state of `snapshot` with the live windows in the table's own order: no sort, one
+        sequential pass over the entries (what checkpoints take; `restore` accepts either order).
+
+        ``sums``/``mins``/``maxs`` False leaves that accumulator out (``None`` in the result): a caller
+        that never reads it need not copy it.
+        """
+        cdef Py_ssize_t m = self._n, nv = self._n_values, r, j
+        cdef Py_ssize_t stride = self._stride
+        cdef bint want_sums = bool(sums), want_mins = bool(mins), want_maxs = bool(maxs)
+        key_ids = np.empty(m, dtype=np.int64)
+        starts = np.empty(m, dtype=np.int64)
+        counts = np.empty(m, dtype=np.int64)
+        emitted = np.empty(m, dtype=np.bool_)
+        dirty = np.empty(m, dtype=np.bool_)
+        sum_arr = np.empty((m, nv), dtype=np.float64) if want_sums else None
+        min_arr = np.empty((m, nv), dtype=np.float64) if want_mins else None
+        max_arr = np.empty((m, nv), dtype=np.float64) if want_maxs else None
+        cdef int64_t* ok = <int64_t*>cnp.PyArray_DATA(key_ids)
+        cdef int64_t* os = <int64_t*>cnp.PyArray_DATA(starts)
+        cdef int64_t* oc = <int64_t*>cnp.PyArray_DATA(counts)
+        cdef uint8_t* oem = <uint8_t*>cnp.PyArray_DATA(emitted)
+        cdef uint8_t* odi = <uint8_t*>cnp.PyArray_DATA(dirty)
+        cdef double* osum = <double*>cnp.PyArray_DATA(sum_arr) if want_sums else NULL
+        cdef double* omin = <double*>cnp.PyArray_DATA(min_arr) if want_mins else NULL
+        cdef double* omax = <double*>cnp.PyArray_DATA(max_arr) if want_maxs else NULL
+        cdef _AggHead* hd
+        cdef double* acc
+        with nogil:
+            for r in range(m):
+                hd = <_AggHead*>(self._entries + r * stride)
+                acc = <double*>(hd + 1)
+                ok[r] = hd.key
+                os[r] = hd.start
+                oc[r] = <int64_t>(hd.meta & _AGG_COUNT)
+                oem[r] = (hd.meta & _AGG_EMITTED) != 0
+                odi[r] = (hd.meta & _AGG_DIRTY) != 0
+                for j in range(nv):
+                    if want_sums:
+                        osum[r * nv + j] = acc[j]
+                    if want_mins:
+                        omin[r * nv + j] = acc[nv + j]
+                    if want_maxs:
+                        omax[r * nv + j] = acc[2 * nv + j]
+        return {
+            "size": self._size,
+            "lateness": self._lateness,
+            "n_values": self._n_values,
+            "key_ids": key_ids,
+            "starts": starts,
+            "counts": counts,
+            "sums": sum_arr,
+            "mins": min_arr,
+            "maxs": max_arr,
+            "emitted": emitted,
+            "dirty": dirty,
+        }
+
     @classmethod
     def restore(cls, snapshot):
-        """A table equal to the one that produced ``snapshot`` (from either implementation)."""
+        """A table equal to the one that produced ``snapshot`` (from either implementation), whose
+        windows may come in any order (`snapshot` or `snapshot_unordered`); a window given twice raises
+        ``ValueError``."""
         size, lateness, n_values, key_ids, starts, counts, sums, mins, maxs, emitted, dirty = (
             _checks.window_agg_snapshot(snapshot)
         )
@@ -1048,4 +1137,9 @@ cdef class WindowAggTable:
                         table._min_pending_end = end
             table._n = m
             table._reindex(_agg_bits_for(m))
+            r = table._first_duplicate()
+        if r >= 0:
+            raise ValueError(
+                f"snapshot holds window (start={starts[r]}, key_id={key_ids[r]}) twice; it is corrupt"
+            )
         return table

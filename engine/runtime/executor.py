@@ -215,6 +215,9 @@ class Execution:
                 task.cancel()
             if pumps:
                 await asyncio.gather(*pumps, return_exceptions=True)
+            close_hook = getattr(self.checkpointer, "close", None)
+            if close_hook is not None:  # a checkpoint may still be written in a thread: let it end
+                await _quietly(close_hook(self), "close of the checkpointer")
             if not finished:
                 for node in opened_sinks:
                     await _quietly(node.sink.abort(), f"abort of sink {node.name!r}")

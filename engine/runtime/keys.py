@@ -126,7 +126,9 @@ class KeyDomain:
         return len(self.interner)
 
     def snapshot(self) -> dict[str, Any]:
-        # All-int keys travel as one int64 array (raw buffer) instead of a list of Python ints.
+        # All-int keys travel as one int64 array (raw buffer) instead of a list of Python ints. It is the
+        # live array, not a copy: `_int_keys` is only ever replaced, never changed in place, so a
+        # checkpoint written in the background sees it as it was at the cut.
         if self._int_keys is not None:
             return {"int_keys": self._int_keys}
         return {"interner": self.interner.snapshot(), "int_keys": None}

@@ -5,9 +5,14 @@ and sink (the runtime calls `maybe_checkpoint` there). The sequence is the two-p
 SEMANTICS.md:
 
 1. every sink pre-commits (flushes and makes durable, not yet visible) the output since the last one;
-2. source positions, operator state and each sink's pending transaction are written as one checkpoint
-   (atomically, see `engine.state.storage`);
-3. only then sinks commit (make that output visible) and sources commit their offsets (Kafka groups).
+2. source positions, operator state and each sink's pending transaction are captured (on the loop, the
+   consistent cut) and written as one checkpoint (atomically, see `engine.state.storage`) in a worker
+   thread while the job processes the next batches;
+3. only once the file is renamed and the directory fsynced, at the next batch boundary, sinks commit
+   (make that output visible) and sources commit their offsets (Kafka groups).
+
+At most one checkpoint is in flight; the final one (end of input) and savepoints are waited for. Sinks
+that set ``commit_requires_barrier`` (one open transaction, e.g. Kafka's) make every checkpoint wait.
 
 A crash before 2 completes leaves the previous checkpoint in force and the pre-committed output is
 aborted on restore; a crash after it leaves a checkpoint whose pending output restore commits. Either way
@@ -21,6 +26,7 @@ it belongs to the same job and the same graph; a checkpoint of a changed graph i
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import os
 import time
@@ -131,6 +137,13 @@ class CheckpointCoordinator:
     ``fresh=True`` ignores existing checkpoints (new ones continue the numbering); ``start_from`` restores a
     savepoint file instead of the directory's latest checkpoint. ``keep`` is how many are retained.
 
+    Asynchronous persistence: the cut is taken on the loop at a batch boundary, then written, fsynced
+    and renamed in a worker thread while the job goes on; sinks commit and sources commit offsets only
+    once that is done, at a later batch boundary (in order: at most one checkpoint is in flight). A
+    failed write fails the job, unless ``tolerable_failed_checkpoints`` (as in Flink, default 0) allows
+    that many failures in a row; a tolerated failure is logged and listed in ``failed``, and the
+    previous checkpoint stays the latest good one.
+
     Scale-out (``worker_id``): several worker processes run the same job and share ``directory``; each
     writes its checkpoints to ``directory/worker-<worker_id>/`` holding its source positions and its
     *per-partition* state (the keyed operators' shards with their keys, and each partition's watermark
@@ -157,8 +170,14 @@ class CheckpointCoordinator:
         fresh: bool = False,
         start_from: str | os.PathLike | None = None,
         worker_id: str | None = None,
+        tolerable_failed_checkpoints: int = 0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        if (isinstance(tolerable_failed_checkpoints, bool) or not isinstance(tolerable_failed_checkpoints, int)
+                or tolerable_failed_checkpoints < 0):
+            raise ValueError(
+                f"tolerable_failed_checkpoints must be an int >= 0, got {tolerable_failed_checkpoints!r}"
+            )
         if interval is not None and (isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval <= 0):
             raise ValueError(f"checkpoint_interval must be a positive number of seconds, got {interval!r}")
         self.root = Path(directory)
@@ -204,6 +223,11 @@ class CheckpointCoordinator:
         self._savepoints: list[tuple[Path, asyncio.Future]] = []
         self._graph: list[dict[str, Any]] | None = None
         self._job = ""
+        self.tolerable_failed_checkpoints = tolerable_failed_checkpoints
+        self.failed: list[int] = []  # checkpoints whose write failed (tolerated ones, and the last)
+        self._failures_in_a_row = 0
+        self._inflight: _InFlight | None = None
+        self._writer: concurrent.futures.ThreadPoolExecutor | None = None  # one thread: one write at a time
 
     # ---- restore ----
 
@@ -260,14 +284,62 @@ class CheckpointCoordinator:
         return future
 
     async def maybe_checkpoint(self, execution: Any) -> None:
+        """A batch boundary: deliver the completion of a checkpoint whose write has finished, then start
+        the next one if it is due (interval, `request`) and none is in flight.
+
+        At most one checkpoint is in flight (Flink's ``max-concurrent-checkpoints = 1``). One that falls
+        due while the previous is still being written is *delayed*, not skipped: it starts at the first
+        batch boundary after the previous one completed, without the driver waiting for anything. (A skip
+        would let the gap between two checkpoints, and so the input replayed after a crash, grow to twice
+        the interval.) A savepoint request is taken the same way but waited for (see `checkpoint`).
+        """
+        pending = self._inflight
+        if pending is not None:
+            if not pending.write.done():
+                return
+            await self._complete(execution)
         due = self.interval is not None and self.clock() - self._last_time >= self.interval
-        if due or self._requested or self._savepoints:
+        if self._savepoints:
             await self.checkpoint(execution)
+        elif due or self._requested:
+            await self._start(execution)
 
     async def finish(self, execution: Any) -> None:
         """Every input ended: one last checkpoint, durable before the sinks finish, so a restart does
         not replay committed output."""
         await self.checkpoint(execution)
+
+    async def close(self, execution: Any) -> None:
+        """The run is over (also after a failure or cancellation): wait for a checkpoint still being
+        written, so no thread writes into the directory after the run returned. If it became durable its
+        completion is delivered (sinks commit, sources commit offsets: the same a restart's `recover`
+        would do); if its write failed, that is logged (the run is failing already)."""
+        pending = self._inflight
+        try:
+            if pending is None:
+                return
+            await asyncio.wait({asyncio.wrap_future(pending.write)})
+            if pending.write.exception() is None:
+                await self._complete(execution)
+                return
+            self._inflight = None
+            self.failed.append(pending.checkpoint.checkpoint_id)
+            logger.warning("job %r: checkpoint %d, still being written when the run ended, failed: %s",
+                           self._job, pending.checkpoint.checkpoint_id, pending.write.exception())
+            _fail(pending.futures(), CheckpointError(
+                f"job {self._job!r} ended before checkpoint {pending.checkpoint.checkpoint_id} completed"))
+        finally:
+            self._shutdown_writer()
+
+    def _shutdown_writer(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.shutdown(wait=False)  # idle by now: nothing is in flight
+
+    @property
+    def in_flight(self) -> int | None:
+        """The id of the checkpoint being written in the background, if any."""
+        return None if self._inflight is None else self._inflight.checkpoint.checkpoint_id
 
     def _state(self, execution: Any, positions: dict[str, dict[int, Any]]) -> dict[str, Any]:
         if self.worker_id is None:
@@ -389,58 +461,136 @@ class CheckpointCoordinator:
                                  self._job, partition, source, start)
 
     async def checkpoint(self, execution: Any) -> int:
-        """Take one checkpoint now (the caller guarantees a batch boundary); returns its id.
+        """Take one checkpoint now (the caller guarantees a batch boundary) and wait until it is durable
+        and its completion delivered; returns its id. A checkpoint still in flight completes first.
 
-        Sinks pre-commit, then positions, operator state and sink state are encoded into bytes; the bytes
-        are sealed, written and fsynced in a thread (the event loop keeps serving the sources), and only
-        then do sinks commit and sources commit their offsets. The driver waits for all of it before the
-        next batch: persisting in the background while later batches run was tried and made the Kafka
-        crash tests flaky (double-counted windows after SIGKILL), so it stays synchronous until that is
-        understood.
+        Used for the final checkpoint, savepoints, and by callers that need the checkpoint done; the
+        periodic ones start in `maybe_checkpoint` and complete in the background.
+        """
+        await self._settle(execution)
+        checkpoint_id = await self._start(execution)
+        await self._settle(execution)
+        return checkpoint_id
+
+    async def _start(self, execution: Any) -> int:
+        """Take the consistent cut on the loop and start writing it in a worker thread.
+
+        On the loop: sinks pre-commit, then source positions, operator state and sink state are captured
+        and the checkpoint's metadata is encoded (so later batches cannot change it; numpy arrays of the
+        state are fresh copies made by the operators' ``snapshot()``, referenced by the encoding). In the
+        thread: checksum, write, fsync, rename, directory fsync, rotation, savepoint files. The
+        completion (sinks commit, sources commit their offsets, `request` futures resolve) is delivered
+        on the loop by `_complete`, at a batch boundary, only after the rename is durable.
         """
         checkpoint_id = self._next_id
         self._next_id += 1
-        await execution.pre_commit_sinks(checkpoint_id)
-        positions = execution.source_positions()
-        checkpoint = Checkpoint(
-            checkpoint_id=checkpoint_id,
-            job=self._job or execution.flow_name,
-            graph=self._graph if self._graph is not None else graph_of(execution.plan),
-            state=self._state(execution, positions),
-        )
-        body = checkpoint.body()
-        self._last_time = self.clock()
         requested, self._requested = self._requested, []
+        savepoints, self._savepoints = self._savepoints, []
+        try:
+            await execution.pre_commit_sinks(checkpoint_id)
+            positions = execution.source_positions()
+            checkpoint = Checkpoint(
+                checkpoint_id=checkpoint_id,
+                job=self._job or execution.flow_name,
+                graph=self._graph if self._graph is not None else graph_of(execution.plan),
+                state=self._state(execution, positions),
+            )
+            parts = checkpoint.body_parts()
+        except BaseException as exc:
+            _fail(requested + [f for _, f in savepoints], exc)
+            raise
+        self._last_time = self.clock()
         if self.worker_id is not None:
             self._held[checkpoint_id] = {(src, int(p)): o for src, ps in positions.items() for p, o in ps.items()}
-        savepoints, self._savepoints = self._savepoints, []
-        await self._persist(execution, checkpoint, body, positions, requested, savepoints)
+        if self._writer is None:
+            self._writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="engine-checkpoint")
+        # A concurrent future (not an asyncio one): `done()` is true the moment the thread finishes, even
+        # while the driver runs batch after batch without yielding to the event loop.
+        write = self._writer.submit(self._write, checkpoint, parts, [p for p, _ in savepoints])
+        self._inflight = _InFlight(checkpoint, positions, requested, savepoints, write)
+        if any(getattr(node.sink, "commit_requires_barrier", False) for node in execution.sinks):
+            # e.g. a Kafka transaction: what the sink receives from now on would be committed with this
+            # checkpoint, so it must complete before the next batch is written.
+            await self._settle(execution)
         return checkpoint_id
 
-    async def _persist(self, execution, checkpoint, body, positions, requested, savepoints) -> None:
+    def _write(self, checkpoint: Checkpoint, parts: list, savepoints: list[Path]) -> None:
+        """In a worker thread: make ``checkpoint`` durable (and write the requested savepoints)."""
+        self.storage.write_body(checkpoint.checkpoint_id, parts)
+        for path in savepoints:
+            write_savepoint(path, checkpoint)
+
+    async def _settle(self, execution: Any) -> None:
+        """Wait for the checkpoint in flight, if any, and deliver its completion."""
+        pending = self._inflight
+        if pending is not None:
+            await asyncio.wait({asyncio.wrap_future(pending.write)})
+            await self._complete(execution)
+
+    async def _complete(self, execution: Any) -> None:
+        """The write of the checkpoint in flight has ended: if it failed, count it (the job fails once
+        more than ``tolerable_failed_checkpoints`` fail in a row); if it is durable, sinks commit, then
+        sources commit their offsets, then the futures waiting for it resolve."""
+        pending, self._inflight = self._inflight, None
+        checkpoint = pending.checkpoint
         checkpoint_id = checkpoint.checkpoint_id
-        try:
-            await asyncio.to_thread(self.storage.write_body, checkpoint_id, body)
-            for path, future in savepoints:
-                await asyncio.to_thread(write_savepoint, path, checkpoint)
-                if not future.done():
-                    future.set_result(path)
-        except BaseException as exc:
-            for future in requested + [f for _, f in savepoints]:
-                if not future.done():
-                    future.set_exception(exc if isinstance(exc, Exception) else RuntimeError(repr(exc)))
-            raise
+        exc = pending.write.exception()
+        if exc is not None:
+            self._held.pop(checkpoint_id, None)
+            self.failed.append(checkpoint_id)
+            self._failures_in_a_row += 1
+            error = CheckpointError(
+                f"job {checkpoint.job!r}: checkpoint {checkpoint_id} could not be written to "
+                f"{self.storage.directory}: {type(exc).__name__}: {exc}"
+            )
+            _fail(pending.futures(), error)
+            if self._failures_in_a_row > self.tolerable_failed_checkpoints:
+                raise CheckpointError(
+                    f"{error}; {self._failures_in_a_row} checkpoint(s) failed in a row, more than "
+                    f"tolerable_failed_checkpoints={self.tolerable_failed_checkpoints}, so the job fails "
+                    f"(its previous checkpoint stays the latest good one)"
+                ) from exc
+            logger.error("%s (%d failed in a row, %d tolerated; the job goes on)",
+                         error, self._failures_in_a_row, self.tolerable_failed_checkpoints)
+            return
+        self._failures_in_a_row = 0
+        for path, future in pending.savepoints:
+            if not future.done():
+                future.set_result(path)
         await execution.commit_sinks(checkpoint_id)
-        committed = await _notify_sources(execution, positions)
+        committed = await _notify_sources(execution, pending.positions)
         if self.worker_id is not None:
             for held in committed:
                 self._committed[held] = checkpoint_id
             await asyncio.to_thread(self._rotate_worker_checkpoints)
         self.last_checkpoint = checkpoint
         self.completed.append(checkpoint_id)
-        for future in requested:
+        for future in pending.requested:
             if not future.done():
                 future.set_result(checkpoint_id)
         if logger.isEnabledFor(logging.DEBUG):
-            logger.debug("job %r checkpoint %d written at %s; committed %s", checkpoint.job, checkpoint_id, positions,
-                         sorted(committed) if self.worker_id is not None else "-")
+            logger.debug("job %r checkpoint %d complete at %s; committed %s", checkpoint.job, checkpoint_id,
+                         pending.positions, sorted(committed) if self.worker_id is not None else "-")
+
+
+class _InFlight:
+    """A checkpoint whose cut is taken and whose write runs in a worker thread (``write``)."""
+
+    __slots__ = ("checkpoint", "positions", "requested", "savepoints", "write")
+
+    def __init__(self, checkpoint: Checkpoint, positions: dict, requested: list, savepoints: list,
+                 write: concurrent.futures.Future):
+        self.checkpoint = checkpoint
+        self.positions = positions
+        self.requested = requested
+        self.savepoints = savepoints
+        self.write = write
+
+    def futures(self) -> list[asyncio.Future]:
+        return self.requested + [f for _, f in self.savepoints]
+
+
+def _fail(futures: list[asyncio.Future], exc: BaseException) -> None:
+    for future in futures:
+        if not future.done():
+            future.set_exception(exc if isinstance(exc, Exception) else CheckpointError(repr(exc)))

@@ -1,12 +1,14 @@
 """Checkpoint storage: a small interface and the local-directory implementation (the embedded default).
 
-A checkpoint file is ``MAGIC | body | length(body) | crc32(body)`` where the body is the msgpack encoding (see
-`engine.state.codec`) of the checkpoint's metadata and state. Writes go to a temporary file in the same
-directory, are fsynced, then renamed into place and the directory fsynced, so a crash leaves either the
-old set of checkpoints or the new one, never a half-written file under a checkpoint name. A torn or
-corrupt file (bad magic, bad checksum, undecodable body) is detected on read and skipped with a warning,
-and the previous good checkpoint is used. The newest ``keep`` checkpoints are kept; savepoints are
-written elsewhere by the user and never rotated away.
+A checkpoint file is ``MAGIC | body | length(body) | crc32(body)`` where the body is the encoding (see
+`engine.state.codec`: msgpack metadata followed by the raw bytes of every numpy array) of the
+checkpoint's metadata and state. Writes go to a temporary file in the same directory, are fsynced, then
+renamed into place and the directory fsynced, so a crash leaves either the old set of checkpoints or the
+new one, never a half-written file under a checkpoint name. A torn or corrupt file (bad magic, bad
+checksum, undecodable body) is detected on read and skipped with a warning, and the previous good
+checkpoint is used. The newest ``keep`` checkpoints are kept; savepoints are written elsewhere by the
+user and never rotated away. Files of the previous format (magic ``ENGCKPT2``, arrays inline in the
+msgpack body) are still read.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from engine.state import codec
 
 logger = logging.getLogger(__name__)
 
-MAGIC = b"ENGCKPT2"
+MAGIC = b"ENGCKPT3"
+_LEGACY_MAGIC = b"ENGCKPT2"  # arrays inline in the msgpack body; read, never written
 _TRAILER = 12  # body length (8 bytes) and CRC-32 (4 bytes), little-endian
 _NAME = re.compile(r"^chk-(\d{12})\.ckpt$")
 
@@ -42,11 +45,13 @@ class Checkpoint:
     savepoint: bool = False
 
     def to_bytes(self) -> bytes:
-        return seal(self.body())
+        return seal(self.body_parts())
 
-    def body(self) -> bytes:
-        """The encoded checkpoint without its frame (see `seal`); the state is copied into it."""
-        return codec.encode(
+    def body_parts(self) -> list:
+        """The encoded checkpoint without its frame (see `seal`), as parts to write in order. The
+        metadata is encoded now; the state's numpy arrays are referenced, not copied, so they must not
+        change until the parts are written."""
+        return codec.encode_parts(
             {
                 "format": 1,
                 "checkpoint_id": self.checkpoint_id,
@@ -61,7 +66,8 @@ class Checkpoint:
     @classmethod
     def from_bytes(cls, data: bytes, origin: str = "<bytes>") -> "Checkpoint":
         """Parse and verify a checkpoint; raises `CheckpointError` saying what is wrong with it."""
-        if len(data) < len(MAGIC) + _TRAILER or not data.startswith(MAGIC):
+        legacy = data.startswith(_LEGACY_MAGIC)
+        if len(data) < len(MAGIC) + _TRAILER or not (legacy or data.startswith(MAGIC)):
             raise CheckpointError(f"{origin}: not a checkpoint file or truncated ({len(data)} bytes)")
         body = memoryview(data)[len(MAGIC) : -_TRAILER]
         length = int.from_bytes(data[-_TRAILER:-4], "little")
@@ -69,7 +75,7 @@ class Checkpoint:
         if length != len(body) or zlib.crc32(body) != crc:
             raise CheckpointError(f"{origin}: checksum mismatch (torn or corrupt file)")
         try:
-            meta = codec.decode(body)
+            meta = codec.decode_legacy(body) if legacy else codec.decode(body)
             return cls(
                 checkpoint_id=meta["checkpoint_id"],
                 job=meta["job"],
@@ -82,20 +88,30 @@ class Checkpoint:
             raise CheckpointError(f"{origin}: undecodable checkpoint body: {exc}") from exc
 
 
-def seal(body: bytes) -> bytes:
-    """Frame an encoded checkpoint: magic, body, then the body's length and CRC-32 (a torn or altered
-    file fails the check; CRC-32 runs at memory speed, so checkpoints of large state stay cheap)."""
-    return b"".join((MAGIC, body, _trailer(body)))
+def seal(body_parts: list) -> bytes:
+    """Frame an encoded checkpoint (`Checkpoint.body_parts`) into one bytes object: magic, body, then
+    the body's length and CRC-32 (a torn or altered file fails the check)."""
+    return b"".join((MAGIC, *body_parts, _trailer(body_parts)))
 
 
-def _trailer(body) -> bytes:
-    return len(body).to_bytes(8, "little") + zlib.crc32(body).to_bytes(4, "little")
+def _trailer(body_parts: list) -> bytes:
+    # CRC-32 runs at memory speed and zlib releases the GIL for large buffers, so sealing a large
+    # checkpoint in a background thread does not hold up the event loop.
+    crc = 0
+    length = 0
+    for part in body_parts:
+        crc = zlib.crc32(part, crc)
+        length += len(part)
+    return length.to_bytes(8, "little") + crc.to_bytes(4, "little")
 
 
 class CheckpointStorage(Protocol):
     """Where a job's checkpoints live. Implementations must make ``write`` atomic."""
 
     def write(self, checkpoint: Checkpoint) -> str: ...
+    def write_body(self, checkpoint_id: int, body_parts: list) -> str:
+        """Write an encoded checkpoint atomically; called from a worker thread while the job runs."""
+        ...
     def latest(self) -> Checkpoint | None: ...
     def ids(self) -> list[int]: ...
     def next_id(self) -> int: ...
@@ -109,16 +125,43 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def write_atomically(path: Path, data: bytes | tuple[bytes, ...]) -> None:
+_CHUNK = 4 << 20  # sealing checksums and writes a large part in slices that are still in cache
+
+
+def _write_all(fh, view: memoryview) -> None:
+    while view:  # a raw write may be partial
+        view = view[fh.write(view):]
+
+
+def write_atomically(path: Path, data: bytes | list | tuple, *, sealed: bool = False) -> None:
     """Write ``data`` (bytes, or parts written in order) to ``path`` via a fsynced temporary file and a
-    rename."""
+    rename, then fsync the directory so the rename itself is durable.
+
+    ``sealed``: ``data`` is a checkpoint body (`Checkpoint.body_parts`), written framed as `seal` frames
+    it; its CRC-32 is computed slice by slice as the slices are written (one pass over the state)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        for part in (data,) if isinstance(data, (bytes, bytearray)) else data:
-            fh.write(part)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    parts = (data,) if isinstance(data, (bytes, bytearray)) else data
+    try:
+        with open(tmp, "wb", buffering=0) as fh:  # parts are large: no copy into a write buffer
+            if not sealed:
+                for part in parts:
+                    _write_all(fh, memoryview(part))
+            else:
+                _write_all(fh, memoryview(MAGIC))
+                crc = length = 0
+                for part in parts:
+                    view = memoryview(part).cast("B")
+                    for start in range(0, len(view), _CHUNK):
+                        piece = view[start : start + _CHUNK]
+                        crc = zlib.crc32(piece, crc)
+                        _write_all(fh, piece)
+                    length += len(view)
+                _write_all(fh, memoryview(length.to_bytes(8, "little") + crc.to_bytes(4, "little")))
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # e.g. a full disk: leave no partial file behind
+        raise
     _fsync_dir(path.parent)
 
 
@@ -155,14 +198,15 @@ class LocalCheckpointStorage:
         return ids[-1] + 1 if ids else 1
 
     def write(self, checkpoint: Checkpoint) -> str:
-        return self.write_body(checkpoint.checkpoint_id, checkpoint.body())
+        return self.write_body(checkpoint.checkpoint_id, checkpoint.body_parts())
 
-    def write_body(self, checkpoint_id: int, body: bytes) -> str:
-        """Seal and write an encoded checkpoint (`Checkpoint.body`) atomically, then rotate."""
+    def write_body(self, checkpoint_id: int, body_parts: list) -> str:
+        """Seal and write an encoded checkpoint (`Checkpoint.body_parts`) atomically, then rotate. Runs
+        in a worker thread during a run: it touches nothing but the parts and the directory."""
         if self.read_only:
             raise CheckpointError(f"{self.directory} was opened read-only; checkpoint {checkpoint_id} not written")
         path = self._path(checkpoint_id)
-        write_atomically(path, (MAGIC, body, _trailer(body)))
+        write_atomically(path, body_parts, sealed=True)
         self._rotate()
         return str(path)
 

@@ -60,6 +60,11 @@ def build(records, kind):
             stream.filter(lambda r: r["side"] == "R").key_by("k"), -200, 300, combine=lambda a, b: (a["id"], b["id"]))
     elif kind == "reduce":
         out = stream.key_by("k").window(Session(120), allowed_lateness=100).reduce(lambda acc, r: acc + [r["id"]], [])
+    elif kind == "tumbling-count":  # checkpoints leave out every accumulator but the count
+        out = stream.key_by("k").window(Tumbling(500), allowed_lateness=100).aggregate(n=agg.count())
+    elif kind == "tumbling-minmax":  # and keep mins, maxs and sums when aggregations read them
+        out = stream.key_by("k").window(Sliding(500, 200), allowed_lateness=100).aggregate(
+            lo=agg.min("v"), hi=agg.max("v"), avg=agg.mean("v"))
     else:
         spec = {"tumbling": Tumbling(500), "sliding": Sliding(500, 200), "session": Session(120)}[kind]
         out = stream.key_by("k").window(spec, allowed_lateness=100).aggregate(n=agg.count(), total=agg.sum("v"))
@@ -67,7 +72,7 @@ def build(records, kind):
     return flow
 
 
-@pytest.mark.parametrize("kind", ["tumbling", "sliding", "session", "join", "reduce"])
+@pytest.mark.parametrize("kind", ["tumbling", "tumbling-count", "tumbling-minmax", "sliding", "session", "join", "reduce"])
 @pytest.mark.parametrize("at", [1, 5, 11])
 def test_restore_continues_exactly(kind, at):
     seed = zlib.crc32(f"{kind}-{at}".encode()) % 1000

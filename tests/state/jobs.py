@@ -51,7 +51,33 @@ def build(
     return flow
 
 
-if __name__ == "__main__":  # python -m tests.state.jobs INPUT OUTPUT CHECKPOINT_DIR INTERVAL SLOW
+def slow_persisting(checkpoint_dir: str, interval: float, delay: float):
+    """A checkpoint coordinator whose background writes take ``delay`` seconds before and again after the
+    atomic write (the file renamed into place but its completion not yet delivered), logging each step
+    to stderr, so a test can kill the process while a checkpoint is being persisted."""
+    from engine.state.coordinator import CheckpointCoordinator
+    from engine.state.storage import LocalCheckpointStorage
+
+    class SlowStorage(LocalCheckpointStorage):
+        def write_body(self, checkpoint_id, body_parts):
+            print(f"persisting {checkpoint_id}", file=sys.stderr, flush=True)
+            time.sleep(delay)
+            path = super().write_body(checkpoint_id, body_parts)
+            print(f"renamed {checkpoint_id}", file=sys.stderr, flush=True)
+            time.sleep(delay)
+            return path
+
+    coordinator = CheckpointCoordinator(checkpoint_dir, interval=interval)
+    coordinator.storage = SlowStorage(checkpoint_dir, keep=coordinator.storage.keep)
+    return coordinator
+
+
+if __name__ == "__main__":  # python -m tests.state.jobs INPUT OUTPUT CHECKPOINT_DIR INTERVAL SLOW [PERSIST_DELAY]
     input_path, output_path, checkpoint_dir, interval, slow = sys.argv[1:6]
-    build(input_path, output_path, slow=float(slow)).run(checkpoint_dir=checkpoint_dir, checkpoint_interval=float(interval))
+    flow = build(input_path, output_path, slow=float(slow))
+    persist_delay = float(sys.argv[6]) if len(sys.argv) > 6 else 0.0
+    if persist_delay:
+        flow.run(checkpointer=slow_persisting(checkpoint_dir, float(interval), persist_delay))
+    else:
+        flow.run(checkpoint_dir=checkpoint_dir, checkpoint_interval=float(interval))
     os._exit(0)

@@ -18,10 +18,11 @@ from tests.state import jobs
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def start(job_input: Path, out: Path, ckpt: Path, log: Path) -> subprocess.Popen:
+def start(job_input: Path, out: Path, ckpt: Path, log: Path, persist_delay: float = 0.0) -> subprocess.Popen:
+    args = [str(job_input), str(out), str(ckpt), "0.05", "0.0004"] + ([str(persist_delay)] if persist_delay else [])
     with open(log, "wb") as stderr:  # the child keeps its own descriptor
         return subprocess.Popen(
-            [sys.executable, "-m", "tests.state.jobs", str(job_input), str(out), str(ckpt), "0.05", "0.0004"],
+            [sys.executable, "-m", "tests.state.jobs", *args],
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
             stderr=stderr,
@@ -58,4 +59,50 @@ def test_sigkill_at_random_moments_gives_exact_output(tmp_path, seed):
     else:
         pytest.fail("the job never finished")
     assert kills >= 1
+    assert sorted(out.read_text().splitlines()) == expected
+
+
+def _wait_for_line(log: Path, text: str, process: subprocess.Popen, timeout: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if text in log.read_text() or process.poll() is not None:
+            return text in log.read_text()
+        time.sleep(0.005)
+    return False
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [5, random.randrange(10**6)])
+def test_sigkill_while_a_checkpoint_is_persisted_in_the_background_gives_exact_output(tmp_path, seed):
+    """Every checkpoint write takes 60 ms before the rename and 60 ms after it (durable, completion not
+    yet delivered), so kills land in the background persist: the job has gone on (written more output
+    to the staging file) since the cut, and the sink has not committed."""
+    print(f"seed={seed}")
+    rng = random.Random(seed)
+    job_input = tmp_path / "events.jsonl"
+    jobs.write_input(str(job_input), 2_000, seed)
+    expected_path = tmp_path / "expected.jsonl"
+    jobs.build(str(job_input), str(expected_path)).run()
+    expected = sorted(expected_path.read_text().splitlines())
+
+    out, ckpt = tmp_path / "out.jsonl", tmp_path / "ckpt"
+    landed = {"before the rename": 0, "after the rename": 0}
+    for attempt in range(30):
+        log = tmp_path / f"attempt-{attempt}.log"
+        process = start(job_input, out, ckpt, log, persist_delay=0.06)
+        if sum(landed.values()) < 5 and _wait_for_line(log, "persisting", process):
+            time.sleep(rng.uniform(0.0, 0.3))
+            if process.poll() is None:
+                os.kill(process.pid, signal.SIGKILL)
+                process.wait()
+                steps = [line for line in log.read_text().splitlines() if line.startswith(("persisting", "renamed"))]
+                landed["before the rename" if steps[-1].startswith("persisting") else "after the rename"] += 1
+                continue
+        process.wait(timeout=120)
+        assert process.returncode == 0, log.read_text()[-3000:]
+        break
+    else:
+        pytest.fail("the job never finished")
+    print(landed)
+    assert sum(landed.values()) >= 3
     assert sorted(out.read_text().splitlines()) == expected

@@ -139,3 +139,56 @@ def test_codec_round_trips_keys_and_arrays(key_list, numbers):
     assert [type(k) for k in back["keys"]] == [type(k) for k in key_list]
     np.testing.assert_array_equal(back["arr"], state["arr"])
     assert back["nested"] == [{"x": 1.5}]
+
+
+def test_codec_round_trips_arrays_of_any_plain_dtype_and_shape():
+    state = {
+        "empty": np.empty(0, dtype=np.int64),
+        "matrix": np.arange(12, dtype=np.float64).reshape(4, 3),
+        "flags": np.array([True, False, True]),
+        "scalar": np.array(7, dtype=np.int32),
+        "times": np.array(["2024-01-01T00:00"], dtype="datetime64[ms]"),
+        "strided": np.arange(10, dtype=np.int64)[::3],  # not contiguous: copied once when encoded
+        "nested": [(np.arange(3, dtype=np.uint8), "x")],
+    }
+    back = codec.decode(codec.encode(state))
+    for name in ("empty", "matrix", "flags", "scalar", "times", "strided"):
+        np.testing.assert_array_equal(back[name], state[name])
+        assert back[name].dtype == state[name].dtype and back[name].shape == state[name].shape
+        assert back[name].flags.writeable  # a copy, not a view pinning the file
+    assert isinstance(back["nested"][0], tuple)
+    np.testing.assert_array_equal(back["nested"][0][0], np.arange(3, dtype=np.uint8))
+
+
+def test_encoded_arrays_are_referenced_not_copied_and_aligned():
+    big = np.arange(1000, dtype=np.int64)
+    parts = codec.encode_parts({"a": big, "b": np.ones(3)})
+    assert any(isinstance(p, memoryview) and p.obj is not None and np.shares_memory(np.asarray(p), big) for p in parts)
+    data = b"".join(parts)
+    meta_end = 8 + int.from_bytes(data[:8], "little")
+    offset = data.index(big.tobytes())
+    assert offset >= meta_end and offset % 64 == 0
+
+
+def test_version_2_checkpoint_files_are_still_read(tmp_path):
+    import msgspec
+    import zlib
+
+    def legacy(obj):  # the format 2 encoding: arrays inline as extension 1
+        if isinstance(obj, np.ndarray):
+            header = msgspec.msgpack.encode((obj.dtype.str, list(obj.shape)))
+            return msgspec.msgpack.Ext(1, len(header).to_bytes(4, "little") + header + obj.tobytes())
+        if isinstance(obj, dict):
+            return {k: legacy(v) for k, v in obj.items()}
+        return obj
+
+    body = msgspec.msgpack.encode({
+        "format": 1, "checkpoint_id": 4, "job": "job", "graph": [], "created": 1.0, "savepoint": False,
+        "state": legacy({"windows": {"starts": np.arange(3, dtype=np.int64)}, "source": {"position": 9}}),
+    })
+    data = b"ENGCKPT2" + body + len(body).to_bytes(8, "little") + zlib.crc32(body).to_bytes(4, "little")
+    (tmp_path / "chk-000000000004.ckpt").write_bytes(data)
+    restored = LocalCheckpointStorage(tmp_path).latest()
+    assert restored.checkpoint_id == 4
+    np.testing.assert_array_equal(restored.state["windows"]["starts"], np.arange(3))
+    assert restored.state["source"] == {"position": 9}
