@@ -11,16 +11,24 @@ import numpy as np
 
 from engine import _checks
 from engine._kernel_types import (
+    FLAT_KINDS,
+    FLAT_OK,
+    FLAT_SLOW,
     INT64_MAX,
     INT64_MIN,
     LEFT,
     RIGHT,
     FiredSessions,
     FiredWindows,
+    FlatField,
     JoinPairs,
 )
 
 __all__ = [
+    "FLAT_KINDS",
+    "FLAT_OK",
+    "FLAT_SLOW",
+    "FlatField",
     "INT64_MAX",
     "INT64_MIN",
     "LEFT",

@@ -30,6 +30,10 @@ INT64_MIN = _impl.INT64_MIN
 INT64_MAX = _impl.INT64_MAX
 LEFT = _impl.LEFT
 RIGHT = _impl.RIGHT
+FLAT_KINDS = _impl.FLAT_KINDS
+FLAT_OK = _impl.FLAT_OK
+FLAT_SLOW = _impl.FLAT_SLOW
+FlatField = _impl.FlatField
 
 tumbling_starts = _impl.tumbling_starts
 sliding_windows = _impl.sliding_windows
@@ -49,7 +53,6 @@ IntervalJoinBuffers = _impl.IntervalJoinBuffers
 
 IMPLEMENTATION = _impl.__name__
 
-from engine._kernel_types import FLAT_KINDS, FLAT_OK, FLAT_SLOW, FlatField  # noqa: E402  (flat JSON scanning)
 
 __all__ = [
     "FLAT_KINDS",
