@@ -29,16 +29,21 @@ def start(job_input: Path, out: Path, ckpt: Path, log: Path, persist_delay: floa
         )
 
 
+def _input_and_expected_output(tmp_path: Path, seed: int) -> tuple[Path, list[str]]:
+    """The job's input for ``seed`` and the sorted lines an uninterrupted run writes."""
+    job_input = tmp_path / "events.jsonl"
+    jobs.write_input(str(job_input), 2_000, seed)
+    expected_path = tmp_path / "expected.jsonl"
+    jobs.build(str(job_input), str(expected_path)).run()
+    return job_input, sorted(expected_path.read_text().splitlines())
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [11, 2024, random.randrange(10**6)])
 def test_sigkill_at_random_moments_gives_exact_output(tmp_path, seed):
     print(f"seed={seed}")
     rng = random.Random(seed)
-    job_input = tmp_path / "events.jsonl"
-    jobs.write_input(str(job_input), 2_000, seed)
-    expected_path = tmp_path / "expected.jsonl"
-    jobs.build(str(job_input), str(expected_path)).run()
-    expected = sorted(expected_path.read_text().splitlines())
+    job_input, expected = _input_and_expected_output(tmp_path, seed)
 
     out, ckpt = tmp_path / "out.jsonl", tmp_path / "ckpt"
     kills = 0
@@ -79,11 +84,7 @@ def test_sigkill_while_a_checkpoint_is_persisted_in_the_background_gives_exact_o
     to the staging file) since the cut, and the sink has not committed."""
     print(f"seed={seed}")
     rng = random.Random(seed)
-    job_input = tmp_path / "events.jsonl"
-    jobs.write_input(str(job_input), 2_000, seed)
-    expected_path = tmp_path / "expected.jsonl"
-    jobs.build(str(job_input), str(expected_path)).run()
-    expected = sorted(expected_path.read_text().splitlines())
+    job_input, expected = _input_and_expected_output(tmp_path, seed)
 
     out, ckpt = tmp_path / "out.jsonl", tmp_path / "ckpt"
     landed = {"before the rename": 0, "after the rename": 0}
