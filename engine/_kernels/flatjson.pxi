@@ -113,10 +113,10 @@ cdef inline Py_ssize_t _integer(const uint8_t* p, Py_ssize_t i, Py_ssize_t n, in
     elif _is_digit(p[i]):
         start = i
         while i < n and _is_digit(p[i]):
+            if i - start >= _MAX_INT_DIGITS:
+                return -1  # checked before multiplying: a longer run could overflow int64
             v = v * 10 + (p[i] - 48)
             i += 1
-            if i - start > _MAX_INT_DIGITS:
-                return -1
     else:
         return -1
     if i < n and (p[i] == 46 or p[i] == 101 or p[i] == 69):  # '.', 'e', 'E': a float literal
@@ -193,9 +193,11 @@ cdef inline Py_ssize_t _number(const uint8_t* p, Py_ssize_t i, Py_ssize_t n, dou
             i += 1
         k = i
         while i < n and _is_digit(p[i]):
+            if i - k >= _MAX_EXP_DIGITS:
+                return -1  # checked before multiplying: a longer run could overflow
             ev = ev * 10 + (p[i] - 48)
             i += 1
-        if i == k or i - k > _MAX_EXP_DIGITS:
+        if i == k:
             return -1
     if i < n and (_is_digit(p[i]) or p[i] == 46 or p[i] == 101 or p[i] == 69):
         return -1  # e.g. "01.5" or "1.5.2": malformed

@@ -514,11 +514,17 @@ class CheckpointCoordinator:
             await self._settle(execution)
         return checkpoint_id
 
-    def _write(self, checkpoint: Checkpoint, parts: list, savepoints: list[Path]) -> None:
-        """In a worker thread: make ``checkpoint`` durable (and write the requested savepoints)."""
+    def _write(self, checkpoint: Checkpoint, parts: list, savepoints: list[Path]) -> dict[Path, Exception]:
+        """In a worker thread: make ``checkpoint`` durable, then write the requested savepoints. Returns
+        the savepoints that failed: a failed savepoint fails its own request, not the durable checkpoint."""
         self.storage.write_body(checkpoint.checkpoint_id, parts)
+        failed: dict[Path, Exception] = {}
         for path in savepoints:
-            write_savepoint(path, checkpoint)
+            try:
+                write_savepoint(path, checkpoint)
+            except Exception as exc:  # noqa: BLE001 - reported to the savepoint's caller
+                failed[path] = exc
+        return failed
 
     async def _settle(self, execution: Any) -> None:
         """Wait for the checkpoint in flight, if any, and deliver its completion."""
@@ -554,8 +560,16 @@ class CheckpointCoordinator:
                          error, self._failures_in_a_row, self.tolerable_failed_checkpoints)
             return
         self._failures_in_a_row = 0
+        failed_savepoints = pending.write.result()
         for path, future in pending.savepoints:
-            if not future.done():
+            if future.done():
+                continue
+            if path in failed_savepoints:
+                exc = failed_savepoints[path]
+                future.set_exception(CheckpointError(
+                    f"job {checkpoint.job!r}: savepoint {path} of checkpoint {checkpoint_id} could not be "
+                    f"written: {type(exc).__name__}: {exc}"))
+            else:
                 future.set_result(path)
         await execution.commit_sinks(checkpoint_id)
         committed = await _notify_sources(execution, pending.positions)

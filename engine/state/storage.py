@@ -207,7 +207,12 @@ class LocalCheckpointStorage:
             raise CheckpointError(f"{self.directory} was opened read-only; checkpoint {checkpoint_id} not written")
         path = self._path(checkpoint_id)
         write_atomically(path, body_parts, sealed=True)
-        self._rotate()
+        try:
+            self._rotate()
+        except OSError as exc:
+            # the checkpoint is durable already: an old file left behind must not make it count as failed
+            logger.warning("checkpoint %d written, but rotating old checkpoints out of %s failed: %s",
+                           checkpoint_id, self.directory, exc)
         return str(path)
 
     def _rotate(self) -> None:

@@ -288,3 +288,39 @@ def test_run_passes_tolerable_failed_checkpoints_and_needs_a_checkpoint_dir(tmp_
     assert flow._last_run.checkpointer.tolerable_failed_checkpoints == 3
     with pytest.raises(FlowDefinitionError, match="tolerable_failed_checkpoints= need checkpoint_dir="):
         flow.run(tolerable_failed_checkpoints=1)
+
+
+class RotationFailingStorage(LocalCheckpointStorage):
+    def _rotate(self) -> None:
+        raise PermissionError(13, "Permission denied")
+
+
+def test_a_rotation_failure_after_the_rename_does_not_fail_a_durable_checkpoint(tmp_path, expected, caplog):
+    coordinator = CheckpointCoordinator(tmp_path / "ckpt", interval=0.001)
+    coordinator.storage = RotationFailingStorage(tmp_path / "ckpt")
+    sink = RecordingSink(tmp_path / "ckpt", coordinator)
+    with caplog.at_level("WARNING", logger="engine.state.storage"):
+        build(sink).run(checkpointer=coordinator)
+    assert rows(sink) == expected
+    assert coordinator.failed == [] and len(coordinator.completed) >= 2
+    assert [e[1] for e in sink.events if e[0] == "commit"] == coordinator.completed
+    assert "rotating old checkpoints out of" in caplog.text and "Permission denied" in caplog.text
+
+
+async def test_a_failed_savepoint_fails_its_request_not_the_checkpoint(tmp_path, expected):
+    coordinator = coordinator_with(tmp_path, delay=0.01, interval=None)
+    sink = RecordingSink(tmp_path / "ckpt", coordinator)
+    flow = build(sink, PacedSource(records(), batch_size=20))
+    run = asyncio.create_task(flow.run_async(checkpointer=coordinator))
+    while not sink.results:
+        await asyncio.sleep(0.001)
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where the savepoint's directory should be")
+    with pytest.raises(CheckpointError, match=r"savepoint .*not-a-directory.* could not be written"):
+        await flow.savepoint(blocker / "sp.ckpt")
+    good = await flow.savepoint(tmp_path / "savepoints" / "sp.ckpt")
+    await run
+    assert rows(sink) == expected
+    assert coordinator.failed == []
+    assert len(coordinator.completed) >= 2  # the checkpoints behind both savepoints are durable
+    assert good == tmp_path / "savepoints" / "sp.ckpt" and good.exists()
