@@ -20,6 +20,7 @@ from typing import Any, Protocol, Sequence
 import numpy as np
 
 from engine import kernels
+from engine.state.codec import frozen
 
 __all__ = ["KeyDomain", "KeyHolder"]
 
@@ -128,9 +129,9 @@ class KeyDomain:
     def snapshot(self) -> dict[str, Any]:
         # All-int keys travel as one int64 array (raw buffer) instead of a list of Python ints. It is the
         # live array, not a copy: `_int_keys` is only ever replaced, never changed in place, so a
-        # checkpoint written in the background sees it as it was at the cut.
+        # checkpoint written in the background sees it as it was at the cut (read-only from now on).
         if self._int_keys is not None:
-            return {"int_keys": self._int_keys}
+            return frozen({"int_keys": self._int_keys})
         return {"interner": self.interner.snapshot(), "int_keys": None}
 
     def restore(self, snapshot: dict[str, Any]) -> None:

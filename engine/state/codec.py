@@ -10,9 +10,11 @@ Layout of an encoded state (`encode_parts`; `encode` joins the parts)::
 
 Every numpy array in the tree is replaced in the metadata by a small reference (dtype, shape, offset
 and length of its buffer, relative to the first buffer) and its bytes follow the metadata unchanged,
-each buffer starting on a 64-byte boundary of the encoded state. Encoding therefore copies no array:
-the parts are the arrays' own memory, written to a file as they are (which is why a checkpoint's
-arrays must not change until it is written, see `engine.runtime.operators.base.Operator.snapshot`).
+each buffer starting on a 64-byte boundary of the encoded state. A read-only array is not copied: the
+parts are its own memory, written to a file as it is (a checkpoint's background write reads it after
+the cut). State that hands its arrays over marks them read-only with `frozen` (the kernels' snapshot
+arrays, which nothing else holds). A writeable array (a user's record or accumulator, say) is copied
+when it is encoded, at the cut, because its owner may still change it in place.
 Decoding copies each array out of the encoded bytes, so decoded state never pins the whole file.
 
 `decode_legacy` reads the earlier format (version 2 checkpoint files), in which arrays were inline
@@ -24,7 +26,7 @@ from __future__ import annotations
 import msgspec
 import numpy as np
 
-__all__ = ["decode", "decode_legacy", "encode", "encode_parts"]
+__all__ = ["decode", "decode_legacy", "encode", "encode_parts", "frozen"]
 
 _ARRAY = 1  # legacy (version 2): dtype, shape and bytes inline
 _TUPLE = 2
@@ -35,6 +37,15 @@ _ALIGN = 64
 _HEADER = 8  # little-endian u64 length of the metadata
 
 _encoder = msgspec.msgpack.Encoder()
+
+
+def frozen(arrays: dict) -> dict:
+    """Mark the numpy arrays among the values of ``arrays`` read-only and return ``arrays``: the codec
+    then writes them without a copy. Only for arrays their owner never changes in place again."""
+    for value in arrays.values():
+        if isinstance(value, np.ndarray):
+            value.flags.writeable = False
+    return arrays
 
 
 def _padding(n: int) -> int:
@@ -72,7 +83,9 @@ class _Writer:
             raise TypeError(f"cannot checkpoint an object array (dtype {arr.dtype}); convert it to a list")
         shape = list(arr.shape)
         if not arr.flags.c_contiguous:
-            arr = np.ascontiguousarray(arr)  # a copy only for a non-contiguous view (it makes 0-d 1-d)
+            arr = np.ascontiguousarray(arr)  # a copy for a non-contiguous view (it makes 0-d 1-d)
+        elif arr.flags.writeable:
+            arr = arr.copy()  # its owner may change it after the cut: keep what it holds now
         data = memoryview(arr.reshape(-1).view(np.uint8))  # bytes of any plain dtype (datetime64 too)
         offset = self.offset
         self.buffers.append(data)

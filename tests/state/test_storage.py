@@ -160,14 +160,26 @@ def test_codec_round_trips_arrays_of_any_plain_dtype_and_shape():
     np.testing.assert_array_equal(back["nested"][0][0], np.arange(3, dtype=np.uint8))
 
 
-def test_encoded_arrays_are_referenced_not_copied_and_aligned():
+def test_frozen_arrays_are_referenced_not_copied_and_aligned():
     big = np.arange(1000, dtype=np.int64)
-    parts = codec.encode_parts({"a": big, "b": np.ones(3)})
+    parts = codec.encode_parts(codec.frozen({"a": big, "b": np.ones(3)}))
+    assert not big.flags.writeable
     assert any(isinstance(p, memoryview) and p.obj is not None and np.shares_memory(np.asarray(p), big) for p in parts)
     data = b"".join(parts)
     meta_end = 8 + int.from_bytes(data[:8], "little")
     offset = data.index(big.tobytes())
     assert offset >= meta_end and offset % 64 == 0
+
+
+def test_writeable_arrays_are_encoded_as_they_were_at_encoding_time():
+    """A user's array (a record or accumulator) may change after the cut, while the parts are written
+    in the background: the parts must hold what it held when encoded."""
+    accumulator = np.arange(1000, dtype=np.int64)
+    parts = codec.encode_parts({"acc": accumulator, "records": [{"v": np.ones(3)}]})
+    accumulator += 1  # the job goes on and changes it in place
+    back = codec.decode(b"".join(parts))
+    np.testing.assert_array_equal(back["acc"], np.arange(1000, dtype=np.int64))
+    assert accumulator.flags.writeable  # left as the user had it
 
 
 def test_version_2_checkpoint_files_are_still_read(tmp_path):

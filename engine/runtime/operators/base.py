@@ -50,11 +50,12 @@ class Operator:
     def snapshot(self) -> dict[str, Any]:
         """Kernel and operator state as plain data (checkpoint seam); stateless operators have none.
 
-        Checkpoints are written in a background thread while later batches run: the plain values are
-        encoded at once, but numpy arrays are written as they are afterwards, so an array returned
-        here must never be changed in place later (return a copy, or an array the operator only ever
-        replaces). Order inside the state is free when `restore` accepts any (the windowed aggregation
-        skips its canonical sort here)."""
+        Checkpoints are written in a background thread while later batches run. Everything is encoded
+        at the cut, writeable numpy arrays included (copied); arrays marked read-only with
+        `engine.state.codec.frozen` are written from their own memory afterwards, so mark only arrays
+        nobody changes in place later (fresh kernel snapshots, arrays the operator only ever replaces).
+        Order inside the state is free when `restore` accepts any (the windowed aggregation skips its
+        canonical sort here)."""
         return {}
 
     def restore(self, snapshot: dict[str, Any]) -> None:

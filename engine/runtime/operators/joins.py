@@ -17,6 +17,7 @@ from engine import kernels
 from engine.batch import Batch
 from engine.dead_letters import DeadLetter
 from engine.runtime.operators.base import InputWatermarks, Operator, Output
+from engine.state.codec import frozen
 
 __all__ = ["IntervalJoinOperator"]
 
@@ -117,13 +118,13 @@ class IntervalJoinOperator(Operator):
         rows = []
         for store, store_ts in zip(self.rows, self.row_ts):
             ids = sorted(store)
-            rows.append({
+            rows.append(frozen({
                 "row_ids": np.array(ids, dtype=np.int64),
                 "ts": np.array([store_ts[i] for i in ids], dtype=np.int64),
                 "records": [store[i] for i in ids],
-            })
+            }))
         return {
-            "buffers": self.buffers.snapshot(), "watermark": self.watermark, "next_row": self.next_row,
+            "buffers": frozen(self.buffers.snapshot()), "watermark": self.watermark, "next_row": self.next_row,
             "input_watermarks": self.inputs.watermarks.copy(), "rows": rows,
         }
 

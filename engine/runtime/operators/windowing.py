@@ -23,6 +23,7 @@ from engine.dead_letters import DeadLetter
 from engine.runtime.extract import Problem, call_per_record, field_values, good_index, numeric_column
 from engine.runtime.keys import KeyDomain
 from engine.runtime.operators.base import INT64_MAX, Operator, Output, dead_letters_for
+from engine.state.codec import frozen
 from engine.windows import Session, Sliding, Tumbling
 
 __all__ = ["ReduceWindowOperator", "SessionWindowOperator", "WindowAggregateOperator", "make_window_operator"]
@@ -219,7 +220,7 @@ class WindowAggregateOperator(Operator):
         self.table = kernels.WindowAggTable.restore(state)
 
     def snapshot(self) -> dict[str, Any]:
-        table = self.table.snapshot_unordered(**{name: False for name in self._unread})
+        table = frozen(self.table.snapshot_unordered(**{name: False for name in self._unread}))
         return {"table": table, "watermark": self.watermark, "integer": list(self.values.integer)}
 
     def restore(self, snapshot: dict[str, Any]) -> None:
@@ -279,8 +280,8 @@ class SessionWindowOperator(Operator):
         return len(self.table)
 
     def snapshot(self) -> dict[str, Any]:
-        return {"table": self.table.snapshot(), "watermark": self.watermark, "integer": list(self.values.integer),
-                "superseded": self.superseded}
+        return {"table": frozen(self.table.snapshot()), "watermark": self.watermark,
+                "integer": list(self.values.integer), "superseded": self.superseded}
 
     def extra_metrics(self) -> dict[str, Any]:
         return {"superseded_sessions": self.superseded}
