@@ -208,6 +208,8 @@ class KafkaSource(Source):
         self._announce: list[int] = []  # newly assigned partitions the runtime has not heard of yet
         self._listener_error: BaseException | None = None  # from a rebalance callback, raised by `read`
         self._rebalances = 0
+        self._publications = 0  # assignments published by `_on_assigned` (each seeks its partitions)
+        self._fetched_unpublished: dict[Any, int] = {}  # first offset `getmany` returned, not yet handed out
 
     def project(self, fields: dict[str, str] | None) -> None:
         """Decode only ``fields`` of JSON values, into columns, when the job reads nothing else (see
@@ -243,6 +245,8 @@ class KafkaSource(Source):
         self._positions, self._bounds, self._assigned, self._announce, self._revoked = {}, {}, set(), [], []
         self._listener_error = None
         self._rebalances = 0  # revocation callbacks so far (each starts a rebalance)
+        self._publications = 0
+        self._fetched_unpublished = {}
         options = {
             "bootstrap_servers": self.bootstrap_servers,
             "group_id": self.group_id,
@@ -320,19 +324,25 @@ class KafkaSource(Source):
                     committed = await self._consumer.committed(tp)
                     if committed is None:
                         await self._consumer.seek_to_beginning(tp)
-                # `read` rewinds records it gets before the partition is published, so this stays put
-                starts[pid] = await self._consumer.position(tp)
+                # The consumer's position is past records `getmany` already returned for this partition
+                # if `read` has not handed them out (it may be paused at a yield): start at the first.
+                position = await self._consumer.position(tp)
+                starts[pid] = min(position, self._fetched_unpublished.get(tp, position))
         for tp, pid in new:
             self._consumer.seek(tp, starts[pid])
+            self._fetched_unpublished.pop(tp, None)
             self._positions[pid] = starts[pid]
             self._assigned.add(pid)
             self._announce.append(pid)
             logger.debug("%s: partition %s assigned at offset %s%s", self.describe(), pid, starts[pid],
                          " (checkpoint)" if pid in resume else "")
+        if new:
+            self._publications += 1  # `read` drops what it fetched before these seeks
 
     def _on_revoked(self, tps) -> None:
         self._rebalances += 1
         for tp in tps:
+            self._fetched_unpublished.pop(tp, None)
             pid = self.pid(tp.topic, tp.partition)
             if pid in self._assigned:
                 self._assigned.discard(pid)
@@ -362,7 +372,11 @@ class KafkaSource(Source):
                                      f"{type(error).__name__}: {error}") from error
             # Revocations first: with eager rebalancing a partition can be revoked and assigned again in
             # one poll; the runtime must drop its state, then load it again where the partition resumes.
-            rebalances = self._rebalances
+            rebalances, publications = self._rebalances, self._publications
+            for tp, messages in data.items():
+                if messages and self.pid(tp.topic, tp.partition) not in self._assigned:
+                    first = messages[0].offset
+                    self._fetched_unpublished[tp] = min(first, self._fetched_unpublished.get(tp, first))
             revoked, self._revoked = self._revoked, []
             if revoked:
                 yield SourceChunk(revoked[0], revoked=revoked)
@@ -379,7 +393,10 @@ class KafkaSource(Source):
                 if pid in self._assigned:
                     yield SourceChunk(pid, position=self._positions.get(pid))
             for tp, messages in data.items():
-                if self._rebalances != rebalances:
+                if self._rebalances != rebalances or self._publications != publications:
+                    # Also when an assignment was published while this poll was handed out: its records were
+                    # fetched before `_on_assigned` sought the partitions (it started them at the first
+                    # record not handed out), so the consumer reads them again from there.
                     break
                 pid = self.pid(tp.topic, tp.partition)
                 if pid not in self._assigned:
@@ -387,6 +404,7 @@ class KafkaSource(Source):
                         # Assigned, but `_on_assigned` has not settled where it starts yet: read these again
                         # once it has (it may seek elsewhere; a seek discards them anyway).
                         consumer.seek(tp, messages[0].offset)
+                        self._fetched_unpublished.pop(tp, None)
                     continue  # otherwise revoked while the fetch was in flight
                 if self.bounded:
                     messages = self._within_bound(tp, pid, messages)

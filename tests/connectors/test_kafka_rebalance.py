@@ -51,6 +51,7 @@ class ScriptedConsumer:
         self.listener: Any = None
         self.slow = 0
         self.fetch_while_slow = False
+        self.settle_mid_poll = False  # the callback finishes while `read` hands out the poll it returns
         self._settled = asyncio.Event()
         self._settled.set()
 
@@ -91,8 +92,9 @@ class ScriptedConsumer:
             self.slow -= 1
             if not self.slow:
                 self._settled.set()  # the callback finishes now; the next fetch response comes after it
-                return {}
-            if not self.fetch_while_slow:
+                if not self.settle_mid_poll:
+                    return {}
+            elif not self.fetch_while_slow:
                 return {}
         out = {}
         for tp in sorted(self.fetch):  # up to max_records per partition
@@ -140,11 +142,14 @@ class ScriptedSource(KafkaSource):
         return self.consumer
 
 
-async def pull_until(chunks, done) -> list[SourceChunk]:
-    """Chunks from the source until ``done(pulled)``; at most 2000 (a stuck source fails the test)."""
+async def pull_until(chunks, done, pause: bool = False) -> list[SourceChunk]:
+    """Chunks from the source until ``done(pulled)``; at most 2000 (a stuck source fails the test).
+    ``pause``: let other tasks run between chunks, as the runtime does (a full queue, a sink)."""
     pulled: list[SourceChunk] = []
     for _ in range(2000):
         pulled.append(await chunks.__anext__())
+        if pause:
+            await asyncio.sleep(0)
         if done(pulled):
             return pulled
     raise AssertionError(f"the source did not get there; last chunks {[describe(c) for c in pulled[-5:]]}")
@@ -252,3 +257,54 @@ async def test_a_failing_assignment_callback_fails_the_read():
     finally:
         await chunks.aclose()
         await source.close()
+
+
+@pytest.mark.parametrize("scale_out", [False, True])
+async def test_an_assignment_published_while_a_poll_is_handed_out_skips_nothing(scale_out):
+    """The callback (seeking to the checkpoint, 50) finishes while `read` hands out a poll fetched from the
+    group's older offset (20): those records are dropped and read again from where the callback put the
+    consumer, never processed against the checkpoint's state nor followed by a jump to 50."""
+    consumer = ScriptedConsumer({0: 100})
+    checkpoints: dict[int, int] = {}
+    source = ScriptedSource(consumer, checkpoints)
+    source.scale_out = scale_out
+    await source.open(10)
+    chunks = source.read().__aiter__()
+    try:
+        await consumer.rebalance([0])
+        await pull_until(chunks, lambda pulled: pulled[-1].position == 50, pause=True)
+        consumer.group_offsets[0] = 20
+        checkpoints[0] = 50
+        consumer.settle_mid_poll = True
+        callback = consumer.rebalance([0], slow=1)
+        after = await pull_until(chunks, reached({0: 100}), pause=True)
+        await callback
+    finally:
+        await chunks.aclose()
+        await source.close()
+    assert after[0].revoked == [0]
+    assert resumed_at(after, 0) == 50, [describe(c) for c in after]
+
+
+async def test_records_fetched_before_a_slow_callback_reads_the_position_are_not_lost():
+    """`getmany` returned records of a newly assigned partition (committed offset 0) that `read` has not
+    handed out when the callback asks the consumer for its position: the partition starts at the first
+    of them, not past them."""
+    consumer = ScriptedConsumer({0: 100, 1: 30})
+    source = ScriptedSource(consumer)
+    source.scale_out = False
+    await source.open(10)
+    chunks = source.read().__aiter__()
+    try:
+        await consumer.rebalance([0])
+        await pull_until(chunks, lambda pulled: pulled[-1].position == 30, pause=True)
+        consumer.group_offsets.update({0: 20, 1: 0})
+        consumer.settle_mid_poll = True
+        callback = consumer.rebalance([0, 1], slow=1)
+        after = await pull_until(chunks, reached({0: 100, 1: 30}), pause=True)
+        await callback
+    finally:
+        await chunks.aclose()
+        await source.close()
+    assert resumed_at(after, 1) == 0, [describe(c) for c in after]
+    assert resumed_at(after, 0) == 30  # this worker kept partition 0's state: it continues where it was
