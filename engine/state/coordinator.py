@@ -34,7 +34,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 from engine.errors import CheckpointError, IncompatibleCheckpointError
-from engine.state.storage import Checkpoint, LocalCheckpointStorage, read_savepoint, write_savepoint
+from engine.state.storage import (
+    Checkpoint,
+    LocalCheckpointStorage,
+    read_savepoint,
+    savepoint_parts,
+    write_savepoint_parts,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -496,6 +502,8 @@ class CheckpointCoordinator:
                 state=self._state(execution, positions),
             )
             parts = checkpoint.body_parts()
+            # encoded here, on the loop, like the checkpoint: the writer thread only writes bytes
+            saved = savepoint_parts(checkpoint) if savepoints else None
         except BaseException as exc:
             _fail(requested + [f for _, f in savepoints], exc)
             raise
@@ -506,7 +514,7 @@ class CheckpointCoordinator:
             self._writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="engine-checkpoint")
         # A concurrent future (not an asyncio one): `done()` is true the moment the thread finishes, even
         # while the driver runs batch after batch without yielding to the event loop.
-        write = self._writer.submit(self._write, checkpoint, parts, [p for p, _ in savepoints])
+        write = self._writer.submit(self._write, checkpoint, parts, [p for p, _ in savepoints], saved)
         self._inflight = _InFlight(checkpoint, positions, requested, savepoints, write)
         if any(getattr(node.sink, "commit_requires_barrier", False) for node in execution.sinks):
             # e.g. a Kafka transaction: what the sink receives from now on would be committed with this
@@ -514,14 +522,16 @@ class CheckpointCoordinator:
             await self._settle(execution)
         return checkpoint_id
 
-    def _write(self, checkpoint: Checkpoint, parts: list, savepoints: list[Path]) -> dict[Path, Exception]:
-        """In a worker thread: make ``checkpoint`` durable, then write the requested savepoints. Returns
-        the savepoints that failed: a failed savepoint fails its own request, not the durable checkpoint."""
+    def _write(self, checkpoint: Checkpoint, parts: list, savepoints: list[Path],
+               saved: list | None) -> dict[Path, Exception]:
+        """In a worker thread: make ``checkpoint`` durable, then write the requested savepoints (``saved``:
+        their encoded body). Returns the savepoints that failed: a failed savepoint fails its own
+        request, not the durable checkpoint."""
         self.storage.write_body(checkpoint.checkpoint_id, parts)
         failed: dict[Path, Exception] = {}
         for path in savepoints:
             try:
-                write_savepoint(path, checkpoint)
+                write_savepoint_parts(path, saved)
             except Exception as exc:  # noqa: BLE001 - reported to the savepoint's caller
                 failed[path] = exc
         return failed

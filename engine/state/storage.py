@@ -235,12 +235,23 @@ class LocalCheckpointStorage:
 
 def write_savepoint(path: str | os.PathLike, checkpoint: Checkpoint) -> Path:
     """Write ``checkpoint`` as a savepoint file at ``path`` (never rotated away)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_savepoint_parts(path, savepoint_parts(checkpoint))
+
+
+def savepoint_parts(checkpoint: Checkpoint) -> list:
+    """``checkpoint`` encoded as a savepoint (`Checkpoint.body_parts`); encode on the thread that owns the
+    state, then write with `write_savepoint_parts` anywhere."""
     savepoint = Checkpoint(
         checkpoint.checkpoint_id, checkpoint.job, checkpoint.graph, checkpoint.state, checkpoint.created, True
     )
-    write_atomically(path, savepoint.to_bytes())
+    return savepoint.body_parts()
+
+
+def write_savepoint_parts(path: str | os.PathLike, body_parts: list) -> Path:
+    """Write an encoded savepoint (`savepoint_parts`) atomically at ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(path, body_parts, sealed=True)
     return path
 
 
