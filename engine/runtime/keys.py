@@ -93,8 +93,12 @@ class KeyDomain:
 
         When most keys are still live a rebuild would free little, so only the next threshold moves.
         """
-        held = [np.asarray(h.live_key_ids(), dtype=np.int64) for h in self.holders]
-        live = np.unique(np.concatenate(held)) if held else np.empty(0, dtype=np.int64)
+        # Key ids are dense in [0, len(interner)): a mark per id finds the live ones in one pass, in
+        # order (np.unique sorts, and numpy 2.4's hashes first: 10x the time for a million keys).
+        marked = np.zeros(len(self.interner), dtype=bool)
+        for holder in self.holders:
+            marked[np.asarray(holder.live_key_ids(), dtype=np.int64)] = True
+        live = np.flatnonzero(marked).astype(np.int64, copy=False)
         if len(live) > len(self.interner) // 2:
             self._compact_at = max(self.COMPACT_MIN_KEYS, 2 * len(self.interner))
             return

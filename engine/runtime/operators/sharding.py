@@ -108,7 +108,9 @@ class ShardedOperator(Operator):
 
     def snapshot_shard(self, shard: int) -> dict[str, Any]:
         op = self.shards[shard]
-        key_ids = np.unique(np.asarray(op.live_key_ids(), dtype=np.int64))  # type: ignore[attr-defined]
+        marked = np.zeros(len(self.domain), dtype=bool)  # key ids are dense: marks, not a sort
+        marked[np.asarray(op.live_key_ids(), dtype=np.int64)] = True  # type: ignore[attr-defined]
+        key_ids = np.flatnonzero(marked).astype(np.int64, copy=False)
         return {
             "state": op.snapshot(),
             "key_ids": key_ids,
