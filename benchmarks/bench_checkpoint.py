@@ -1,9 +1,13 @@
 """Checkpoint cost with 1,000,000 live windows (issue 4).
 
-Workload: 12,000,000 events over 1,000,000 keys (every key every 1,000,000 events), event time advancing
-1 ms per 4 events, 1 h tumbling windows, watermark lag 5 s, count + sum per key and window, through the
-columnar path (ArraySource -> key_by -> window -> ArraySink). After the first million events the
-operator holds 1,000,000 live windows until the end of input.
+Workload: 48,000,000 events over 1,000,000 keys (every key every 1,000,000 events, i.e. every 250 s of
+event time), event time advancing 1 ms per 4 events (3 h 20 min in all), 1 h tumbling windows, watermark
+lag 5 s, count + sum per key and window, through the columnar path (ArraySource -> key_by -> window ->
+ArraySink). After the first million events the operator holds 1,000,000 live windows (each key's window of
+the current hour; at each hour's end they fire and the next hour's replace them) until the end of input.
+The job runs a few seconds, so the periodic checkpoints, not the final one at the end of input, make up
+most of the cost: a throughput ratio, as the issue asks. (Until 2026-11-26 the workload was the first
+12,000,000 events, a job of about one second: one periodic and the final checkpoint.)
 
 Cases (same run): the job with a checkpoint every second versus the same job without checkpoints (target:
 at most 10% slower, ratio >= 0.9). `python -m benchmarks checkpoint` also prints, for one checkpoint of
@@ -30,7 +34,7 @@ from benchmarks._harness import Case, pytest_cases, run_case_with_benchmark
 from connectors.memory import ArraySink, ArraySource
 from engine import BoundedOutOfOrderness, Dataflow, Tumbling, agg
 
-N_EVENTS = 12_000_000
+N_EVENTS = 48_000_000
 N_KEYS = 1_000_000
 HOUR = 3_600_000
 
@@ -93,11 +97,17 @@ def with_checkpoints(directory: Path) -> int:
     return len(sink)
 
 
+def _expected_windows() -> int:
+    """Every key falls in every hour of the input (a key comes back every 250 s): keys x hours."""
+    ts = _columns()["ts"]
+    return N_KEYS * int(ts[-1] // HOUR - ts[0] // HOUR + 1)
+
+
 def _same(engine_result, baseline_result) -> None:
-    assert engine_result == baseline_result == N_KEYS, (engine_result, baseline_result)
+    assert engine_result == baseline_result == _expected_windows(), (engine_result, baseline_result)
 
 
-GROUP = "12M events, 1M live windows, checkpoint every 1 s"
+GROUP = "48M events, 1M live windows, checkpoint every 1 s"
 CASES = [
     Case(GROUP, "engine", setup, with_checkpoints, repeat=5),
     Case(GROUP, "no checkpoints", setup, without_checkpoints, target=">= 0.9x (<= 10% slower)", repeat=5, check=_same),
