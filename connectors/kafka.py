@@ -46,16 +46,18 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import functools
 import logging
 import operator
 import os
+import time
 from typing import Any, AsyncIterator, Callable
 
 import msgspec
 import numpy as np
 
 from connectors.json_batches import JsonColumnDecoder, decode_lines_exactly
+from connectors.kafka_framing import framed_batches, framing_supported, values_buffer
+from engine import kernels
 from engine.batch import Batch
 from engine.errors import ConnectorError, FlowDefinitionError
 from engine.io import Sink, Source, SourceChunk
@@ -610,8 +612,10 @@ class KafkaSink(Sink):
     ``key``: a field name or callable giving the message key (encoded with ``key_format``); messages with
     the same key go to the same partition (the producer's default partitioner). ``value``: 'json'
     (default), 'bytes', 'str' or a callable record -> bytes. ``headers``: a callable record -> list of
-    ``(str, bytes)``. At-least-once by default (flushed at every checkpoint and at the end); with
-    ``transactional_id``, exactly-once through transactions committed with each checkpoint.
+    ``(str, bytes)``. ``timestamp``: each message's timestamp is the record's event time ("event", the
+    default, as Flink's and Kafka Streams' sinks write it; a window result's is its end - 1) or the time
+    it is written ("produce"). At-least-once by default (flushed at every checkpoint and at the end);
+    with ``transactional_id``, exactly-once through transactions committed with each checkpoint.
     """
 
     def __init__(
@@ -623,6 +627,7 @@ class KafkaSink(Sink):
         key_format: Any = "str",
         value: Any = "json",
         headers: Callable[[Any], list[tuple[str, bytes]]] | None = None,
+        timestamp: str = "event",
         transactional_id: str | None = None,
         producer_options: dict[str, Any] | None = None,
         contract: Any = None,
@@ -641,15 +646,23 @@ class KafkaSink(Sink):
             value = ContractSerializer(contract, registry, subject or f"{topic}-value").serialize
         self.topic = topic
         self.bootstrap_servers = resolve_bootstrap_servers(bootstrap_servers, type(self).__name__)
+        if timestamp not in ("event", "produce"):
+            raise FlowDefinitionError(f"KafkaSink timestamp= must be 'event' or 'produce', got {timestamp!r}")
+        self.timestamp = timestamp
         self._key = _field(key)
         self._encode_key = _encoder(key_format, "key_format")
         self._encode_value = _encoder(value, "value")
-        # Plain JSON values without keys or headers: a columnar batch (window results) is encoded straight
-        # from its columns, with no dict per record (see `_json_lines_of_columns`).
-        self._json_from_columns = value == "json" and key is None and headers is None
         self._headers = headers
         self.transactional_id = transactional_id
         self.producer_options = dict(producer_options or {})
+        # Without keys or headers, whole record batches are framed by a kernel (`kafka_framing`); the
+        # producer compresses only batches it builds itself, so compression keeps the per-message path.
+        self._framed = (key is None and headers is None and self.producer_options.get("compression_type") is None
+                        and framing_supported())
+        # Plain JSON values of a columnar batch (window results) are encoded straight from its columns,
+        # with no dict per record (see `_json_values_of_columns`).
+        self._json_from_columns = self._framed and value == "json"
+        self._batch_limit = int(self.producer_options.get("max_batch_size", 256 * 1024))
         self._producer = None
         self._pending: list[asyncio.Future] = []
         self._in_transaction = False
@@ -675,7 +688,7 @@ class KafkaSink(Sink):
 
         # Bigger producer batches than aiokafka's 16 KiB default: the sink writes whole micro-batches at
         # once, so fewer, fuller produce requests (still well under the brokers' 1 MiB message limit).
-        options = {"bootstrap_servers": self.bootstrap_servers, "linger_ms": 5, "max_batch_size": 256 * 1024,
+        options = {"bootstrap_servers": self.bootstrap_servers, "linger_ms": 5, "max_batch_size": self._batch_limit,
                    **self.producer_options}
         if self.transactional_id:
             options["transactional_id"] = self.transactional_id
@@ -692,38 +705,42 @@ class KafkaSink(Sink):
             self._in_transaction = True
 
     async def write(self, batch: Batch) -> None:
-        """Encode the batch's records into one producer batch per partition and send those.
+        """Encode the batch's records and hand them to the producer as whole record batches.
 
-        Building record batches directly (aiokafka's ``create_batch``/``send_batch``) avoids a future and
-        a partitioner call per message; keyed messages go to ``murmur2(key) % partitions`` exactly like
-        the Java client's (and aiokafka's) default partitioner, unkeyed ones round-robin per batch. Plain
-        JSON values of a columnar batch are encoded in one call, without building the records.
+        Messages without keys or headers go out as record batches framed by a kernel (`kafka_framing`):
+        no per-message append, and plain JSON values of a columnar batch (window results) are encoded
+        straight from the columns. Each producer batch goes to the next partition in turn (unkeyed
+        messages have no partition of their own). Keyed messages go to ``murmur2(key) % partitions``
+        exactly like the Java client's (and aiokafka's) default partitioner, through one producer batch
+        per partition. Either way no future or partitioner call per message.
         """
         await self._begin()
         if not len(batch):
             return
         partitions = await self._partitions()
-        values = _json_lines_of_columns(batch) if self._json_from_columns and not batch.has_records else None
-        if values is not None:
-            await self._send_unkeyed(values, partitions[self._round_robin % len(partitions)])
+        timestamps = self._timestamps(batch)
+        if self._framed:
+            encoded = _json_values_of_columns(batch) if self._json_from_columns and not batch.has_records else None
+            if encoded is None:
+                encoded = values_buffer([self._encode_value(record) for record in batch.records])
+            for framed in framed_batches(*encoded, timestamps, self._batch_limit, bool(self.transactional_id)):
+                self._pending.append(await self._send_batch(framed, partitions[self._round_robin % len(partitions)]))
+                self._round_robin += 1
         else:
-            await self._send_records(batch.records, partitions)
-        self._round_robin += 1
+            await self._send_records(batch.records, timestamps.tolist(), partitions)
+            self._round_robin += 1
         if len(self._pending) >= 64:
             await self._flush()
 
-    async def _send_unkeyed(self, values: list[bytes], partition: int) -> None:
-        """Send encoded values without keys or headers to ``partition``, in as few batches as fit."""
-        producer = self._producer
-        builder = producer.create_batch()
-        for value in values:
-            if builder.append(timestamp=None, key=None, value=value, headers=_NO_HEADERS) is None:
-                self._pending.append(await self._send_batch(builder, partition))
-                builder = producer.create_batch()
-                if builder.append(timestamp=None, key=None, value=value, headers=_NO_HEADERS) is None:
-                    raise ConnectorError(f"{self.describe()}: a record of {len(value)} bytes exceeds the batch size")
-        if builder.record_count():
-            self._pending.append(await self._send_batch(builder, partition))
+    def _timestamps(self, batch: Batch) -> np.ndarray:
+        """The messages' timestamps (ms): each record's event time, as Flink's and Kafka Streams' sinks
+        write it (a window result's is its end - 1), or with ``timestamp="produce"`` the time of writing.
+        Kafka timestamps cannot be negative: event times before 1970 are written as the time of writing."""
+        now = int(time.time() * 1000)
+        if self.timestamp == "produce":
+            return np.full(len(batch), now, dtype=np.int64)
+        ts = batch.ts
+        return np.where(ts < 0, now, ts) if len(ts) and int(ts.min()) < 0 else ts
 
     async def _send_batch(self, builder: Any, partition: int) -> asyncio.Future:
         """Hand a filled producer batch to aiokafka, closed: an open batch lingers ``linger_ms`` for more
@@ -732,11 +749,11 @@ class KafkaSink(Sink):
         builder.close()
         return await self._producer.send_batch(builder, self.topic, partition=partition)
 
-    async def _send_records(self, records: list, partitions: list[int]) -> None:
+    async def _send_records(self, records: list, timestamps: list[int], partitions: list[int]) -> None:
         producer = self._producer
         builders: dict[int, Any] = {}
         key_of, encode_key, encode_value, headers_of = self._key, self._encode_key, self._encode_value, self._headers
-        for record in records:
+        for record, timestamp in zip(records, timestamps):
             key = encode_key(key_of(record)) if key_of is not None else None
             value = encode_value(record)
             headers = list(headers_of(record)) if headers_of is not None else []
@@ -747,11 +764,10 @@ class KafkaSink(Sink):
             builder = builders.get(partition)
             if builder is None:
                 builder = builders[partition] = producer.create_batch()
-            if builder.append(timestamp=None, key=key, value=value, headers=headers) is None:
+            if builder.append(timestamp=timestamp, key=key, value=value, headers=headers) is None:
                 self._pending.append(await self._send_batch(builder, partition))
                 builder = builders[partition] = producer.create_batch()
-                if builder.append(timestamp=None, key=key, value=value, headers=headers) is None:
-                    raise ConnectorError(f"{self.describe()}: a record of {len(value)} bytes exceeds the batch size")
+                builder.append(timestamp=timestamp, key=key, value=value, headers=headers)  # an empty batch takes any record
         for partition, builder in builders.items():
             if builder.record_count():
                 self._pending.append(await self._send_batch(builder, partition))
@@ -793,33 +809,39 @@ class KafkaSink(Sink):
             await producer.stop()
 
 
-_NO_HEADERS: list = []  # shared by every unheaded message; aiokafka only reads it
-_JSON_LINES = msgspec.json.Encoder()
+_JSON = msgspec.json.Encoder()
 
 
-@functools.lru_cache(maxsize=64)
-def _row_type(names: tuple[str, ...]) -> type:
-    """A msgspec Struct whose JSON form is the dict ``{names[0]: v0, ...}``: same keys, same order.
-
-    Attributes are f0, f1, ... renamed to ``names``, so any column name works. ``gc=False``: a row lives
-    for one encode call and is referenced by nothing that could form a cycle.
-    """
-    fields = [(f"f{i}", Any) for i in range(len(names))]
-    return msgspec.defstruct("ColumnsRow", fields, rename={f"f{i}": name for i, name in enumerate(names)}, gc=False)
-
-
-def _json_lines_of_columns(batch: Batch) -> list[bytes] | None:
-    """The JSON encoding of each record of a columnar batch, exactly as ``encode(record)`` of the dicts
-    `Batch.records` would build, but with one encode call and no dicts; ``None`` when the column names
-    are not all strings (the records path handles those)."""
+def _json_values_of_columns(batch: Batch) -> tuple[bytes, np.ndarray] | None:
+    """The JSON encoding of each record of a columnar batch as ``(buffer, offsets)`` (see
+    `kafka_framing.values_buffer`), byte for byte what ``encode(record)`` gives for the dicts
+    `Batch.records` would build, in one kernel call without them; ``None`` when a column name is not a
+    str or a column holds values the kernel does not encode (the records path handles those)."""
     names = tuple(batch.columns)
     if not names or not all(isinstance(name, str) for name in names):
         return None
-    lists = [column.tolist() for column in batch.columns.values()]
-    lines = _JSON_LINES.encode_lines(list(map(_row_type(names), *lists)))
-    values = lines.split(b"\n")
-    values.pop()  # encode_lines ends every value with a newline (never inside one: JSON escapes it)
-    return values
+    columns = []
+    for column in batch.columns.values():
+        column = _json_row_column(column)
+        if column is None:
+            return None
+        columns.append(column)
+    return kernels.json_object_rows([_JSON.encode(name) for name in names], columns)
+
+
+def _json_row_column(column: np.ndarray) -> np.ndarray | None:
+    """``column`` as one of the dtypes `json_object_rows` takes, with the values ``tolist`` would give;
+    ``None`` for anything else (datetimes, fixed-width strings, uint64, 2-D)."""
+    if column.ndim != 1:
+        return None
+    if column.dtype in (np.int64, np.float64, np.bool_, np.object_):
+        return column
+    kind = column.dtype.kind
+    if kind == "i" or (kind == "u" and column.dtype.itemsize < 8):
+        return column.astype(np.int64)
+    if kind == "f" and column.dtype.itemsize < 8:
+        return column.astype(np.float64)  # a float32's value as a Python float, as tolist gives it
+    return None
 
 
 class KafkaDeadLetterSink(KafkaSink):

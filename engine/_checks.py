@@ -516,3 +516,56 @@ def flat_json_arguments(records: object, fields: object, columns: object, status
     if not status.flags.c_contiguous or not status.flags.writeable:
         raise ValueError("status must be C-contiguous and writeable")
     return records, plan, out_columns, status
+
+
+# ---- JSON rows and Kafka record framing ------------------------------------------------------------
+JSON_ROW_KINDS = {"i": 0, "f": 1, "b": 2, "O": 3}  # int64, float64, bool, object columns
+
+
+def json_rows_arguments(keys: object, columns: object) -> tuple[list[bytes], list[np.ndarray], list[int], int]:
+    """Check the arguments of `json_object_rows`: as many keys (bytes, each a quoted JSON string) as
+    columns, every column 1-D int64, float64, bool or object and of one length. Returns the keys, the
+    columns as C-contiguous arrays, their kind codes and the row count."""
+    keys = list(keys)
+    columns = list(columns)
+    if len(keys) != len(columns):
+        raise ValueError(f"json_object_rows needs one key per column, got {len(keys)} keys and {len(columns)} columns")
+    for key in keys:
+        if type(key) is not bytes or len(key) < 2 or key[:1] != b'"' or key[-1:] != b'"':
+            raise TypeError(f"each key must be the JSON encoding of a column name (bytes like b'\"name\"'), got {key!r}")
+    arrays, kinds = [], []
+    for k, column in enumerate(columns):
+        arr = column if isinstance(column, np.ndarray) else np.asarray(column)
+        if arr.ndim != 1:
+            raise ValueError(f"column {k} must be a 1-D array, got shape {arr.shape}")
+        if arr.dtype not in (np.int64, np.float64, np.bool_, np.object_):
+            raise TypeError(f"column {k} must be an int64, float64, bool or object array, got dtype {arr.dtype}")
+        arrays.append(np.ascontiguousarray(arr))
+        kinds.append(JSON_ROW_KINDS[arr.dtype.kind])
+    n = same_length(**{f"column {k}": arr for k, arr in enumerate(arrays)}) if arrays else 0
+    return keys, arrays, kinds, n
+
+
+def kafka_records_arguments(values: object, offsets: object, timestamps: object, limit: object
+                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Check the arguments of `kafka_record_batches`: ``values`` bytes (or a 1-D uint8 array), ``offsets``
+    n + 1 non-decreasing int64 positions into it from 0 to its end, ``timestamps`` n int64 milliseconds
+    >= 0 and a positive ``limit``."""
+    if isinstance(values, (bytes, bytearray, memoryview)):
+        values = np.frombuffer(values, dtype=np.uint8)
+    buf = values if isinstance(values, np.ndarray) else np.asarray(values)
+    if buf.ndim != 1 or buf.dtype != np.uint8:
+        raise TypeError(f"values must be bytes or a 1-D uint8 array, got {getattr(buf, 'dtype', type(values))}")
+    off = int64_column("offsets", offsets)
+    ts = int64_column("timestamps", timestamps)
+    n = len(ts)
+    if len(off) != n + 1:
+        raise ValueError(f"offsets must hold one position more than timestamps ({n + 1}), got {len(off)}")
+    if off[0] != 0 or off[-1] != len(buf) or (n and bool((np.diff(off) < 0).any())):
+        raise ValueError(f"offsets must rise from 0 to len(values) ({len(buf)}) without going back")
+    if n and int(ts.min()) < 0:
+        raise ValueError(f"timestamps must be >= 0 (Kafka CreateTime), got {int(ts.min())}")
+    limit = integer("limit", limit)
+    if limit <= 0:
+        raise ValueError(f"limit must be positive, got {limit}")
+    return np.ascontiguousarray(buf), off, ts, limit

@@ -252,3 +252,23 @@ def scan_flat_json(
     failure, items that are not ``bytes``) is ``FLAT_SLOW`` and is never explained: the caller decodes
     such records with msgspec to get the values or the error.
     """
+
+# --- JSON rows and Kafka record framing (sinks) ---------------------------------------------------------
+
+def json_object_rows(keys: Sequence[bytes], columns: Sequence[NDArray]) -> tuple[bytes, I64] | None:
+    """Encode row ``i`` of ``columns`` as the JSON object ``{keys[0]: columns[0][i], ...}``.
+
+    ``keys[k]`` is the JSON encoding of column ``k``'s name (``b'"user"'``); columns are 1-D int64,
+    float64, bool or object arrays of one length ``n``. Returns ``(buffer, offsets)`` with row ``i`` at
+    ``buffer[offsets[i]:offsets[i + 1]]``, byte for byte ``msgspec.json.encode`` of the row's dict;
+    ``None`` when an object column holds anything but None, bool, int in int64 range, float or str.
+    """
+
+def kafka_record_batches(values: bytes | NDArray[np.uint8], offsets: I64, timestamps: I64,
+                         limit: int) -> tuple[list[bytes], I64]:
+    """The values framed as the records sections of consecutive Kafka v2 record batches of at most
+    ``limit`` bytes each (61-byte header included; a batch always takes one value). Value ``i`` is
+    ``values[offsets[i]:offsets[i + 1]]`` with timestamp ``timestamps[i]`` (ms, >= 0); records have a
+    null key, no headers, offset and timestamp deltas from the batch's first. Returns the sections and
+    ``bounds`` (batch ``b`` holds values ``bounds[b]:bounds[b + 1]``).
+    """

@@ -43,6 +43,8 @@ __all__ = [
     "WindowAggTable",
     "combine_watermarks",
     "dfa_reject_lines",
+    "json_object_rows",
+    "kafka_record_batches",
     "late_mask",
     "scan_flat_json",
     "sliding_windows",
@@ -995,3 +997,68 @@ def scan_flat_json(records, fields, columns, status, allow_unknown=False):
             columns[k][accepted] = value  # the k-th accepted record fills row k
         accepted += 1
     return accepted
+
+
+# ---- JSON rows ----------------------------------------------------------------------------------------
+
+def _json_row_value_supported(value) -> bool:
+    if value is None or type(value) in (bool, float, str):
+        return True
+    return type(value) is int and INT64_MIN <= value <= INT64_MAX
+
+
+def json_object_rows(keys, columns):
+    import msgspec
+
+    keys, arrays, _, n = _checks.json_rows_arguments(keys, columns)
+    lists = [arr.tolist() for arr in arrays]
+    rows = []
+    for i in range(n):
+        parts = []
+        for key, values in zip(keys, lists):
+            value = values[i]
+            if not _json_row_value_supported(value):
+                return None
+            parts.append(key + b":" + msgspec.json.encode(value))
+        rows.append(b"{" + b",".join(parts) + b"}")
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    offsets[1:] = np.cumsum([len(row) for row in rows], dtype=np.int64)
+    return b"".join(rows), offsets
+
+
+# ---- Kafka record framing -------------------------------------------------------------------------------
+
+_KAFKA_BATCH_HEADER = 61
+
+
+def _zigzag_varint(value: int) -> bytes:
+    z = (value << 1) ^ (value >> 63)
+    out = bytearray()
+    while z >= 0x80:
+        out.append((z & 0x7F) | 0x80)
+        z >>= 7
+    out.append(z)
+    return bytes(out)
+
+
+def kafka_record_batches(values, offsets, timestamps, limit):
+    buf, off, ts, limit = _checks.kafka_records_arguments(values, offsets, timestamps, limit)
+    data = buf.tobytes()
+    sections, bounds = [], [0]
+    first = 0
+    while first < len(ts):
+        records, size, i = [], _KAFKA_BATCH_HEADER, first
+        while i < len(ts):
+            value = data[off[i]:off[i + 1]]
+            body = (b"\x00" + _zigzag_varint(int(ts[i] - ts[first])) + _zigzag_varint(i - first)
+                    + _zigzag_varint(-1) + _zigzag_varint(len(value)) + value + _zigzag_varint(0))
+            record = _zigzag_varint(len(body)) + body
+            if size + len(record) > limit and i > first:
+                break
+            size += len(record)
+            records.append(record)
+            i += 1
+        sections.append(b"".join(records))
+        bounds.append(i)
+        first = i
+    return sections, np.array(bounds, dtype=np.int64)

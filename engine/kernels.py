@@ -41,6 +41,8 @@ late_mask = _impl.late_mask
 combine_watermarks = _impl.combine_watermarks
 dfa_reject_lines = _impl.dfa_reject_lines
 scan_flat_json = _impl.scan_flat_json
+json_object_rows = _impl.json_object_rows
+kafka_record_batches = _impl.kafka_record_batches
 
 WatermarkTracker = _impl.WatermarkTracker
 KeyInterner = _impl.KeyInterner
@@ -75,6 +77,8 @@ __all__ = [
     "WindowAggTable",
     "combine_watermarks",
     "dfa_reject_lines",
+    "json_object_rows",
+    "kafka_record_batches",
     "late_mask",
     "scan_flat_json",
     "sliding_windows",

@@ -10,8 +10,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connectors.json_batches import JsonColumnDecoder, decode_lines_exactly
-from connectors.kafka import _json_lines_of_columns
-from engine.batch import Batch, columns_to_records
 
 ANY = msgspec.json.Decoder()
 
@@ -116,27 +114,6 @@ def test_field_names_need_not_be_identifiers():
     decoder = JsonColumnDecoder({"user id": "key", "class": "number"})
     columns = decoder.decode([b'{"user id":"a","class":2}'])
     assert columns["user id"].tolist() == ["a"] and columns["class"].tolist() == [2]
-
-
-@settings(max_examples=150, deadline=None)
-@given(
-    st.lists(
-        st.tuples(st.one_of(st.integers(-(2**62), 2**62), st.text(max_size=4)), st.integers(-(2**62), 2**62),
-                  st.floats(allow_nan=True, allow_infinity=False)),
-        min_size=1, max_size=20,
-    )
-)
-def test_columns_encode_exactly_like_the_records_they_stand_for(rows):
-    keys = [k for k, _, _ in rows]
-    key_column = np.array(keys, dtype=np.int64) if all(isinstance(k, int) for k in keys) else np.array(keys, dtype=object)
-    columns = {
-        "key": key_column,
-        "start": np.array([s for _, s, _ in rows], dtype=np.int64),
-        "mean": np.array([m for _, _, m in rows], dtype=np.float64),
-    }
-    batch = Batch(columns["start"], columns["start"], columns=columns)
-    encode = msgspec.json.Encoder().encode
-    assert _json_lines_of_columns(batch) == [encode(r) for r in columns_to_records(columns)]
 
 
 def test_ints_beyond_int64_stay_exact_keys_and_send_numbers_to_the_records_path():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 
 import msgspec
 import pytest
@@ -68,6 +69,41 @@ async def test_topic_to_windows_to_topic(bootstrap_servers, topic_factory):
     )
     assert got == expected
     assert all(m.key == msgspec.json.decode(m.value)["key"].encode() for m in messages)
+    # A result's message timestamp is its event time, the window's end - 1 (as Flink and Kafka Streams write it)
+    assert all(m.timestamp == msgspec.json.decode(m.value)["end"] - 1 for m in messages)
+
+
+@pytest.mark.parametrize("timestamp", ["event", "produce"])
+async def test_unkeyed_results_go_out_as_whole_batches_with_their_timestamps(bootstrap_servers, topic_factory, timestamp):
+    # No key and no headers: the sink frames whole record batches (connectors.kafka_framing), several per
+    # write with a small max_batch_size, spread over the output partitions.
+    source_topic, out_topic = await topic_factory(), await topic_factory(partitions=3)
+    records = random_clicks(seed=random.randrange(10**6), n=600)
+    await produce_json(bootstrap_servers, source_topic, records)
+    flow = Dataflow("kafka-framed")
+    (
+        flow.source(KafkaSource(source_topic, bootstrap_servers, bounded=True, batch_size=600), timestamp="ts",
+                    watermark=BoundedOutOfOrderness(300))
+        .key_by("user")
+        .window(Tumbling(50))
+        .aggregate(count=agg.count(), total=agg.sum("amount"))
+        .sink(sink := KafkaSink(out_topic, bootstrap_servers, timestamp=timestamp,
+                                producer_options={"max_batch_size": 1024}))
+    )
+    assert sink._framed
+    before = time.time() * 1000
+    await asyncio.wait_for(flow.run_async(), timeout=60)
+    after = time.time() * 1000
+
+    expected = expected_tumbling_counts(records, 50, 300)
+    messages = await consume_all(bootstrap_servers, out_topic, expected=len(expected))
+    values = [msgspec.json.decode(m.value) for m in messages]
+    assert sorted((r["key"], r["start"], r["end"], r["count"], r["total"]) for r in values) == expected
+    assert len({m.partition for m in messages}) == 3 and all(m.key is None and not m.headers for m in messages)
+    if timestamp == "event":
+        assert all(m.timestamp == r["end"] - 1 for m, r in zip(messages, values))
+    else:
+        assert all(before - 1 <= m.timestamp <= after + 1 for m in messages)
 
 
 async def test_event_time_defaults_to_the_kafka_record_timestamp(bootstrap_servers, topic_factory):

@@ -1,0 +1,274 @@
+# JSON objects encoded from columns: the rows of a columnar batch (window results) as message values,
+# written into one buffer without a Python object per row.
+#
+# The bytes are exactly msgspec's encoding of the dict ``{name: value, ...}`` of each row, so a sink may
+# take either path for any batch. Integers and bools are written directly; floats through CPython's
+# shortest round-trip repr, rewritten to msgspec's layout (exponent without "+" or leading zeros,
+# fixed notation for decimal exponents -5..15, non-finite as null); strings as UTF-8 with JSON's escapes.
+
+from cpython.long cimport PyLong_AsLongLongAndOverflow
+from cpython.ref cimport PyObject
+from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.mem cimport PyMem_Free
+from libc.stdlib cimport realloc
+from libc.stdint cimport uint32_t
+from libc.string cimport strlen
+
+cdef extern from "Python.h":
+    char* PyOS_double_to_string(double val, char format_code, int precision, int flags, int* ptype) except NULL
+    int Py_DTSF_ADD_DOT_0
+    const char* PyUnicode_AsUTF8AndSize(object unicode, Py_ssize_t* size) except NULL
+    bint PyLong_CheckExact(object o)
+    bint PyFloat_CheckExact(object o)
+    bint PyUnicode_CheckExact(object o)
+    double PyFloat_AS_DOUBLE(object o)
+
+cdef enum:
+    _JR_INT = 0
+    _JR_FLOAT = 1
+    _JR_BOOL = 2
+    _JR_OBJECT = 3
+
+cdef const char* _JR_HEX = b"0123456789abcdef"
+cdef const char* _JR_DIGITS = b"00010203040506070809101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899"
+
+
+cdef struct _JsonOut:
+    char* data
+    Py_ssize_t size
+    Py_ssize_t cap
+
+
+cdef int _jr_reserve(_JsonOut* out, Py_ssize_t extra) except -1:
+    cdef Py_ssize_t cap = out.cap
+    cdef char* data
+    if out.size + extra <= cap:
+        return 0
+    while cap < out.size + extra:
+        cap = cap * 2 if cap else 4096
+    data = <char*>realloc(out.data, cap)
+    if data == NULL:
+        raise MemoryError()
+    out.data = data
+    out.cap = cap
+    return 0
+
+
+cdef inline void _jr_put(_JsonOut* out, const char* s, Py_ssize_t n) noexcept:
+    memcpy(out.data + out.size, s, n)
+    out.size += n
+
+
+cdef inline void _jr_int(_JsonOut* out, int64_t v) noexcept:
+    """Decimal digits of ``v`` (room for 20 bytes reserved by the caller): two digits per table lookup,
+    eight-digit chunks in 32-bit arithmetic (a 64-bit division per digit would be most of the cost)."""
+    cdef char tmp[24]
+    cdef char* p = tmp + 24
+    cdef uint64_t u
+    cdef uint32_t lo, d
+    cdef int j
+    if v < 0:
+        out.data[out.size] = b'-'
+        out.size += 1
+        u = <uint64_t>0 - <uint64_t>v
+    else:
+        u = <uint64_t>v
+    while u >= 100000000:
+        lo = <uint32_t>(u % 100000000)
+        u //= 100000000
+        for j in range(4):
+            d = lo % 100
+            lo //= 100
+            p -= 2
+            memcpy(p, _JR_DIGITS + 2 * d, 2)
+    lo = <uint32_t>u
+    while lo >= 100:
+        d = lo % 100
+        lo //= 100
+        p -= 2
+        memcpy(p, _JR_DIGITS + 2 * d, 2)
+    if lo >= 10:
+        p -= 2
+        memcpy(p, _JR_DIGITS + 2 * lo, 2)
+    else:
+        p -= 1
+        p[0] = <char>(48 + lo)
+    _jr_put(out, p, tmp + 24 - p)
+
+
+cdef int _jr_float(_JsonOut* out, double v) except -1:
+    """msgspec's JSON of a float (room for 32 bytes reserved by the caller)."""
+    cdef char* r
+    cdef Py_ssize_t i, n, e_at = -1
+    cdef int exponent = 0
+    cdef bint negative_exponent
+    if not isfinite(v):
+        _jr_put(out, b"null", 4)
+        return 0
+    r = PyOS_double_to_string(v, b'r', 0, Py_DTSF_ADD_DOT_0, NULL)
+    n = <Py_ssize_t>strlen(r)
+    for i in range(n):
+        if r[i] == b'e':
+            e_at = i
+            break
+    if e_at < 0:  # fixed notation, the same in both
+        _jr_put(out, r, n)
+        PyMem_Free(r)
+        return 0
+    negative_exponent = r[e_at + 1] == b'-'
+    for i in range(e_at + 2, n):
+        exponent = exponent * 10 + (r[i] - 48)
+    if negative_exponent and exponent == 5:
+        # repr switches to an exponent below 1e-4, msgspec below 1e-5: "d.ddde-05" -> "0.0000dddd"
+        i = 0
+        if r[0] == b'-':
+            _jr_put(out, b"-", 1)
+            i = 1
+        _jr_put(out, b"0.0000", 6)
+        while i < e_at:
+            if r[i] != b'.':
+                out.data[out.size] = r[i]
+                out.size += 1
+            i += 1
+    else:
+        _jr_put(out, r, e_at + 1)
+        if negative_exponent:
+            _jr_put(out, b"-", 1)
+        _jr_int(out, exponent)
+    PyMem_Free(r)
+    return 0
+
+
+cdef int _jr_string(_JsonOut* out, object value) except -1:
+    """A str as a JSON string: UTF-8, with ``"``, ``\\`` and control characters escaped as msgspec does."""
+    cdef Py_ssize_t n, i
+    cdef const char* s = PyUnicode_AsUTF8AndSize(value, &n)  # raises for lone surrogates
+    cdef unsigned char c
+    _jr_reserve(out, 6 * n + 2)
+    out.data[out.size] = b'"'
+    out.size += 1
+    for i in range(n):
+        c = <unsigned char>s[i]
+        if c >= 32 and c != 34 and c != 92:
+            out.data[out.size] = <char>c
+            out.size += 1
+        elif c == 34:
+            _jr_put(out, b'\\"', 2)
+        elif c == 92:
+            _jr_put(out, b"\\\\", 2)
+        elif c == 8:
+            _jr_put(out, b"\\b", 2)
+        elif c == 9:
+            _jr_put(out, b"\\t", 2)
+        elif c == 10:
+            _jr_put(out, b"\\n", 2)
+        elif c == 12:
+            _jr_put(out, b"\\f", 2)
+        elif c == 13:
+            _jr_put(out, b"\\r", 2)
+        else:
+            _jr_put(out, b"\\u00", 4)
+            out.data[out.size] = _JR_HEX[c >> 4]
+            out.data[out.size + 1] = _JR_HEX[c & 15]
+            out.size += 2
+    out.data[out.size] = b'"'
+    out.size += 1
+    return 0
+
+
+cdef int _jr_object(_JsonOut* out, object value) except -2:
+    """Write ``value`` (None, bool, int in int64 range, float or str, exact types); 1 when it is none
+    of those (nothing written), else 0."""
+    cdef int overflow = 0
+    cdef long long iv
+    if value is None:
+        _jr_put(out, b"null", 4)
+    elif value is True:
+        _jr_put(out, b"true", 4)
+    elif value is False:
+        _jr_put(out, b"false", 5)
+    elif PyLong_CheckExact(value):
+        iv = PyLong_AsLongLongAndOverflow(value, &overflow)
+        if overflow:
+            return 1
+        _jr_int(out, iv)
+    elif PyFloat_CheckExact(value):
+        _jr_float(out, PyFloat_AS_DOUBLE(value))
+    elif PyUnicode_CheckExact(value):
+        _jr_string(out, value)
+    else:
+        return 1
+    return 0
+
+
+def json_object_rows(keys, columns):
+    """Encode row ``i`` of ``columns`` as the JSON object ``{keys[0]: columns[0][i], ...}``.
+
+    ``keys[k]`` is the JSON encoding of column ``k``'s name (a quoted JSON string, e.g. ``b'"user"'``);
+    ``columns[k]`` is a 1-D int64, float64, bool or object array, all of one length ``n``. Returns
+    ``(buffer, offsets)``: row ``i`` is ``buffer[offsets[i]:offsets[i + 1]]`` (int64 ``offsets`` of
+    length ``n + 1``), byte for byte what ``msgspec.json.encode`` gives for the row's dict. Returns
+    ``None`` when an object column holds something other than None, bool, an int in int64 range, a
+    float or a str (exact types); the caller then encodes those rows another way. A str that is not
+    valid Unicode (a lone surrogate) raises UnicodeEncodeError, as msgspec does.
+    """
+    keys_t, arrays, kinds_l, n = _checks.json_rows_arguments(keys, columns)
+    cdef Py_ssize_t n_rows = n, n_cols = len(arrays), i, k
+    cdef Py_ssize_t key_total = 0
+    offsets = np.empty(n_rows + 1, dtype=np.int64)
+    cdef int64_t[::1] off = offsets
+    cdef vector[const char*] key_data
+    cdef vector[Py_ssize_t] key_len
+    cdef vector[int] kinds
+    cdef vector[void*] data
+    cdef _JsonOut out
+    cdef bint unsupported = False
+    for k in range(n_cols):
+        key_data.push_back(PyBytes_AS_STRING(keys_t[k]))
+        key_len.push_back(PyBytes_GET_SIZE(keys_t[k]))
+        key_total += PyBytes_GET_SIZE(keys_t[k])
+        kinds.push_back(kinds_l[k])
+        data.push_back(cnp.PyArray_DATA(arrays[k]))
+    # Fixed-width values take at most 32 bytes; strings reserve their own room.
+    cdef Py_ssize_t row_room = 2 + key_total + n_cols * 33
+    out.data = NULL
+    out.size = 0
+    out.cap = 0
+    try:
+        _jr_reserve(&out, n_rows * (row_room // 2) + 64)
+        off[0] = 0
+        for i in range(n_rows):
+            _jr_reserve(&out, row_room)
+            out.data[out.size] = b'{'
+            out.size += 1
+            for k in range(n_cols):
+                if k:
+                    out.data[out.size] = b','
+                    out.size += 1
+                _jr_put(&out, key_data[k], key_len[k])
+                out.data[out.size] = b':'
+                out.size += 1
+                if kinds[k] == _JR_INT:
+                    _jr_int(&out, (<int64_t*>data[k])[i])
+                elif kinds[k] == _JR_FLOAT:
+                    _jr_float(&out, (<double*>data[k])[i])
+                elif kinds[k] == _JR_BOOL:
+                    if (<uint8_t*>data[k])[i]:
+                        _jr_put(&out, b"true", 4)
+                    else:
+                        _jr_put(&out, b"false", 5)
+                else:
+                    if _jr_object(&out, <object>((<PyObject**>data[k])[i])):
+                        unsupported = True
+                        break
+                    _jr_reserve(&out, row_room)  # a string may have used the room of the rest of the row
+            if unsupported:
+                break
+            out.data[out.size] = b'}'
+            out.size += 1
+            off[i + 1] = out.size
+        if unsupported:
+            return None
+        return PyBytes_FromStringAndSize(out.data, out.size), offsets
+    finally:
+        free(out.data)

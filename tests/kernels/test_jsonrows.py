@@ -1,0 +1,215 @@
+"""`json_object_rows` and `kafka_record_batches`: the compiled kernels against msgspec, aiokafka's record
+batch builder and their pure-Python twins, and argument checks."""
+
+from __future__ import annotations
+
+import math
+
+import msgspec
+import numpy as np
+import pytest
+from aiokafka.record.default_records import DefaultRecordBatchBuilder, DefaultRecordBatch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engine import _core, _reference
+
+IMPLS = [_core, _reference]
+IDS = ["compiled", "twin"]
+ENCODE = msgspec.json.Encoder().encode
+
+
+def rows_of(buffer: bytes, offsets: np.ndarray) -> list[bytes]:
+    return [buffer[offsets[i]:offsets[i + 1]] for i in range(len(offsets) - 1)]
+
+
+def expected_rows(names: list[str], columns: list[np.ndarray]) -> list[bytes]:
+    lists = [column.tolist() for column in columns]
+    return [ENCODE(dict(zip(names, row))) for row in zip(*lists)] if lists else []
+
+
+def encode_rows(impl, names, columns):
+    return impl.json_object_rows([ENCODE(name) for name in names], columns)
+
+
+# ---- json_object_rows ----------------------------------------------------------------------------------
+
+EDGE_FLOATS = [0.0, -0.0, 1.0, -1.5, 0.1, 1e-4, 1e-5, 1.5e-5, 9.99e-6, 1e-6, 123e-9, 1e15, 1e16, 1.2e16,
+               9999999999999998.0, 5e-324, 2.2250738585072014e-308, 1.7976931348623157e308, math.nan, math.inf,
+               -math.inf, 12345.678, -2.143196414516384e-05]
+EDGE_INTS = [0, -1, 9, 10, 99, 100, -100, 10**8 - 1, 10**8, 10**16, -(10**17) + 1, 2**63 - 1, -(2**63)]
+
+
+@pytest.mark.parametrize("impl", IMPLS, ids=IDS)
+def test_fixed_width_columns_encode_like_msgspec(impl):
+    ints = np.array(EDGE_INTS, dtype=np.int64)
+    floats = np.resize(np.array(EDGE_FLOATS), len(ints))
+    flags = np.arange(len(ints)) % 2 == 0
+    names = ["key", "mean", "ok"]
+    buffer, offsets = encode_rows(impl, names, [ints, floats, flags])
+    assert offsets.dtype == np.int64 and offsets[0] == 0 and offsets[-1] == len(buffer)
+    assert rows_of(buffer, offsets) == expected_rows(names, [ints, floats, flags])
+
+
+@pytest.mark.parametrize("impl", IMPLS, ids=IDS)
+def test_every_float_layout_matches_msgspec(impl):
+    seed = 20261126
+    print("seed", seed)
+    rng = np.random.default_rng(seed)
+    floats = np.concatenate([
+        rng.integers(0, 2**64, 20_000, dtype=np.uint64).view(np.float64),  # any bit pattern
+        rng.random(20_000) * 10.0 ** rng.integers(-30, 30, 20_000),
+        10.0 ** np.arange(-320, 309, dtype=np.float64),
+        np.array(EDGE_FLOATS),
+    ])
+    buffer, offsets = encode_rows(impl, ["x"], [floats])
+    assert rows_of(buffer, offsets) == expected_rows(["x"], [floats])
+
+
+object_values = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**63), 2**63 - 1), st.floats(), st.text(max_size=6),
+    st.sampled_from(["", '"', "\\", "\n\t\r\b\f", "\x00\x1f\x7f", "\u00e9\u2028\U0001f600", "a\"b\\c"]),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(object_values, st.integers(-(2**63), 2**63 - 1), object_values), max_size=12))
+def test_object_columns_encode_like_msgspec_in_both_implementations(rows):
+    a = np.empty(len(rows), dtype=object)
+    a[:] = [r[0] for r in rows]
+    c = np.empty(len(rows), dtype=object)
+    c[:] = [r[2] for r in rows]
+    columns = [a, np.array([r[1] for r in rows], dtype=np.int64), c]
+    names = ["a", "b c", "\u00e9\"x"]
+    expected = expected_rows(names, columns)
+    for impl in IMPLS:
+        buffer, offsets = encode_rows(impl, names, columns)
+        assert len(offsets) == len(rows) + 1
+        assert rows_of(buffer, offsets) == expected
+
+
+@pytest.mark.parametrize("impl", IMPLS, ids=IDS)
+@pytest.mark.parametrize("odd", [2**63, -(2**63) - 1, 10**30, 1.5j, (1, 2), b"raw", np.int64(3), object()],
+                         ids=repr)
+def test_values_the_kernel_does_not_encode_return_none(impl, odd):
+    column = np.empty(3, dtype=object)
+    column[:] = ["x", odd, "y"]
+    assert encode_rows(impl, ["n", "v"], [np.arange(3, dtype=np.int64), column]) is None
+
+
+@pytest.mark.parametrize("impl", IMPLS, ids=IDS)
+def test_lone_surrogates_raise_like_msgspec(impl):
+    column = np.array(["ok", "\ud800"], dtype=object)
+    with pytest.raises(UnicodeEncodeError):
+        msgspec.json.encode("\ud800")
+    with pytest.raises(UnicodeEncodeError):
+        encode_rows(impl, ["v"], [column])
+
+
+@pytest.mark.parametrize("impl", IMPLS, ids=IDS)
+def test_no_rows_and_no_columns(impl):
+    buffer, offsets = encode_rows(impl, ["a"], [np.empty(0, dtype=np.int64)])
+    assert buffer == b"" and offsets.tolist() == [0]
+    buffer, offsets = impl.json_object_rows([], [])
+    assert buffer == b"" and offsets.tolist() == [0]
+
+
+@pytest.mark.parametrize("impl", IMPLS, ids=IDS)
+def test_long_strings_grow_the_buffer(impl):
+    column = np.array(["\n" * 10_000, "x" * 100_000, ""], dtype=object)
+    buffer, offsets = encode_rows(impl, ["s", "n"], [column, np.arange(3, dtype=np.int64)])
+    assert rows_of(buffer, offsets) == expected_rows(["s", "n"], [column, np.arange(3, dtype=np.int64)])
+
+
+@pytest.mark.parametrize("impl", IMPLS, ids=IDS)
+def test_json_rows_argument_checks(impl):
+    ints = np.arange(3, dtype=np.int64)
+    with pytest.raises(ValueError, match="one key per column"):
+        impl.json_object_rows([b'"a"'], [ints, ints])
+    with pytest.raises(TypeError, match="JSON encoding of a column name"):
+        impl.json_object_rows(["a"], [ints])
+    with pytest.raises(TypeError, match="int64, float64, bool or object"):
+        impl.json_object_rows([b'"a"'], [ints.astype(np.int32)])
+    with pytest.raises(ValueError, match="1-D"):
+        impl.json_object_rows([b'"a"'], [ints.reshape(3, 1)])
+    with pytest.raises(ValueError, match="equal lengths"):
+        impl.json_object_rows([b'"a"', b'"b"'], [ints, ints[:2]])
+
+
+# ---- kafka_record_batches --------------------------------------------------------------------------------
+
+def aiokafka_batch(values: list[bytes], timestamps: list[int]) -> tuple[bytes, list[int]]:
+    """The record batch aiokafka's own builder writes for ``values`` (null keys, no headers), and the
+    size of each record in it."""
+    builder = DefaultRecordBatchBuilder(2, 0, 0, -1, -1, 0, 2**30)
+    sizes = [builder.append(i, timestamp, None, value, []).size
+             for i, (value, timestamp) in enumerate(zip(values, timestamps))]
+    return bytes(builder.build()), sizes
+
+
+def frame(impl, values, timestamps, limit):
+    buffer = b"".join(values)
+    offsets = np.concatenate([[0], np.cumsum([len(v) for v in values])]).astype(np.int64)
+    return impl.kafka_record_batches(buffer, offsets, np.array(timestamps, dtype=np.int64), limit)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.binary(max_size=300), min_size=1, max_size=60),
+    st.integers(0, 2**41),
+    st.lists(st.integers(-(2**20), 2**40), min_size=60, max_size=60),
+    st.integers(61, 4_000),
+)
+def test_sections_are_the_records_aiokafka_writes(values, base, deltas, limit):
+    timestamps = [max(0, base + d) for d in deltas[: len(values)]]
+    results = [frame(impl, values, timestamps, limit) for impl in IMPLS]
+    sections, bounds = results[0]
+    assert sections == results[1][0] and bounds.tolist() == results[1][1].tolist()
+    assert bounds.dtype == np.int64 and bounds[0] == 0 and bounds[-1] == len(values)
+    assert np.all(np.diff(bounds) > 0) and len(sections) == len(bounds) - 1
+    for b, section in enumerate(sections):
+        first, stop = int(bounds[b]), int(bounds[b + 1])
+        _, sizes = aiokafka_batch(values[first:], timestamps[first:])
+        assert section == aiokafka_batch(values[first:stop], timestamps[first:stop])[0][61:]
+        # Java's rule (MemoryRecordsBuilder.hasRoomFor): a batch takes a record while the total stays
+        # within the limit, and always its first record. (aiokafka's compiled builder refuses one at
+        # exactly the limit; its pure-Python one follows Java.)
+        assert 61 + len(section) <= limit or stop - first == 1
+        if stop < len(values):
+            assert 61 + len(section) + sizes[stop - first] > limit
+
+
+@pytest.mark.parametrize("impl", IMPLS, ids=IDS)
+def test_a_value_bigger_than_the_limit_gets_a_batch_of_its_own(impl):
+    values = [b"a", b"x" * 1000, b"b", b"c"]
+    sections, bounds = frame(impl, values, [1, 2, 3, 4], 200)
+    assert bounds.tolist() == [0, 1, 2, 4]
+    parsed = [list(DefaultRecordBatch(_with_header(s, b, bounds)))
+              for s, b in zip(sections, range(len(sections)))]
+    assert [[r.value for r in batch] for batch in parsed] == [[b"a"], [b"x" * 1000], [b"b", b"c"]]
+
+
+def _with_header(section: bytes, b: int, bounds: np.ndarray) -> bytes:
+    from connectors.kafka_framing import FramedBatch
+
+    count = int(bounds[b + 1] - bounds[b])
+    return FramedBatch(section, count, b + 1, b + 1 + count - 1)._build()
+
+
+@pytest.mark.parametrize("impl", IMPLS, ids=IDS)
+def test_kafka_records_argument_checks(impl):
+    values, offsets, ts = b"abc", np.array([0, 1, 3], dtype=np.int64), np.array([5, 6], dtype=np.int64)
+    with pytest.raises(ValueError, match="one position more"):
+        impl.kafka_record_batches(values, offsets[:2], ts, 100)
+    with pytest.raises(ValueError, match="rise from 0"):
+        impl.kafka_record_batches(values, np.array([0, 2, 1], dtype=np.int64), ts, 100)
+    with pytest.raises(ValueError, match="rise from 0"):
+        impl.kafka_record_batches(values, np.array([0, 1, 4], dtype=np.int64), ts, 100)
+    with pytest.raises(ValueError, match=">= 0"):
+        impl.kafka_record_batches(values, offsets, np.array([5, -1], dtype=np.int64), 100)
+    with pytest.raises(ValueError, match="positive"):
+        impl.kafka_record_batches(values, offsets, ts, 0)
+    with pytest.raises(TypeError, match="bytes or a 1-D uint8"):
+        impl.kafka_record_batches("abc", offsets, ts, 100)
+    sections, bounds = impl.kafka_record_batches(b"", np.zeros(1, dtype=np.int64), np.empty(0, dtype=np.int64), 100)
+    assert sections == [] and bounds.tolist() == [0]
