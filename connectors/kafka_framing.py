@@ -3,8 +3,7 @@
 A sink writing hundreds of thousands of small messages per second spends most of its time in the
 producer's per-message append (a Python call, a size check and a varint encoding for each message).
 `framed_batches` instead encodes every record of a micro-batch with the `kafka_record_batches` kernel
-(message format v2, no compression, null keys, no headers) and wraps each records section in a
-`FramedBatch`, which `AIOKafkaProducer.send_batch` accepts in place of its own ``BatchBuilder``: the
+(message format v2, no compression, null keys, no headers) and wraps each batch in a `FramedBatch`, which `AIOKafkaProducer.send_batch` accepts in place of its own ``BatchBuilder``: the
 producer reads a batch only through ``record_count``, ``closed``, ``size``, ``append`` (refused: the batch
 is closed), ``_set_producer_state`` (idempotent and transactional producers stamp their producer id,
 epoch and sequence) and ``_build`` (the bytes of the batch). The bytes are exactly those aiokafka's own
@@ -40,28 +39,31 @@ def _crc32c(data: bytes | bytearray | memoryview) -> int:
 
 
 class FramedBatch:
-    """A closed Kafka record batch (format v2) of ``count`` pre-encoded records (``records``: the records
-    section), shaped like aiokafka's ``BatchBuilder`` as far as its producer reads one.
+    """A closed Kafka record batch (format v2) of ``count`` pre-encoded records, shaped like aiokafka's
+    ``BatchBuilder`` as far as its producer reads one. ``buffer`` holds room for the 61-byte header, then
+    the records (as `kernels.kafka_record_batches` returns them); the batch fills the header in place.
 
     The producer state starts as aiokafka's builder starts it (no producer id, epoch -1, sequence 0);
     the header and CRC are written when the producer takes the bytes (``_build``), after it has stamped
     the state of an idempotent or transactional producer.
     """
 
-    __slots__ = ("_records", "_count", "_first_timestamp", "_max_timestamp", "_attributes",
-                 "_producer_id", "_producer_epoch", "_base_sequence", "_buffer")
+    __slots__ = ("_buffer", "_count", "_first_timestamp", "_max_timestamp", "_attributes",
+                 "_producer_id", "_producer_epoch", "_base_sequence", "_built")
 
-    def __init__(self, records: bytes, count: int, first_timestamp: int, max_timestamp: int,
+    def __init__(self, buffer: bytearray, count: int, first_timestamp: int, max_timestamp: int,
                  transactional: bool = False) -> None:
         if count < 1:
             raise ValueError(f"a record batch holds at least one record, got count={count}")
-        self._records = records
+        if len(buffer) <= _HEADER.size:
+            raise ValueError(f"a record batch of {count} records needs more than {len(buffer)} bytes")
+        self._buffer = buffer
         self._count = count
         self._first_timestamp = first_timestamp
         self._max_timestamp = max_timestamp
         self._attributes = _TRANSACTIONAL if transactional else 0
         self._producer_id, self._producer_epoch, self._base_sequence = -1, -1, 0
-        self._buffer: bytes | None = None
+        self._built = False
 
     def append(self, **_: Any) -> None:
         return None  # closed: the producer's send() starts a batch of its own
@@ -76,15 +78,15 @@ class FramedBatch:
         return self._count
 
     def size(self) -> int:
-        return _HEADER.size + len(self._records)
+        return len(self._buffer)
 
     def _set_producer_state(self, producer_id: int, producer_epoch: int, base_sequence: int) -> None:
         self._producer_id, self._producer_epoch, self._base_sequence = producer_id, producer_epoch, base_sequence
-        self._buffer = None
+        self._built = False
 
-    def _build(self) -> bytes:
-        if self._buffer is None:
-            buffer = bytearray(_HEADER.size + len(self._records))
+    def _build(self) -> bytearray:
+        if not self._built:
+            buffer = self._buffer
             _HEADER.pack_into(
                 buffer, 0,
                 0,  # base offset: the broker assigns offsets
@@ -101,9 +103,9 @@ class FramedBatch:
                 self._base_sequence,
                 self._count,
             )
-            buffer[_HEADER.size:] = self._records
-            struct.pack_into(">I", buffer, _CRC_AT, _crc32c(memoryview(buffer)[_ATTRIBUTES_AT:]))
-            self._buffer = bytes(buffer)
+            with memoryview(buffer) as view:
+                struct.pack_into(">I", buffer, _CRC_AT, _crc32c(view[_ATTRIBUTES_AT:]))
+            self._built = True
         return self._buffer
 
 
@@ -134,9 +136,9 @@ def framed_batches(buffer: bytes, offsets: np.ndarray, timestamps: np.ndarray, l
     most ``limit`` bytes each (a value bigger than that gets a batch of its own), in order."""
     if not len(timestamps):
         return []
-    sections, bounds = kernels.kafka_record_batches(buffer, offsets, timestamps, limit)
+    batches, bounds = kernels.kafka_record_batches(buffer, offsets, timestamps, limit)
     firsts = timestamps[bounds[:-1]].tolist()
     maxima = np.maximum.reduceat(timestamps, bounds[:-1]).tolist()
     counts = np.diff(bounds).tolist()
-    return [FramedBatch(section, count, first, maximum, transactional)
-            for section, count, first, maximum in zip(sections, counts, firsts, maxima)]
+    return [FramedBatch(batch, count, first, maximum, transactional)
+            for batch, count, first, maximum in zip(batches, counts, firsts, maxima)]

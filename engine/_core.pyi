@@ -265,10 +265,11 @@ def json_object_rows(keys: Sequence[bytes], columns: Sequence[NDArray]) -> tuple
     """
 
 def kafka_record_batches(values: bytes | NDArray[np.uint8], offsets: I64, timestamps: I64,
-                         limit: int) -> tuple[list[bytes], I64]:
-    """The values framed as the records sections of consecutive Kafka v2 record batches of at most
-    ``limit`` bytes each (61-byte header included; a batch always takes one value). Value ``i`` is
-    ``values[offsets[i]:offsets[i + 1]]`` with timestamp ``timestamps[i]`` (ms, >= 0); records have a
-    null key, no headers, offset and timestamp deltas from the batch's first. Returns the sections and
-    ``bounds`` (batch ``b`` holds values ``bounds[b]:bounds[b + 1]``).
+                         limit: int) -> tuple[list[bytearray], I64]:
+    """The values framed as consecutive Kafka v2 record batches of at most ``limit`` bytes each (61-byte
+    header included; a batch always takes one value). Value ``i`` is ``values[offsets[i]:offsets[i + 1]]``
+    with timestamp ``timestamps[i]`` (ms, >= 0); records have a null key, no headers, offset and
+    timestamp deltas from the batch's first. Returns the batches (bytearrays: 61 zero bytes for the
+    header, which the caller fills, then the records) and ``bounds`` (batch ``b`` holds values
+    ``bounds[b]:bounds[b + 1]``).
     """

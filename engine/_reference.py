@@ -1058,7 +1058,7 @@ def kafka_record_batches(values, offsets, timestamps, limit):
             size += len(record)
             records.append(record)
             i += 1
-        sections.append(b"".join(records))
+        sections.append(bytearray(_KAFKA_BATCH_HEADER) + b"".join(records))
         bounds.append(i)
         first = i
     return sections, np.array(bounds, dtype=np.int64)

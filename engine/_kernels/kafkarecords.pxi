@@ -1,7 +1,7 @@
 # Kafka record batches (message format v2): the records section framed from values in one buffer, so a
 # sink hands the producer whole batches without appending message by message.
 
-from cpython.bytes cimport PyBytes_FromStringAndSize as _kr_bytes
+from cpython.bytearray cimport PyByteArray_FromStringAndSize, PyByteArray_AS_STRING
 
 cdef enum:
     KAFKA_BATCH_HEADER = 61  # bytes of a v2 record batch before its first record
@@ -35,16 +35,17 @@ cdef inline int64_t _kr_body_size(int64_t ts_delta, int64_t offset_delta, int64_
 
 
 def kafka_record_batches(values, offsets, timestamps, limit):
-    """The values framed as the records sections of consecutive Kafka v2 record batches.
+    """The values framed as consecutive Kafka v2 record batches, each with room for its header.
 
     Value ``i`` is ``values[offsets[i]:offsets[i + 1]]`` with timestamp ``timestamps[i]`` (ms, >= 0).
     A batch takes the values from ``first`` on until the next would make it (the 61-byte header and the
     records) longer than ``limit`` bytes, and always at least one. Record ``j`` of a batch (value
     ``first + j``) has attributes 0, timestamp delta ``timestamps[first + j] - timestamps[first]``,
     offset delta ``j``, a null key, the value and no headers, lengths as zigzag varints, byte for byte
-    what the protocol (and aiokafka's batch builder) writes. Returns ``(sections, bounds)``: one bytes
-    object per batch, and int64 ``bounds`` of length ``len(sections) + 1`` (batch ``b`` holds values
-    ``bounds[b]:bounds[b + 1]``).
+    what the protocol (and aiokafka's batch builder) writes. Returns ``(batches, bounds)``: one bytearray
+    per batch, 61 zero bytes (the header, for the caller to fill: it holds the producer's id, epoch and
+    sequence and the CRC over all of it) followed by the records, and int64 ``bounds`` of length
+    ``len(batches) + 1`` (batch ``b`` holds values ``bounds[b]:bounds[b + 1]``).
     """
     values_a, offsets_a, ts_a, limit_o = _checks.kafka_records_arguments(values, offsets, timestamps, limit)
     cdef const uint8_t[::1] v = values_a
@@ -69,7 +70,7 @@ def kafka_record_batches(values, offsets, timestamps, limit):
                 size += record
                 i += 1
             cuts.push_back(i)
-            sizes.push_back(size - KAFKA_BATCH_HEADER)
+            sizes.push_back(size)
     sections = []
     bounds = np.empty(cuts.size(), dtype=np.int64)
     cdef int64_t[::1] b = bounds
@@ -77,8 +78,10 @@ def kafka_record_batches(values, offsets, timestamps, limit):
     for k in range(<Py_ssize_t>cuts.size()):
         b[k] = cuts[k]
     for k in range(<Py_ssize_t>sizes.size()):
-        section = _kr_bytes(NULL, sizes[k])
-        p = PyBytes_AS_STRING(section)
+        section = PyByteArray_FromStringAndSize(NULL, sizes[k])
+        p = PyByteArray_AS_STRING(section)
+        memset(p, 0, KAFKA_BATCH_HEADER)
+        p += KAFKA_BATCH_HEADER
         first = cuts[k]
         stop = cuts[k + 1]
         first_ts = ts[first]

@@ -56,7 +56,9 @@ def test_a_framed_batch_is_closed_to_the_producers_appends():
     assert framed.closed() and framed.append(timestamp=None, key=None, value=b"b", headers=[]) is None
     assert framed.record_count() == 1
     with pytest.raises(ValueError, match="at least one record"):
-        FramedBatch(b"", 0, 0, 0)
+        FramedBatch(bytearray(70), 0, 0, 0)
+    with pytest.raises(ValueError, match="needs more than 61 bytes"):
+        FramedBatch(bytearray(61), 1, 0, 0)
 
 
 def test_batches_split_at_the_limit_and_keep_every_value_in_order():
