@@ -650,15 +650,15 @@ class KafkaSink(Sink):
             raise FlowDefinitionError(f"KafkaSink timestamp= must be 'event' or 'produce', got {timestamp!r}")
         self.timestamp = timestamp
         self._key = _field(key)
+        self._key_name = key if isinstance(key, str) else None
         self._encode_key = _encoder(key_format, "key_format")
         self._encode_value = _encoder(value, "value")
         self._headers = headers
         self.transactional_id = transactional_id
         self.producer_options = dict(producer_options or {})
-        # Without keys or headers, whole record batches are framed by a kernel (`kafka_framing`); the
-        # producer compresses only batches it builds itself, so compression keeps the per-message path.
-        self._framed = (key is None and headers is None and self.producer_options.get("compression_type") is None
-                        and framing_supported())
+        # Without headers, whole record batches are framed by a kernel (`kafka_framing`); the producer
+        # compresses only batches it builds itself, so compression keeps the per-message path.
+        self._framed = headers is None and self.producer_options.get("compression_type") is None and framing_supported()
         # Plain JSON values of a columnar batch (window results) are encoded straight from its columns,
         # with no dict per record (see `_json_values_of_columns`).
         self._json_from_columns = self._framed and value == "json"
@@ -707,30 +707,64 @@ class KafkaSink(Sink):
     async def write(self, batch: Batch) -> None:
         """Encode the batch's records and hand them to the producer as whole record batches.
 
-        Messages without keys or headers go out as record batches framed by a kernel (`kafka_framing`):
-        no per-message append, and plain JSON values of a columnar batch (window results) are encoded
-        straight from the columns. Each producer batch goes to the next partition in turn (unkeyed
-        messages have no partition of their own). Keyed messages go to ``murmur2(key) % partitions``
-        exactly like the Java client's (and aiokafka's) default partitioner, through one producer batch
-        per partition. Either way no future or partitioner call per message.
+        Messages without headers go out as record batches framed by a kernel (`kafka_framing`): no
+        per-message append, and plain JSON values of a columnar batch (window results) are encoded
+        straight from the columns. Keyed messages go to ``murmur2(key) % partitions`` exactly like the
+        Java client's (and aiokafka's) default partitioner (computed by a kernel); unkeyed ones have no
+        partition of their own, so each producer batch of them goes to the next partition in turn.
+        Messages with headers (or a None key among keyed ones) are appended one by one to one producer
+        batch per partition. Either way no future or partitioner call per message.
         """
         await self._begin()
         if not len(batch):
             return
         partitions = await self._partitions()
         timestamps = self._timestamps(batch)
-        if self._framed:
+        keys = self._message_keys(batch) if self._key is not None else None
+        if self._framed and (keys is None or None not in keys):
             encoded = _json_values_of_columns(batch) if self._json_from_columns and not batch.has_records else None
             if encoded is None:
                 encoded = values_buffer([self._encode_value(record) for record in batch.records])
-            for framed in framed_batches(*encoded, timestamps, self._batch_limit, bool(self.transactional_id)):
-                self._pending.append(await self._send_batch(framed, partitions[self._round_robin % len(partitions)]))
-                self._round_robin += 1
+            await self._send_framed(encoded, timestamps, keys, partitions)
         else:
-            await self._send_records(batch.records, timestamps.tolist(), partitions)
+            await self._send_records(batch.records, timestamps.tolist(), keys, partitions)
             self._round_robin += 1
         if len(self._pending) >= 64:
             await self._flush()
+
+    def _message_keys(self, batch: Batch) -> list:
+        """The encoded key of each record (``None``: no key); a key field of a columnar batch is read from
+        its column, without building the records."""
+        name = self._key_name
+        if name is not None and not batch.has_records and name in batch.columns:
+            column = batch.columns[name]
+            if column.dtype == np.int64:  # window results repeat each key many times: encode each once
+                encoded: dict[int, Any] = {}
+                encode = self._encode_key
+                return [encoded[k] if k in encoded else encoded.setdefault(k, encode(k)) for k in column.tolist()]
+            return list(map(self._encode_key, column.tolist()))
+        key_of, encode_key = self._key, self._encode_key
+        return [encode_key(key_of(record)) for record in batch.records]
+
+    async def _send_framed(self, encoded: tuple[bytes, np.ndarray], timestamps: np.ndarray, keys: list | None,
+                           partitions: list[int]) -> None:
+        transactional = bool(self.transactional_id)
+        if keys is None:
+            for framed in framed_batches(*encoded, timestamps, self._batch_limit, transactional):
+                self._pending.append(await self._send_batch(framed, partitions[self._round_robin % len(partitions)]))
+                self._round_robin += 1
+            return
+        key_buffer, key_offsets = values_buffer(keys)
+        targets = kernels.kafka_key_partitions(key_buffer, key_offsets, len(partitions))
+        order = np.argsort(targets, kind="stable")  # each partition's messages in the batch's order
+        ends = np.cumsum(np.bincount(targets, minlength=len(partitions)))
+        start = 0
+        for index, end in enumerate(ends.tolist()):
+            if end > start:
+                for framed in framed_batches(*encoded, timestamps, self._batch_limit, transactional,
+                                             rows=order[start:end], keys=(key_buffer, key_offsets)):
+                    self._pending.append(await self._send_batch(framed, partitions[index]))
+            start = end
 
     def _timestamps(self, batch: Batch) -> np.ndarray:
         """The messages' timestamps (ms): each record's event time, as Flink's and Kafka Streams' sinks
@@ -749,12 +783,13 @@ class KafkaSink(Sink):
         builder.close()
         return await self._producer.send_batch(builder, self.topic, partition=partition)
 
-    async def _send_records(self, records: list, timestamps: list[int], partitions: list[int]) -> None:
+    async def _send_records(self, records: list, timestamps: list[int], keys: list | None,
+                            partitions: list[int]) -> None:
         producer = self._producer
         builders: dict[int, Any] = {}
-        key_of, encode_key, encode_value, headers_of = self._key, self._encode_key, self._encode_value, self._headers
-        for record, timestamp in zip(records, timestamps):
-            key = encode_key(key_of(record)) if key_of is not None else None
+        encode_value, headers_of = self._encode_value, self._headers
+        for i, (record, timestamp) in enumerate(zip(records, timestamps)):
+            key = keys[i] if keys is not None else None
             value = encode_value(record)
             headers = list(headers_of(record)) if headers_of is not None else []
             if key is not None:

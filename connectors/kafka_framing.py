@@ -3,7 +3,8 @@
 A sink writing hundreds of thousands of small messages per second spends most of its time in the
 producer's per-message append (a Python call, a size check and a varint encoding for each message).
 `framed_batches` instead encodes every record of a micro-batch with the `kafka_record_batches` kernel
-(message format v2, no compression, null keys, no headers) and wraps each batch in a `FramedBatch`, which `AIOKafkaProducer.send_batch` accepts in place of its own ``BatchBuilder``: the
+(message format v2, no compression, no headers; keys, when given, partitioned by the `kafka_key_partitions`
+kernel as Kafka's default partitioner does) and wraps each batch in a `FramedBatch`, which `AIOKafkaProducer.send_batch` accepts in place of its own ``BatchBuilder``: the
 producer reads a batch only through ``record_count``, ``closed``, ``size``, ``append`` (refused: the batch
 is closed), ``_set_producer_state`` (idempotent and transactional producers stamp their producer id,
 epoch and sequence) and ``_build`` (the bytes of the batch). The bytes are exactly those aiokafka's own
@@ -131,14 +132,21 @@ def values_buffer(values: list[bytes]) -> tuple[bytes, np.ndarray]:
 
 
 def framed_batches(buffer: bytes, offsets: np.ndarray, timestamps: np.ndarray, limit: int,
-                   transactional: bool = False) -> list[FramedBatch]:
+                   transactional: bool = False, rows: np.ndarray | None = None,
+                   keys: tuple[bytes, np.ndarray] | None = None) -> list[FramedBatch]:
     """The values ``buffer[offsets[i]:offsets[i + 1]]`` (timestamps in ms, >= 0) as record batches of at
-    most ``limit`` bytes each (a value bigger than that gets a batch of its own), in order."""
-    if not len(timestamps):
+    most ``limit`` bytes each (a value bigger than that gets a batch of its own): those of ``rows`` in
+    that order (default: all), keyed by ``keys`` (a `values_buffer` of one key per value) or with null
+    keys."""
+    if rows is None:
+        rows = np.arange(len(timestamps), dtype=np.int64)
+    if not len(rows):
         return []
-    batches, bounds = kernels.kafka_record_batches(buffer, offsets, timestamps, limit)
-    firsts = timestamps[bounds[:-1]].tolist()
-    maxima = np.maximum.reduceat(timestamps, bounds[:-1]).tolist()
+    key_buffer, key_offsets = keys if keys is not None else (None, None)
+    batches, bounds = kernels.kafka_record_batches(buffer, offsets, timestamps, limit, rows, key_buffer, key_offsets)
+    row_timestamps = timestamps[rows]
+    firsts = row_timestamps[bounds[:-1]].tolist()
+    maxima = np.maximum.reduceat(row_timestamps, bounds[:-1]).tolist()
     counts = np.diff(bounds).tolist()
     return [FramedBatch(batch, count, first, maximum, transactional)
             for batch, count, first, maximum in zip(batches, counts, firsts, maxima)]

@@ -546,26 +546,57 @@ def json_rows_arguments(keys: object, columns: object) -> tuple[list[bytes], lis
     return keys, arrays, kinds, n
 
 
-def kafka_records_arguments(values: object, offsets: object, timestamps: object, limit: object
-                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """Check the arguments of `kafka_record_batches`: ``values`` bytes (or a 1-D uint8 array), ``offsets``
-    n + 1 non-decreasing int64 positions into it from 0 to its end, ``timestamps`` n int64 milliseconds
-    >= 0 and a positive ``limit``."""
+def _buffer_with_offsets(what: str, values: object, offsets: object) -> tuple[np.ndarray, np.ndarray]:
+    """``values`` (bytes or a 1-D uint8 array) as an array, and ``offsets``: int64 positions into it that
+    rise from 0 to its end without going back (item ``i`` is ``values[offsets[i]:offsets[i + 1]]``)."""
     if isinstance(values, (bytes, bytearray, memoryview)):
         values = np.frombuffer(values, dtype=np.uint8)
     buf = values if isinstance(values, np.ndarray) else np.asarray(values)
     if buf.ndim != 1 or buf.dtype != np.uint8:
-        raise TypeError(f"values must be bytes or a 1-D uint8 array, got {getattr(buf, 'dtype', type(values))}")
-    off = int64_column("offsets", offsets)
+        raise TypeError(f"{what} must be bytes or a 1-D uint8 array, got {getattr(buf, 'dtype', type(values))}")
+    off = int64_column(f"{what} offsets", offsets)
+    if len(off) == 0 or off[0] != 0 or off[-1] != len(buf) or bool((np.diff(off) < 0).any()):
+        raise ValueError(f"{what} offsets must rise from 0 to len({what}) ({len(buf)}) without going back")
+    return np.ascontiguousarray(buf), off
+
+
+def kafka_records_arguments(values: object, offsets: object, timestamps: object, limit: object, rows: object = None,
+                            keys: object = None, key_offsets: object = None) -> tuple:
+    """Check the arguments of `kafka_record_batches`: ``values`` with ``offsets`` (n + 1 positions, see
+    `_buffer_with_offsets`), ``timestamps`` n int64 milliseconds >= 0, a positive ``limit``, ``rows``
+    int64 indices in [0, n) (default: all, in order) and optionally ``keys`` with n + 1 ``key_offsets``.
+    Returns them as arrays (``keys`` and ``key_offsets`` None when not given)."""
+    buf, off = _buffer_with_offsets("values", values, offsets)
     ts = int64_column("timestamps", timestamps)
     n = len(ts)
     if len(off) != n + 1:
-        raise ValueError(f"offsets must hold one position more than timestamps ({n + 1}), got {len(off)}")
-    if off[0] != 0 or off[-1] != len(buf) or (n and bool((np.diff(off) < 0).any())):
-        raise ValueError(f"offsets must rise from 0 to len(values) ({len(buf)}) without going back")
+        raise ValueError(f"values offsets must hold one position more than timestamps ({n + 1}), got {len(off)}")
     if n and int(ts.min()) < 0:
         raise ValueError(f"timestamps must be >= 0 (Kafka CreateTime), got {int(ts.min())}")
     limit = integer("limit", limit)
     if limit <= 0:
         raise ValueError(f"limit must be positive, got {limit}")
-    return np.ascontiguousarray(buf), off, ts, limit
+    if rows is None:
+        rows = np.arange(n, dtype=np.int64)
+    else:
+        rows = int64_column("rows", rows)
+        if len(rows) and (int(rows.min()) < 0 or int(rows.max()) >= n):
+            raise ValueError(f"rows must be value indices in [0, {n})")
+    if (keys is None) != (key_offsets is None):
+        raise ValueError("keys and key_offsets go together")
+    if keys is not None:
+        keys, key_offsets = _buffer_with_offsets("keys", keys, key_offsets)
+        if len(key_offsets) != n + 1:
+            raise ValueError(f"keys offsets must hold one position more than timestamps ({n + 1}), got {len(key_offsets)}")
+    return buf, off, ts, limit, rows, keys, key_offsets
+
+
+def kafka_key_partitions_arguments(keys: object, key_offsets: object, n_partitions: object
+                                   ) -> tuple[np.ndarray, np.ndarray, int]:
+    """Check the arguments of `kafka_key_partitions`: ``keys`` with ``key_offsets`` (see
+    `_buffer_with_offsets`) and a partition count in [1, 2**31)."""
+    keys, key_offsets = _buffer_with_offsets("keys", keys, key_offsets)
+    n_partitions = integer("n_partitions", n_partitions)
+    if not 1 <= n_partitions < 2**31:
+        raise ValueError(f"n_partitions must be in [1, 2**31), got {n_partitions}")
+    return keys, key_offsets, n_partitions

@@ -44,6 +44,7 @@ __all__ = [
     "combine_watermarks",
     "dfa_reject_lines",
     "json_object_rows",
+    "kafka_key_partitions",
     "kafka_record_batches",
     "late_mask",
     "scan_flat_json",
@@ -1041,24 +1042,63 @@ def _zigzag_varint(value: int) -> bytes:
     return bytes(out)
 
 
-def kafka_record_batches(values, offsets, timestamps, limit):
-    buf, off, ts, limit = _checks.kafka_records_arguments(values, offsets, timestamps, limit)
+def kafka_record_batches(values, offsets, timestamps, limit, rows=None, keys=None, key_offsets=None):
+    buf, off, ts, limit, rows, keys, key_offsets = _checks.kafka_records_arguments(
+        values, offsets, timestamps, limit, rows, keys, key_offsets)
     data = buf.tobytes()
-    sections, bounds = [], [0]
+    key_data = None if keys is None else keys.tobytes()
+    batches, bounds = [], [0]
     first = 0
-    while first < len(ts):
-        records, size, i = [], _KAFKA_BATCH_HEADER, first
-        while i < len(ts):
-            value = data[off[i]:off[i + 1]]
-            body = (b"\x00" + _zigzag_varint(int(ts[i] - ts[first])) + _zigzag_varint(i - first)
-                    + _zigzag_varint(-1) + _zigzag_varint(len(value)) + value + _zigzag_varint(0))
+    while first < len(rows):
+        records, size, j = [], _KAFKA_BATCH_HEADER, first
+        first_ts = int(ts[rows[first]])
+        while j < len(rows):
+            r = int(rows[j])
+            value = data[off[r]:off[r + 1]]
+            if key_data is None:
+                key = _zigzag_varint(-1)
+            else:
+                key = _zigzag_varint(int(key_offsets[r + 1] - key_offsets[r])) + key_data[key_offsets[r]:key_offsets[r + 1]]
+            body = (b"\x00" + _zigzag_varint(int(ts[r]) - first_ts) + _zigzag_varint(j - first) + key
+                    + _zigzag_varint(len(value)) + value + _zigzag_varint(0))
             record = _zigzag_varint(len(body)) + body
-            if size + len(record) > limit and i > first:
+            if size + len(record) > limit and j > first:
                 break
             size += len(record)
             records.append(record)
-            i += 1
-        sections.append(bytearray(_KAFKA_BATCH_HEADER) + b"".join(records))
-        bounds.append(i)
-        first = i
-    return sections, np.array(bounds, dtype=np.int64)
+            j += 1
+        batches.append(bytearray(_KAFKA_BATCH_HEADER) + b"".join(records))
+        bounds.append(j)
+        first = j
+    return batches, np.array(bounds, dtype=np.int64)
+
+
+def _murmur2(data: bytes) -> int:
+    """Kafka's murmur2 (the Java client's ``Utils.murmur2``), in 32-bit unsigned arithmetic."""
+    mask, m = 0xFFFFFFFF, 0x5BD1E995
+    h = (0x9747B28C ^ len(data)) & mask
+    tail = len(data) & ~3
+    for i in range(0, tail, 4):
+        k = int.from_bytes(data[i:i + 4], "little")
+        k = (k * m) & mask
+        k ^= k >> 24
+        k = (k * m) & mask
+        h = ((h * m) & mask) ^ k
+    rest = data[tail:]
+    if len(rest) >= 3:
+        h ^= rest[2] << 16
+    if len(rest) >= 2:
+        h ^= rest[1] << 8
+    if len(rest) >= 1:
+        h = ((h ^ rest[0]) * m) & mask
+    h ^= h >> 13
+    h = (h * m) & mask
+    h ^= h >> 15
+    return h
+
+
+def kafka_key_partitions(keys, key_offsets, n_partitions):
+    keys, key_offsets, n_partitions = _checks.kafka_key_partitions_arguments(keys, key_offsets, n_partitions)
+    data = keys.tobytes()
+    return np.array([(_murmur2(data[key_offsets[i]:key_offsets[i + 1]]) & 0x7FFFFFFF) % n_partitions
+                     for i in range(len(key_offsets) - 1)], dtype=np.int64)

@@ -43,6 +43,7 @@ dfa_reject_lines = _impl.dfa_reject_lines
 scan_flat_json = _impl.scan_flat_json
 json_object_rows = _impl.json_object_rows
 kafka_record_batches = _impl.kafka_record_batches
+kafka_key_partitions = _impl.kafka_key_partitions
 
 WatermarkTracker = _impl.WatermarkTracker
 KeyInterner = _impl.KeyInterner
@@ -78,6 +79,7 @@ __all__ = [
     "combine_watermarks",
     "dfa_reject_lines",
     "json_object_rows",
+    "kafka_key_partitions",
     "kafka_record_batches",
     "late_mask",
     "scan_flat_json",

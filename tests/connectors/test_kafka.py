@@ -8,9 +8,10 @@ import time
 
 import msgspec
 import pytest
+from aiokafka.partitioner import DefaultPartitioner
 
 from connectors.kafka import KafkaDeadLetterSink, KafkaSink, KafkaSource, partition_id
-from connectors.memory import CollectSink
+from connectors.memory import CollectionSource, CollectSink
 from engine import BoundedOutOfOrderness, Dataflow, Tumbling, agg
 from tests.connectors.kafka_helpers import consume_all, produce, produce_json
 
@@ -74,9 +75,11 @@ async def test_topic_to_windows_to_topic(bootstrap_servers, topic_factory):
 
 
 @pytest.mark.parametrize("timestamp", ["event", "produce"])
-async def test_unkeyed_results_go_out_as_whole_batches_with_their_timestamps(bootstrap_servers, topic_factory, timestamp):
-    # No key and no headers: the sink frames whole record batches (connectors.kafka_framing), several per
-    # write with a small max_batch_size, spread over the output partitions.
+@pytest.mark.parametrize("key", [None, "key"])
+async def test_results_go_out_as_whole_batches_with_their_timestamps(bootstrap_servers, topic_factory, timestamp, key):
+    # No headers: the sink frames whole record batches (connectors.kafka_framing), several per write with
+    # a small max_batch_size; unkeyed ones spread over the output partitions, keyed ones on the partition
+    # Kafka's default partitioner gives their key.
     source_topic, out_topic = await topic_factory(), await topic_factory(partitions=3)
     records = random_clicks(seed=random.randrange(10**6), n=600)
     await produce_json(bootstrap_servers, source_topic, records)
@@ -87,7 +90,7 @@ async def test_unkeyed_results_go_out_as_whole_batches_with_their_timestamps(boo
         .key_by("user")
         .window(Tumbling(50))
         .aggregate(count=agg.count(), total=agg.sum("amount"))
-        .sink(sink := KafkaSink(out_topic, bootstrap_servers, timestamp=timestamp,
+        .sink(sink := KafkaSink(out_topic, bootstrap_servers, key=key, timestamp=timestamp,
                                 producer_options={"max_batch_size": 1024}))
     )
     assert sink._framed
@@ -99,7 +102,13 @@ async def test_unkeyed_results_go_out_as_whole_batches_with_their_timestamps(boo
     messages = await consume_all(bootstrap_servers, out_topic, expected=len(expected))
     values = [msgspec.json.decode(m.value) for m in messages]
     assert sorted((r["key"], r["start"], r["end"], r["count"], r["total"]) for r in values) == expected
-    assert len({m.partition for m in messages}) == 3 and all(m.key is None and not m.headers for m in messages)
+    assert len({m.partition for m in messages}) == 3 and not any(m.headers for m in messages)
+    if key is None:
+        assert all(m.key is None for m in messages)
+    else:
+        partitioner = DefaultPartitioner()
+        assert all(m.key == r["key"].encode() for m, r in zip(messages, values))
+        assert all(m.partition == partitioner(m.key, [0, 1, 2], []) for m in messages)
     if timestamp == "event":
         assert all(m.timestamp == r["end"] - 1 for m, r in zip(messages, values))
     else:
@@ -242,3 +251,17 @@ def test_bootstrap_servers_come_from_the_environment_or_fail_clearly(monkeypatch
     monkeypatch.setenv("ENGINE_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9")
     assert KafkaSource("t").bootstrap_servers == "127.0.0.1:9"
     assert KafkaSink("t").bootstrap_servers == "127.0.0.1:9"
+
+
+async def test_a_batch_with_some_null_keys_is_written_message_by_message(bootstrap_servers, topic_factory):
+    out_topic = await topic_factory(partitions=2)
+    records = [{"user": None if i % 3 == 0 else f"u{i % 5}", "n": i} for i in range(60)]
+    flow = Dataflow("kafka-null-keys")
+    flow.source(CollectionSource(records), timestamp=lambda r: 1_000 + r["n"]).sink(
+        KafkaSink(out_topic, bootstrap_servers, key="user"))
+    await asyncio.wait_for(flow.run_async(), timeout=60)
+    messages = await consume_all(bootstrap_servers, out_topic, expected=len(records))
+    got = sorted((msgspec.json.decode(m.value)["n"], m.key, m.timestamp) for m in messages)
+    assert got == [(r["n"], None if r["user"] is None else r["user"].encode(), 1_000 + r["n"]) for r in records]
+    partitioner = DefaultPartitioner()
+    assert all(m.partition == partitioner(m.key, [0, 1], []) for m in messages if m.key is not None)

@@ -201,7 +201,7 @@ def _with_header(section: bytearray, b: int, bounds: np.ndarray) -> bytes:
 def test_kafka_records_argument_checks(impl):
     values, offsets, ts = b"abc", np.array([0, 1, 3], dtype=np.int64), np.array([5, 6], dtype=np.int64)
     with pytest.raises(ValueError, match="one position more"):
-        impl.kafka_record_batches(values, offsets[:2], ts, 100)
+        impl.kafka_record_batches(b"a", offsets[:2], ts, 100)
     with pytest.raises(ValueError, match="rise from 0"):
         impl.kafka_record_batches(values, np.array([0, 2, 1], dtype=np.int64), ts, 100)
     with pytest.raises(ValueError, match="rise from 0"):
@@ -212,5 +212,57 @@ def test_kafka_records_argument_checks(impl):
         impl.kafka_record_batches(values, offsets, ts, 0)
     with pytest.raises(TypeError, match="bytes or a 1-D uint8"):
         impl.kafka_record_batches("abc", offsets, ts, 100)
+    with pytest.raises(ValueError, match=r"rows must be value indices in \[0, 2\)"):
+        impl.kafka_record_batches(values, offsets, ts, 100, rows=np.array([0, 2]))
+    with pytest.raises(ValueError, match="go together"):
+        impl.kafka_record_batches(values, offsets, ts, 100, keys=b"k")
+    with pytest.raises(ValueError, match="keys offsets must hold one position more"):
+        impl.kafka_record_batches(values, offsets, ts, 100, keys=b"k", key_offsets=np.array([0, 1]))
     sections, bounds = impl.kafka_record_batches(b"", np.zeros(1, dtype=np.int64), np.empty(0, dtype=np.int64), 100)
     assert sections == [] and bounds.tolist() == [0]
+    with pytest.raises(ValueError, match="n_partitions"):
+        impl.kafka_key_partitions(b"ab", np.array([0, 1, 2]), 0)
+    with pytest.raises(ValueError, match="keys offsets must rise"):
+        impl.kafka_key_partitions(b"ab", np.array([0, 2, 1]), 3)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.tuples(st.binary(max_size=40), st.binary(max_size=20), st.integers(0, 2**41)), min_size=1, max_size=40),
+    st.randoms(use_true_random=False),
+    st.integers(61, 2_000),
+)
+def test_keyed_records_in_any_row_order_are_the_records_aiokafka_writes(messages, rng, limit):
+    values = [v for v, _, _ in messages]
+    keys = [k for _, k, _ in messages]
+    timestamps = [t for _, _, t in messages]
+    rows = list(range(len(messages))) * 2
+    rng.shuffle(rows)
+    rows = rows[: rng.randrange(1, len(rows) + 1)]
+    key_offsets = np.concatenate([[0], np.cumsum([len(k) for k in keys])]).astype(np.int64)
+    buffer = b"".join(values)
+    offsets = np.concatenate([[0], np.cumsum([len(v) for v in values])]).astype(np.int64)
+    results = [impl.kafka_record_batches(buffer, offsets, np.array(timestamps, dtype=np.int64), limit,
+                                         rows=np.array(rows), keys=b"".join(keys), key_offsets=key_offsets)
+               for impl in IMPLS]
+    batches, bounds = results[0]
+    assert batches == results[1][0] and bounds.tolist() == results[1][1].tolist() and bounds[-1] == len(rows)
+    for b, batch in enumerate(batches):
+        picked = rows[bounds[b]:bounds[b + 1]]
+        builder = DefaultRecordBatchBuilder(2, 0, 0, -1, -1, 0, 2**30)
+        for j, r in enumerate(picked):
+            builder.append(j, timestamps[r], keys[r], values[r], [])
+        assert batch[61:] == bytes(builder.build())[61:]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.binary(max_size=30), max_size=30), st.integers(1, 1000))
+def test_key_partitions_are_kafkas_default_partitioner(keys, n_partitions):
+    from aiokafka.partitioner import DefaultPartitioner
+
+    partitioner = DefaultPartitioner()
+    expected = [partitioner(key, list(range(n_partitions)), []) for key in keys]
+    key_offsets = np.concatenate([[0], np.cumsum([len(k) for k in keys])]).astype(np.int64)
+    for impl in IMPLS:
+        got = impl.kafka_key_partitions(b"".join(keys), key_offsets, n_partitions)
+        assert got.dtype == np.int64 and got.tolist() == expected
