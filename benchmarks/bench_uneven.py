@@ -60,7 +60,8 @@ def chunks(schedule: list[tuple[int, int, int]]) -> list[SourceChunk]:
     """The source chunks of ``schedule``: ``(partition, size, repeat)`` runs, each partition's records
     in offset order."""
     users, ts = _messages()
-    per_partition = {p: (users[p::PARTITIONS], ts[p::PARTITIONS]) for p in range(PARTITIONS)}
+    # contiguous per partition, as decoded Kafka columns are
+    per_partition = {p: (users[p::PARTITIONS].copy(), ts[p::PARTITIONS].copy()) for p in range(PARTITIONS)}
     offsets = dict.fromkeys(range(PARTITIONS), 0)
     out = []
     for partition, size, repeat in schedule:
