@@ -883,24 +883,38 @@ cdef class WindowAggTable:
         dropped, or the buffers shrink)."""
         cdef Py_ssize_t stride = self._stride
         cdef _AggHead* hd
-        cdef int64_t r, n = self._n, kept, end, next_live = C_INT64_MAX, cap
+        cdef int64_t r, n = self._n, kept, start, key, cap, last_dropped
+        cdef int64_t smin = C_INT64_MAX, smax = C_INT64_MIN, kmin = C_INT64_MAX, kmax = C_INT64_MIN
         cdef int bits
         cdef vector[int64_t] gone
-        self._smin = C_INT64_MAX
-        self._smax = C_INT64_MIN
-        self._kmin = C_INT64_MAX
-        self._kmax = C_INT64_MIN
+        # A window goes when watermark >= min(start + size - 1 + lateness, INT64_MAX). Below INT64_MAX
+        # that is start <= watermark + 1 - lateness - size (exact; nothing goes when that is below
+        # INT64_MIN), so the scan compares starts with one bound.
+        if watermark == C_INT64_MAX:
+            last_dropped = C_INT64_MAX
+        elif watermark + 1 < C_INT64_MIN + self._lateness or watermark + 1 - self._lateness < C_INT64_MIN + self._size:
+            return 0
+        else:
+            last_dropped = watermark + 1 - self._lateness - self._size
         for r in range(n):
             hd = <_AggHead*>(self._entries + r * stride)
-            end = hd.start + self._size
-            if watermark >= sat_add(end - 1, self._lateness):
+            start = hd.start
+            if start <= last_dropped:
                 gone.push_back(r)
                 continue
-            if end < next_live:
-                next_live = end
-            self._widen_bounds(hd.key, hd.start)
+            key = hd.key
+            smin = start if start < smin else smin
+            smax = start if start > smax else smax
+            kmin = key if key < kmin else kmin
+            kmax = key if key > kmax else kmax
+        self._smin = smin
+        self._smax = smax
+        self._kmin = kmin
+        self._kmax = kmax
         kept = n - <int64_t>gone.size()
-        self._min_live_end = next_live
+        # the smallest live end is the smallest live start's (ends are start + size, no overflow:
+        # `add` refuses starts whose end overflows)
+        self._min_live_end = smin + self._size if kept else C_INT64_MAX
         bits = self._bits
         # Shrink only when the load fell below 1/8 (index) or 1/4 (entries): the gap to the growth
         # thresholds keeps a steady stream from resizing back and forth.
