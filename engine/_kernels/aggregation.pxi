@@ -2,15 +2,16 @@
 # holding count, and per value column sum, min and max.
 #
 # Layout (two buffers):
-# * entries: the live windows, dense (no holes), in insertion order. Each is an `_AggHead` (key,
+# * entries: the live windows, dense (no holes), in insertion order until a purge moves some. Each is an `_AggHead` (key,
 #   start, and the count with the dirty/emitted flags in its top bits: 24 bytes) followed by
 #   `n_values` sums, mins and maxs, so one record's update touches one or two cache lines. Grows by
 #   doubling (large blocks are remapped with mremap, not copied). Purge deletes the dropped windows'
 #   index slots and moves the last entries into their places while few are dropped (O(dropped) index
 #   work: with partitions read unevenly a watermark step drops ~10% of ~250,000 live windows, and
 #   rebuilding the whole index for that was most of the purge); when many are dropped or the buffers
-#   shrink it compacts the entries in order and rebuilds the index, and gives memory back. A dropped table's large block is parked (one, at most 64 MiB,
-#   MADV_FREE) for the next table's entries: no fresh pages to fault in and clear.
+#   shrink it compacts the entries in order, rebuilds the index and gives memory back. A dropped
+#   table's large block is parked (one, at most 64 MiB, MADV_FREE) for the next table's entries: no
+#   fresh pages to fault in and clear.
 # * index: 2^bits uint64 slots, linear probing. A slot is 0 (empty) or ``tag << 32 | (entry + 1)``
 #   with ``tag`` the top 32 bits of the splitmix64 hash of (key, start). The home slot is the top
 #   ``bits`` bits of the hash, so the index is ordered by hash: it is rebuilt when it grows without
