@@ -2,12 +2,16 @@
 # holding count, and per value column sum, min and max.
 #
 # Layout (two buffers):
-# * entries: the live windows, dense (no holes), in insertion order. Each is an `_AggHead` (key,
+# * entries: the live windows, dense (no holes), in insertion order until a purge moves some. Each is an `_AggHead` (key,
 #   start, and the count with the dirty/emitted flags in its top bits: 24 bytes) followed by
 #   `n_values` sums, mins and maxs, so one record's update touches one or two cache lines. Grows by
-#   doubling (large blocks are remapped with mremap, not copied); purge compacts it in place, keeping
-#   the order, and gives memory back. A dropped table's large block is parked (one, at most 64 MiB,
-#   MADV_FREE) for the next table's entries: no fresh pages to fault in and clear.
+#   doubling (large blocks are remapped with mremap, not copied). Purge deletes the dropped windows'
+#   index slots and moves the last entries into their places while few are dropped (O(dropped) index
+#   work: with partitions read unevenly a watermark step drops ~10% of ~250,000 live windows, and
+#   rebuilding the whole index for that was most of the purge); when many are dropped or the buffers
+#   shrink it compacts the entries in order, rebuilds the index and gives memory back. A dropped
+#   table's large block is parked (one, at most 64 MiB, MADV_FREE) for the next table's entries: no
+#   fresh pages to fault in and clear.
 # * index: 2^bits uint64 slots, linear probing. A slot is 0 (empty) or ``tag << 32 | (entry + 1)``
 #   with ``tag`` the top 32 bits of the splitmix64 hash of (key, start). The home slot is the top
 #   ``bits`` bits of the hash, so the index is ordered by hash: it is rebuilt when it grows without
@@ -874,39 +878,150 @@ cdef class WindowAggTable:
         return next_pending
 
     cdef int64_t _purge(self, int64_t watermark) except -1 nogil:
-        """Compact the entries (keeping their order) without the purged windows; rebuild the index."""
+        """Drop the windows due at ``watermark``: one scan finds them (and the new bounds); then either
+        their index slots are deleted and the last live entries moved into their places (few dropped:
+        O(dropped) index work), or the entries are compacted in order and the index rebuilt (many
+        dropped, or the buffers shrink)."""
         cdef Py_ssize_t stride = self._stride
         cdef _AggHead* hd
-        cdef int64_t r, kept = 0, end, next_live = C_INT64_MAX, dropped, cap
+        cdef int64_t r, n = self._n, kept, start, key, cap, last_dropped
+        cdef int64_t smin = C_INT64_MAX, smax = C_INT64_MIN, kmin = C_INT64_MAX, kmax = C_INT64_MIN
         cdef int bits
-        self._smin = C_INT64_MAX
-        self._smax = C_INT64_MIN
-        self._kmin = C_INT64_MAX
-        self._kmax = C_INT64_MIN
-        for r in range(self._n):
+        cdef vector[int64_t] gone
+        # A window goes when watermark >= min(start + size - 1 + lateness, INT64_MAX). Below INT64_MAX
+        # that is start <= watermark + 1 - lateness - size (exact; nothing goes when that is below
+        # INT64_MIN), so the scan compares starts with one bound.
+        if watermark == C_INT64_MAX:
+            last_dropped = C_INT64_MAX
+        elif watermark + 1 < C_INT64_MIN + self._lateness or watermark + 1 - self._lateness < C_INT64_MIN + self._size:
+            return 0
+        else:
+            last_dropped = watermark + 1 - self._lateness - self._size
+        for r in range(n):
             hd = <_AggHead*>(self._entries + r * stride)
-            end = hd.start + self._size
-            if watermark >= sat_add(end - 1, self._lateness):
+            start = hd.start
+            if start <= last_dropped:
+                gone.push_back(r)
                 continue
-            if end < next_live:
-                next_live = end
-            self._widen_bounds(hd.key, hd.start)
-            if kept != r:
-                memcpy(self._entries + kept * stride, hd, stride)
-            kept += 1
-        dropped = self._n - kept
-        self._n = kept
-        self._min_live_end = next_live
+            key = hd.key
+            smin = start if start < smin else smin
+            smax = start if start > smax else smax
+            kmin = key if key < kmin else kmin
+            kmax = key if key > kmax else kmax
+        self._smin = smin
+        self._smax = smax
+        self._kmin = kmin
+        self._kmax = kmax
+        kept = n - <int64_t>gone.size()
+        # the smallest live end is the smallest live start's (ends are start + size, no overflow:
+        # `add` refuses starts whose end overflows)
+        self._min_live_end = smin + self._size if kept else C_INT64_MAX
+        bits = self._bits
         # Shrink only when the load fell below 1/8 (index) or 1/4 (entries): the gap to the growth
         # thresholds keeps a steady stream from resizing back and forth.
-        if kept < self._entry_cap // 4 and self._entry_cap > _AGG_MIN_ENTRIES:
-            cap = max(<int64_t>_AGG_MIN_ENTRIES, 2 * kept)
-            self._resize_entries(cap)
-        bits = self._bits
-        if kept < ((<int64_t>1 << bits) // 8):
-            bits = _agg_bits_for(kept)
-        self._reindex(bits)
-        return dropped
+        if (kept < self._entry_cap // 4 and self._entry_cap > _AGG_MIN_ENTRIES) or kept < ((<int64_t>1 << bits) // 8) \
+                or <int64_t>gone.size() > kept // 2:
+            self._compact(gone)
+            if kept < self._entry_cap // 4 and self._entry_cap > _AGG_MIN_ENTRIES:
+                cap = max(<int64_t>_AGG_MIN_ENTRIES, 2 * kept)
+                self._resize_entries(cap)
+            if kept < ((<int64_t>1 << bits) // 8):
+                bits = _agg_bits_for(kept)
+            self._reindex(bits)
+        else:
+            self._delete(gone)
+        return n - kept
+
+    cdef void _compact(self, vector[int64_t]& gone) noexcept nogil:
+        """Remove the entries ``gone`` (ascending) from the dense array, keeping the others' order
+        (the index is stale afterwards: rebuild it)."""
+        cdef Py_ssize_t stride = self._stride
+        cdef size_t g = 0, m = gone.size()
+        cdef int64_t r, kept = 0
+        for r in range(self._n):
+            if g < m and gone[g] == r:
+                g += 1
+                continue
+            if kept != r:
+                memcpy(self._entries + kept * stride, self._entries + r * stride, stride)
+            kept += 1
+        self._n = kept
+
+    cdef inline uint64_t _entry_hash(self, int64_t r) noexcept nogil:
+        cdef _AggHead* hd = <_AggHead*>(self._entries + r * self._stride)
+        return _agg_hash(hd.key, hd.start)
+
+    cdef inline uint64_t _slot_of(self, int64_t r, uint64_t h) noexcept nogil:
+        """The index slot holding entry ``r`` (which must be indexed; ``h`` is its hash)."""
+        cdef uint64_t mask = ((<uint64_t>1) << self._bits) - 1
+        cdef uint64_t slot = h >> (64 - self._bits)
+        cdef uint64_t want = (h & <uint64_t>0xFFFFFFFF00000000) | <uint64_t>(r + 1)
+        while self._index[slot] != want:
+            slot = (slot + 1) & mask
+        return slot
+
+    cdef void _delete(self, vector[int64_t]& gone) noexcept nogil:
+        """Remove the entries ``gone`` (ascending): delete their index slots (backward-shift deletion,
+        so no tombstones), then move the last live entries into the holes and repoint their slots.
+        The order of the live entries changes (any order is valid; fire and snapshot sort). Both loops
+        hash and prefetch `_AGG_AHEAD` entries ahead: the slots are random reads of a large index."""
+        cdef Py_ssize_t stride = self._stride
+        cdef uint64_t mask = ((<uint64_t>1) << self._bits) - 1, i, j, home, e, h
+        cdef int shift = 32 - self._bits, shift64 = 64 - self._bits
+        cdef size_t k, m = gone.size(), holes
+        cdef int64_t n = self._n, kept = n - <int64_t>m, t
+        cdef Py_ssize_t top
+        cdef uint64_t ring[_AGG_AHEAD]
+        cdef vector[int64_t] sources
+        for k in range(min(m, <size_t>_AGG_AHEAD)):
+            ring[k] = self._entry_hash(gone[k])
+            _agg_prefetch(self._index + (ring[k] >> shift64))
+        for k in range(m):
+            h = ring[k & (_AGG_AHEAD - 1)]
+            if k + _AGG_AHEAD < m:
+                e = self._entry_hash(gone[k + _AGG_AHEAD])
+                ring[k & (_AGG_AHEAD - 1)] = e
+                _agg_prefetch(self._index + (e >> shift64))
+            i = self._slot_of(gone[k], h)
+            # backward shift: pull later slots of the probe run into the hole unless their home slot
+            # lies cyclically in (hole, their slot]
+            j = i
+            while True:
+                j = (j + 1) & mask
+                e = self._index[j]
+                if e == 0:
+                    break
+                home = (e >> 32) >> shift
+                if (j > i and (home <= i or home > j)) or (j < i and home <= i and home > j):
+                    self._index[i] = e
+                    i = j
+            self._index[i] = 0
+        # The holes below `kept` are filled with the live entries at or above it, last first.
+        t = n - 1
+        top = <Py_ssize_t>m - 1
+        for k in range(m):
+            if gone[k] >= kept:
+                break
+            while top >= 0 and gone[top] == t:
+                top -= 1
+                t -= 1
+            sources.push_back(t)
+            t -= 1
+        holes = sources.size()
+        for k in range(min(holes, <size_t>_AGG_AHEAD)):
+            ring[k] = self._entry_hash(sources[k])
+            _agg_prefetch(self._index + (ring[k] >> shift64))
+        for k in range(holes):
+            h = ring[k & (_AGG_AHEAD - 1)]
+            if k + _AGG_AHEAD < holes:
+                e = self._entry_hash(sources[k + _AGG_AHEAD])
+                ring[k & (_AGG_AHEAD - 1)] = e
+                _agg_prefetch(self._index + (e >> shift64))
+                _agg_prefetch(self._entries + gone[k + _AGG_AHEAD] * stride)
+            i = self._slot_of(sources[k], h)
+            self._index[i] = (h & <uint64_t>0xFFFFFFFF00000000) | <uint64_t>(gone[k] + 1)
+            memcpy(self._entries + gone[k] * stride, self._entries + sources[k] * stride, stride)
+        self._n = kept
 
     cdef object _gather(self, vector[uint64_t]& order, bint mark_emitted):
         """Arrays of the entries in ``order``: key_ids, starts, ends, counts, sums, mins, maxs, emitted, dirty.

@@ -377,6 +377,39 @@ def test_many_windows_compiled_matches_twin(partitioned):
     assert_fired_equal(compiled.fire(INT64_MAX), twin.fire(INT64_MAX))
 
 
+@pytest.mark.parametrize("seed", [5])
+def test_watermark_creeping_through_many_live_windows_compiled_matches_twin(partitioned, seed):
+    """Partitions read unevenly: thousands of live windows, each watermark step purges a few percent
+    of them (the compiled purge then deletes index slots and moves entries instead of rebuilding),
+    and later batches add to surviving windows (their index slots must still be found) and to new ones."""
+    print("seed", seed)
+    rng = np.random.default_rng(seed)
+    compiled = _core.WindowAggTable(100, 200, 1)
+    twin = _reference.WindowAggTable(100, 200, 1)
+    keys = rng.integers(0, 300, 8_000)
+    starts = rng.integers(0, 100, 8_000) * 100
+    vals = rng.normal(size=(8_000, 1))
+    compiled.add(keys, starts, vals)
+    twin.add(keys, starts, vals)
+    for step in range(30):
+        watermark = step * 300 - 1
+        n = 600
+        # every record lands in a window that is not purged yet (start + 100 - 1 + 200 > watermark)
+        k = rng.integers(0, 400, n)
+        s = (rng.integers(0, 30, n) + max(0, (watermark - 298) // 100 + 1)) * 100
+        v = rng.normal(size=(n, 1))
+        compiled.add(k, s, v)
+        twin.add(k, s, v)
+        assert_fired_equal(compiled.fire(watermark), twin.fire(watermark))
+        assert compiled.purge(watermark) == twin.purge(watermark)
+        assert len(compiled) == len(twin)
+        assert_snapshots_equal(compiled.snapshot(), twin.snapshot())
+        if step % 5 == 0:
+            restored = _core.WindowAggTable.restore(compiled.snapshot_unordered())
+            assert_snapshots_equal(restored.snapshot(), twin.snapshot())
+    assert_fired_equal(compiled.fire(INT64_MAX), twin.fire(INT64_MAX))
+
+
 # --- snapshot/restore, memory, scale ---------------------------------------------------------------
 
 

@@ -60,12 +60,21 @@ class SourceOperator(Operator):
     # ---- watermark bookkeeping ----
 
     def _combined(self) -> int:
+        """`kernels.combine_watermarks` over the partitions (min over the active ones; all idle: max
+        over all), in plain Python: a source has a handful of partitions and this runs every chunk."""
         if not self.partitions:
             return self.watermark
-        parts = list(self.partitions.values())
-        watermarks = np.array([p.watermark for p in parts], dtype=np.int64)
-        idle = np.array([p.idle for p in parts], dtype=bool)
-        return int(kernels.combine_watermarks(watermarks, idle))
+        active = INT64_MAX
+        any_active = False
+        top = INT64_MIN
+        for part in self.partitions.values():
+            if not part.idle:
+                any_active = True
+                if part.watermark < active:
+                    active = part.watermark
+            elif part.watermark > top:
+                top = part.watermark
+        return active if any_active else top
 
     def _advance(self) -> None:
         # Watermarks never go backwards, even when a new partition appears behind the others. In a

@@ -20,6 +20,7 @@ from engine import kernels
 from engine.aggregations import Aggregation
 from engine.batch import Batch
 from engine.dead_letters import DeadLetter
+from engine.errors import IncompatibleCheckpointError
 from engine.runtime.extract import Problem, call_per_record, field_values, good_index, numeric_column
 from engine.runtime.keys import KeyDomain
 from engine.runtime.operators.base import INT64_MAX, Operator, Output, dead_letters_for
@@ -53,8 +54,21 @@ class _Values:
     def __init__(self, step: str, refs: list[str | Callable[[Any], Any]]) -> None:
         self.step = step
         self.refs = refs
-        self.width = max(1, len(refs))  # a count-only table still gets one (zero) value column
+        # A count-only table has no value columns: its windows are the 24-byte head alone (the table's
+        # entries, scans and fired results are half the size of one with a dummy column). A table
+        # restored from a checkpoint written with a dummy column keeps it (see `match`).
+        self.width = len(refs)
         self.integer = [True] * len(refs)  # every value of the field seen so far was an int
+
+    def match(self, n_values: int) -> None:
+        """Read as many value columns as a restored table has (count-only checkpoints of earlier
+        versions have one zero column)."""
+        if n_values != len(self.refs) and not (n_values == 1 and not self.refs):
+            raise IncompatibleCheckpointError(
+                f"step {self.step!r}: the checkpoint's window table has {n_values} value columns, "
+                f"the step aggregates {len(self.refs)} fields"
+            )
+        self.width = n_values
 
     def read(self, batch: Batch) -> tuple[np.ndarray, list[Problem]]:
         n = len(batch)
@@ -232,6 +246,7 @@ class WindowAggregateOperator(Operator):
             for name in unread:
                 table[name] = np.full(shape, np.nan)
         self.table = kernels.WindowAggTable.restore(table)
+        self.values.match(self.table.n_values)
         self.watermark = snapshot["watermark"]
         self.values.integer = list(snapshot["integer"])
 
@@ -299,6 +314,7 @@ class SessionWindowOperator(Operator):
     def restore(self, snapshot: dict[str, Any]) -> None:
         self.superseded = snapshot.get("superseded", 0)
         self.table = kernels.SessionTable.restore(snapshot["table"])
+        self.values.match(self.table.n_values)
         self.watermark = snapshot["watermark"]
         self.values.integer = list(snapshot["integer"])
 
