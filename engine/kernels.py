@@ -32,6 +32,7 @@ LEFT = _impl.LEFT
 RIGHT = _impl.RIGHT
 FLAT_KINDS = _impl.FLAT_KINDS
 FLAT_OK = _impl.FLAT_OK
+FLAT_SECOND_TYPE = _impl.FLAT_SECOND_TYPE
 FLAT_SLOW = _impl.FLAT_SLOW
 FlatField = _impl.FlatField
 
@@ -57,6 +58,7 @@ IMPLEMENTATION = _impl.__name__
 __all__ = [
     "FLAT_KINDS",
     "FLAT_OK",
+    "FLAT_SECOND_TYPE",
     "FLAT_SLOW",
     "FlatField",
     "FiredSessions",
