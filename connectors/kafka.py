@@ -66,6 +66,7 @@ logger = logging.getLogger(__name__)
 
 _PARTITION_SPAN = 2**20  # partitions per topic the id scheme can tell apart
 _offset_of = operator.attrgetter("offset")
+_timestamp_of = operator.attrgetter("timestamp")
 
 
 BOOTSTRAP_ENV = "ENGINE_KAFKA_BOOTSTRAP_SERVERS"
@@ -459,7 +460,8 @@ class KafkaSource(Source):
         return True
 
     def _chunk(self, pid: int, messages: list) -> SourceChunk:
-        timestamps = np.array([m.timestamp for m in messages], dtype=np.int64)
+        # fromiter with count= fills the array without an intermediate list (a few % faster per message)
+        timestamps = np.fromiter(map(_timestamp_of, messages), dtype=np.int64, count=len(messages))
         if self._columns_decoder is not None:
             columns = self._columns_decoder.decode([m.value for m in messages])
             if columns is not None:
