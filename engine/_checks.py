@@ -429,6 +429,16 @@ def _flat_float_bounds(f) -> tuple[float, float, bool, bool, bool, bool]:
     return tuple(out)  # type: ignore[return-value]
 
 
+def gather_arguments(items: object, int_name: object, object_name: object) -> tuple[list, str, str]:
+    """Check the arguments of `gather_attributes`: a list and two attribute names."""
+    if not isinstance(items, list):
+        raise TypeError(f"items must be a list, got {type(items).__name__}")
+    for name, value in (("int_name", int_name), ("object_name", object_name)):
+        if not isinstance(value, str) or not value:
+            raise TypeError(f"{name} must be a non-empty str, got {value!r}")
+    return items, int_name, object_name  # type: ignore[return-value]
+
+
 def _flat_column(name: str, col: object, dtype, n: int) -> None:
     if not isinstance(col, np.ndarray) or col.ndim != 1 or col.dtype != dtype or len(col) != n:
         got = f"{col.dtype} array of shape {col.shape}" if isinstance(col, np.ndarray) else type(col).__name__

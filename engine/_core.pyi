@@ -221,6 +221,17 @@ def dfa_reject_lines(buf: bytes | NDArray[np.uint8], table: I64, accepting: Mask
     contracts to check a column of strings against a pattern in one pass.
     """
 
+# --- two attributes of many objects -----------------------------------------------------------------
+
+def gather_attributes(items: list[object], int_name: str, object_name: str) -> tuple[I64, list[object]]:
+    """``(np.array([item.<int_name> ...], int64), [item.<object_name> ...])`` in one C loop.
+
+    For a consumer's records: their timestamps as an int64 array and their values as a list, without a
+    Python loop per record. The int attribute must be an int (or have ``__index__``, not a bool) in
+    int64 range: else TypeError or OverflowError naming the item's position; a missing attribute raises
+    AttributeError.
+    """
+
 # --- flat JSON records into columns ----------------------------------------------------------------
 
 from engine._kernel_types import FlatField

@@ -7,6 +7,8 @@ the differential tests and for ``ENGINE_NO_EXTENSIONS=1``; the runtime reaches i
 
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 
 from engine import _checks
@@ -45,6 +47,7 @@ __all__ = [
     "WindowAggTable",
     "combine_watermarks",
     "dfa_reject_lines",
+    "gather_attributes",
     "late_mask",
     "scan_flat_json",
     "sliding_windows",
@@ -1022,6 +1025,20 @@ def _flat_record(plans, data, allow_unknown):
         if ws(i + 1) != len(data) or len(values) != len(plans):
             return None
         return values
+
+
+def gather_attributes(items, int_name, object_name):
+    items, int_name, object_name = _checks.gather_arguments(items, int_name, object_name)
+    ints = np.empty(len(items), dtype=np.int64)
+    for i, item in enumerate(items):
+        value = getattr(item, int_name)
+        if isinstance(value, bool):
+            raise TypeError(f"item {i}: {int_name} must be an int, got {value!r}")
+        value = operator.index(value)
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise OverflowError(f"item {i}: {int_name} = {value} is out of int64 range")
+        ints[i] = value
+    return ints, [getattr(item, object_name) for item in items]
 
 
 def scan_flat_json(records, fields, columns, status, allow_unknown=False):

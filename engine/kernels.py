@@ -42,6 +42,7 @@ late_mask = _impl.late_mask
 combine_watermarks = _impl.combine_watermarks
 dfa_reject_lines = _impl.dfa_reject_lines
 scan_flat_json = _impl.scan_flat_json
+gather_attributes = _impl.gather_attributes
 
 WatermarkTracker = _impl.WatermarkTracker
 KeyInterner = _impl.KeyInterner
@@ -77,6 +78,7 @@ __all__ = [
     "WindowAggTable",
     "combine_watermarks",
     "dfa_reject_lines",
+    "gather_attributes",
     "late_mask",
     "scan_flat_json",
     "sliding_windows",
