@@ -22,6 +22,7 @@ cdef enum:
     _MAX_INT_DIGITS = 18  # every 18-digit integer fits in int64; longer ones take the slow path
     _MAX_NUMBER_LEN = 40  # longer float literals take the slow path
     _MAX_EXP_DIGITS = 4
+    _MAX_SKIP_DEPTH = 32  # unknown values nested deeper take the slow path
 
 cdef enum _FlatKind:
     _K_INT = 0
@@ -32,7 +33,6 @@ cdef enum _FlatKind:
     _K_TIMESTAMP = 5
     _K_NUMBER = 6  # an int or a float: int64 column (INT64_MIN for a float) and float64 column
     _K_KEY = 7  # an int or a str: int64 column (INT64_MIN for a str) and object column (None for an int)
-    _MAX_SKIP_DEPTH = 32  # unknown values nested deeper take the slow path
 
 # In the int64 column of a "number" or "key" field: this row holds the other type (a float, a str). Never
 # an int the scanner accepts: INT64_MIN has 19 digits, and integer literals of more than 18 take the slow
