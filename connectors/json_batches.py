@@ -1,14 +1,22 @@
 """Decoding a batch of JSON message values in one call: as whole values, or as columns of a few fields.
 
-Both decoders join the values with ``b"\\n"`` and decode them with one msgspec ``decode_lines`` call.
-``decode_lines`` reads a stream of whitespace-separated values, not one value per line (``b"1 2"`` gives
-two values, a blank line none, and a value may continue on the next line), so the join is used only when
-each value provably becomes exactly one element: the buffer holds exactly ``n - 1`` newlines (none inside
-a value), each between ``}`` and ``{``, and it starts with ``{`` and ends with ``}``. Then the ``}``
-ending a line is structural (a JSON string cannot hold a raw newline) and ``{`` cannot follow it inside a
-container, so every line starts a new top-level value; with exactly ``n`` elements decoded, each line held
-exactly one. Anything else (values that are not objects, tombstones, a decoding error) returns ``None``:
-the caller then decodes message by message, finding the bad ones and routing them to dead letters.
+`decode_lines_exactly` (whole values) joins the values with ``b"\\n"`` and decodes them with one msgspec
+``decode_lines`` call. ``decode_lines`` reads a stream of whitespace-separated values, not one value per
+line (``b"1 2"`` gives two values, a blank line none, and a value may continue on the next line), so the
+join is used only when each value provably becomes exactly one element: the buffer holds exactly
+``n - 1`` newlines (none inside a value), each between ``}`` and ``{``, and it starts with ``{`` and ends
+with ``}``. Then the ``}`` ending a line is structural (a JSON string cannot hold a raw newline) and
+``{`` cannot follow it inside a container, so every line starts a new top-level value; with exactly
+``n`` elements decoded, each line held exactly one.
+
+`JsonColumnDecoder` (a few fields into numpy columns) reads the batch with the compiled flat-JSON kernel
+(`engine.kernels.scan_flat_json`), which accepts a value only when msgspec would decode it to the same
+values, and decodes the values the kernel leaves with msgspec (with `decode_lines_exactly` when it can,
+else one by one).
+
+Either returns ``None`` for a batch it cannot decode exactly (values that are not objects, tombstones, a
+decoding error, a value that does not fit a column): the caller then decodes message by message, finding
+the bad ones and routing them to dead letters.
 """
 
 from __future__ import annotations
@@ -17,6 +25,8 @@ from typing import Any, Callable, Union
 
 import msgspec
 import numpy as np
+
+from engine.kernels import FLAT_SECOND_TYPE, FlatField, scan_flat_json
 
 __all__ = ["JsonColumnDecoder", "decode_lines_exactly"]
 
@@ -54,19 +64,29 @@ def _one_object_per_line(buffer: bytes, n: int) -> bool:
     return at.size == n - 1 and bool((raw[at - 1] == _CLOSE).all()) and bool((raw[at + 1] == _OPEN).all())
 
 
-# What each role of `engine.runtime.projection` accepts, as msgspec types (validated in C while decoding).
+# What each role of `engine.runtime.projection` accepts, as msgspec types (validated in C while decoding
+# the records the flat-JSON kernel leaves to msgspec), and the kernel's kind for it.
 _ROLE_TYPES: dict[str, Any] = {"int": int, "key": Union[int, str], "number": Union[int, float]}
+_ROLE_KINDS = {"int": "int", "key": "key", "number": "number"}
 
 
 class JsonColumnDecoder:
     """Decode JSON object values into numpy columns of the ``fields`` (name -> role) only.
 
-    Other fields of the objects are skipped by the decoder without being built. Columns: ``int64`` when
-    every value of the field is an int in int64 range, ``float64`` for numbers with a float among them,
-    ``object`` for keys with a str among them. `decode` returns ``None`` for a batch it cannot deliver
-    that way (a value missing a field, of another type, an int out of range, not a JSON object): the
-    caller decodes that batch as whole records, so its results and dead letters are those of the
-    records path.
+    Other fields of the objects are skipped without being built. Columns: ``int64`` when every value of
+    the field is an int in int64 range, ``float64`` for numbers with a float among them, ``object`` for
+    keys with a str among them (holding the strs and ints as they are). `decode` returns ``None`` for a
+    batch it cannot deliver that way (a value missing a field, of another type, an int out of range, not
+    a JSON object): the caller decodes that batch as whole records, so its results and dead letters are
+    those of the records path.
+
+    How: the flat-JSON kernel (`engine.kernels.scan_flat_json`) reads the whole batch straight into
+    numpy columns in one compiled pass, building no Python object per record (but a str key). The
+    records it does not accept with certainty (escapes, non-ASCII, nulls, duplicate or missing keys,
+    integers of more than 18 digits, ...) are decoded by msgspec into a projected Struct (all in one
+    call when `decode_lines_exactly` allows, else one by one); when there are any, the columns are built
+    from the values of both as Python lists, exactly as msgspec's values alone would give them
+    (`_column`).
     """
 
     def __init__(self, fields: dict[str, str]) -> None:
@@ -74,6 +94,7 @@ class JsonColumnDecoder:
         if unknown:
             raise ValueError(f"unknown field roles {sorted(unknown)}; expected some of {sorted(_ROLE_TYPES)}")
         self.fields = dict(fields)
+        self._flat_fields = [FlatField(name, _ROLE_KINDS[role]) for name, role in self.fields.items()]
         # Attribute names f0, f1, ... renamed to the JSON names, so any field name works. gc=False: these
         # short-lived rows hold only ints, floats and strs, never cycles, and need no collector tracking.
         attributes = [(f"f{i}", _ROLE_TYPES[role]) for i, role in enumerate(self.fields.values())]
@@ -81,15 +102,48 @@ class JsonColumnDecoder:
             "ProjectedRow", attributes, rename={f"f{i}": name for i, name in enumerate(self.fields)}, gc=False
         )
         self._decoder = msgspec.json.Decoder(row)
-        self._getters = [(name, role, _attribute_lister(i)) for i, (name, role) in enumerate(self.fields.items())]
+        self._getters = [_attribute_lister(i) for i in range(len(self.fields))]
 
     def decode(self, values: list) -> dict[str, np.ndarray] | None:
-        rows = decode_lines_exactly(self._decoder, values)
+        n = len(values)
+        if not n:
+            return self._from_lists([[] for _ in self.fields])
+        parts = [_kernel_columns(role, n) for role in self.fields.values()]
+        status = np.empty(n, dtype=np.uint8)
+        accepted = scan_flat_json(values, self._flat_fields, parts, status, True)
+        if accepted == n:
+            return {name: _accepted_column(role, part) for (name, role), part in zip(self.fields.items(), parts)}
+        return self._with_slow_records(values, parts, status, accepted)
+
+    def _with_slow_records(self, values: list, parts: list, status: np.ndarray, accepted: int):
+        """Decode the records the kernel left (``status`` FLAT_SLOW) with msgspec, or ``None`` when one
+        does not decode; the columns from the values of both, as Python lists."""
+        slow = np.flatnonzero(status).tolist()
+        slow_values = [values[i] for i in slow] if accepted else values
+        # one C call when those values allow it (see the module docstring), else one call per value
+        rows = decode_lines_exactly(self._decoder, slow_values)
         if rows is None:
-            return None
+            try:
+                rows = [self._decoder.decode(v) for v in slow_values]
+            except (*_DECODE_ERRORS, TypeError):  # TypeError: a tombstone (None)
+                return None
+        if not accepted:
+            return self._from_lists([getter(rows) for getter in self._getters])
+        fast = np.flatnonzero(status == 0).tolist()
+        lists = []
+        for getter, role, part in zip(self._getters, self.fields.values(), parts):
+            column: list = [None] * len(values)
+            for i, value in zip(fast, _accepted_values(role, part, accepted)):
+                column[i] = value
+            for i, value in zip(slow, getter(rows)):
+                column[i] = value
+            lists.append(column)
+        return self._from_lists(lists)
+
+    def _from_lists(self, lists: list[list]) -> dict[str, np.ndarray] | None:
         columns: dict[str, np.ndarray] = {}
-        for name, role, getter in self._getters:
-            column = _column(getter(rows), role)
+        for (name, role), values in zip(self.fields.items(), lists):
+            column = _column(values, role)
             if column is None:
                 return None
             columns[name] = column
@@ -100,6 +154,42 @@ def _attribute_lister(i: int) -> Callable[[list], list]:
     """``rows -> [row.f<i> for row in rows]``, compiled as a comprehension: a plain attribute load per row
     is several times cheaper than ``map(attrgetter(...))``. The source holds only an int we generate."""
     return eval(f"lambda rows: [row.f{int(i)} for row in rows]")  # noqa: S307
+
+
+def _kernel_columns(role: str, n: int):
+    """The preallocated column(s) `scan_flat_json` fills for a field of ``role``."""
+    if role == "number":
+        return np.empty(n, dtype=np.int64), np.empty(n, dtype=np.float64)
+    if role == "key":
+        return np.empty(n, dtype=np.int64), np.empty(n, dtype=object)
+    return np.empty(n, dtype=np.int64)
+
+
+def _accepted_column(role: str, part) -> np.ndarray:
+    """The column of a batch the kernel accepted whole: what `_column` gives for the same values."""
+    if role == "int":
+        return part
+    ints, others = part
+    second = ints == FLAT_SECOND_TYPE
+    if not second.any():
+        return ints  # all ints (in int64 range, as the kernel reads them)
+    if role == "number":
+        return others  # a float among them: all as float64, ints converted like numpy converts them
+    if second.all():
+        return others  # all keys are strs
+    mixed = others.copy()  # ints and strs: the ints as Python ints beside the strs
+    at = np.flatnonzero(~second)
+    mixed[at] = _objects(ints[at].tolist())
+    return mixed
+
+
+def _accepted_values(role: str, part, accepted: int) -> list:
+    """The first ``accepted`` rows of the kernel's column(s) as the Python values msgspec gives."""
+    if role == "int":
+        return part[:accepted].tolist()
+    ints, others = part
+    second = (ints[:accepted] == FLAT_SECOND_TYPE).tolist()
+    return [o if s else i for i, o, s in zip(ints[:accepted].tolist(), others[:accepted].tolist(), second)]
 
 
 def _column(values: list, role: str) -> np.ndarray | None:

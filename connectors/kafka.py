@@ -61,6 +61,7 @@ from engine import kernels
 from engine.batch import Batch
 from engine.errors import ConnectorError, FlowDefinitionError
 from engine.io import Sink, Source, SourceChunk
+from engine.kernels import gather_attributes
 
 __all__ = ["KafkaDeadLetterSink", "KafkaMessage", "KafkaSink", "KafkaSource", "partition_id"]
 
@@ -461,12 +462,14 @@ class KafkaSource(Source):
         return True
 
     def _chunk(self, pid: int, messages: list) -> SourceChunk:
-        timestamps = np.array([m.timestamp for m in messages], dtype=np.int64)
+        # one compiled loop for both (~45 ms per 1M messages, against ~75 ms for a list comprehension of
+        # values and np.fromiter over the timestamps)
+        timestamps, values = gather_attributes(messages, "timestamp", "value")
         if self._columns_decoder is not None:
-            columns = self._columns_decoder.decode([m.value for m in messages])
+            columns = self._columns_decoder.decode(values)
             if columns is not None:
                 return SourceChunk(pid, columns=columns, position=self._positions[pid], timestamps=timestamps)
-        records, errors, keep = self._decode(messages)
+        records, errors, keep = self._decode(messages, values)
         if keep is not None:
             timestamps = timestamps[keep]
         if self.metadata:
@@ -485,9 +488,9 @@ class KafkaSource(Source):
         except Exception:
             return message.key
 
-    def _decode(self, messages: list) -> tuple[list, list, list[int] | None]:
-        """Decode values; bad ones become ``(raw, reason)`` errors and are left out (``keep`` indexes)."""
-        values = [m.value for m in messages]
+    def _decode(self, messages: list, values: list) -> tuple[list, list, list[int] | None]:
+        """Decode ``values`` (the messages' values); bad ones become ``(raw, reason)`` errors and are left
+        out (``keep`` indexes)."""
         if self._contract_check is not None:
             return self._validate(messages, values)
         if self._decode_value is None:

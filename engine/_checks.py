@@ -386,6 +386,7 @@ def dfa_arguments(buf: object, table: object, accepting: object, start: object):
 # ---- flat JSON scanning ------------------------------------------------------------------------------
 _FLAT_DTYPES = {"int": np.int64, "timestamp": np.int64, "float": np.float64, "bool": np.bool_,
                 "string": np.object_, "enum": np.int32}
+_FLAT_PAIR_DTYPES = {"number": (np.int64, np.float64), "key": (np.int64, np.object_)}  # two columns each
 
 
 def _flat_int_range(f) -> tuple[int, int]:
@@ -428,12 +429,30 @@ def _flat_float_bounds(f) -> tuple[float, float, bool, bool, bool, bool]:
     return tuple(out)  # type: ignore[return-value]
 
 
+def gather_arguments(items: object, int_name: object, object_name: object) -> tuple[list, str, str]:
+    """Check the arguments of `gather_attributes`: a list and two attribute names."""
+    if not isinstance(items, list):
+        raise TypeError(f"items must be a list, got {type(items).__name__}")
+    for name, value in (("int_name", int_name), ("object_name", object_name)):
+        if not isinstance(value, str) or not value:
+            raise TypeError(f"{name} must be a non-empty str, got {value!r}")
+    return items, int_name, object_name  # type: ignore[return-value]
+
+
+def _flat_column(name: str, col: object, dtype, n: int) -> None:
+    if not isinstance(col, np.ndarray) or col.ndim != 1 or col.dtype != dtype or len(col) != n:
+        got = f"{col.dtype} array of shape {col.shape}" if isinstance(col, np.ndarray) else type(col).__name__
+        raise TypeError(f"column of field {name!r} must be a 1-D {np.dtype(dtype)} array of {n} rows, got {got}")
+    if not col.flags.c_contiguous or not col.flags.writeable:
+        raise ValueError(f"column of field {name!r} must be C-contiguous and writeable")
+
+
 def flat_json_arguments(records: object, fields: object, columns: object, status: object):
     """Check the arguments of `scan_flat_json`; return ``(records, plan, columns, status)``.
 
     ``records``: a list (items that are not ``bytes`` take the slow path); ``fields``: a sequence of
     `FlatField`; ``columns``: one preallocated 1-D array per field, of the kind's dtype and of
-    ``len(records)`` rows; ``status``: a uint8 array of ``len(records)`` rows. ``plan`` holds one tuple
+    ``len(records)`` rows (a pair of them for ``number`` and ``key``); ``status``: a uint8 array of ``len(records)`` rows. ``plan`` holds one tuple
     per field: ``(name bytes, kind index, int lo, int hi, multiple_of (0: none), float lo, float hi,
     lo exclusive, hi exclusive, has lo, has hi, min length, max length (-1: none), dfa or None,
     symbols as bytes)``.
@@ -463,13 +482,15 @@ def flat_json_arguments(records: object, fields: object, columns: object, status
         names.add(f.name)
         if f.kind not in FLAT_KINDS:
             raise ValueError(f"field {f.name!r}: kind must be one of {', '.join(FLAT_KINDS)}, got {f.kind!r}")
-        dtype = _FLAT_DTYPES[f.kind]
-        if not isinstance(col, np.ndarray) or col.ndim != 1 or col.dtype != dtype or len(col) != n:
-            got = f"{col.dtype} array of shape {col.shape}" if isinstance(col, np.ndarray) else type(col).__name__
-            raise TypeError(f"column of field {f.name!r} must be a 1-D {np.dtype(dtype)} array of {n} rows, "
-                            f"got {got}")
-        if not col.flags.c_contiguous or not col.flags.writeable:
-            raise ValueError(f"column of field {f.name!r} must be C-contiguous and writeable")
+        if f.kind in _FLAT_PAIR_DTYPES:
+            if not isinstance(col, (tuple, list)) or len(col) != 2:
+                raise TypeError(f"column of {f.kind} field {f.name!r} must be a pair of arrays "
+                                f"({', '.join(np.dtype(d).name for d in _FLAT_PAIR_DTYPES[f.kind])}), got {col!r}")
+            col = tuple(col)
+            for part, dtype in zip(col, _FLAT_PAIR_DTYPES[f.kind]):
+                _flat_column(f.name, part, dtype, n)
+        else:
+            _flat_column(f.name, col, _FLAT_DTYPES[f.kind], n)
         bounded = any(getattr(f, k) is not None for k in ("ge", "gt", "le", "lt"))
         if bounded and f.kind not in ("int", "float"):
             raise ValueError(f"field {f.name!r}: bounds apply to int and float fields, not {f.kind}")

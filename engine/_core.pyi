@@ -221,19 +221,36 @@ def dfa_reject_lines(buf: bytes | NDArray[np.uint8], table: I64, accepting: Mask
     contracts to check a column of strings against a pattern in one pass.
     """
 
+# --- two attributes of many objects -----------------------------------------------------------------
+
+def gather_attributes(items: list[object], int_name: str, object_name: str) -> tuple[I64, list[object]]:
+    """``(np.array([item.<int_name> ...], int64), [item.<object_name> ...])`` in one C loop.
+
+    For a consumer's records: their timestamps as an int64 array and their values as a list, without a
+    Python loop per record. The int attribute must be an int (or have ``__index__``, not a bool) in
+    int64 range: else TypeError or OverflowError naming the item's position; a missing attribute raises
+    AttributeError.
+    """
+
 # --- flat JSON records into columns ----------------------------------------------------------------
 
 from engine._kernel_types import FlatField
 
 def scan_flat_json(
-    records: list[object], fields: Sequence[FlatField], columns: list[NDArray], status: NDArray[np.uint8],
+    records: list[object], fields: Sequence[FlatField], columns: list[NDArray | tuple[NDArray, NDArray]],
+    status: NDArray[np.uint8],
     allow_unknown: bool = False,
 ) -> int:
     """Decode and validate a batch of flat JSON objects straight into columns; returns how many passed.
 
     ``columns[k]`` is preallocated by the caller for ``fields[k]`` with ``len(records)`` rows, dtype by
     kind: int64 (``int``, ``timestamp``), float64 (``float``), bool (``bool``), object (``string``: the
-    value as ``str``), int32 (``enum``: the index of the value in ``symbols``). For each record ``i``,
+    value as ``str``), int32 (``enum``: the index of the value in ``symbols``), and a pair for the two
+    kinds that hold one of two types: ``(int64, float64)`` for ``number`` (an int, or a float when the
+    literal has a fraction or an exponent, as msgspec decides: the int or ``FLAT_SECOND_TYPE`` for a
+    float, and the value as float64, an int converted like int64 -> float64), ``(int64, object)`` for
+    ``key`` (the int or ``FLAT_SECOND_TYPE`` for a str, and the ``str`` or ``None`` for an int).
+    ``FLAT_SECOND_TYPE`` is INT64_MIN, never an accepted int (19 digits). For each record ``i``,
     ``status[i]`` becomes ``FLAT_OK`` (0) or ``FLAT_SLOW`` (1); the ``k``-th accepted record fills row
     ``k`` of every column (the layout the caller wants when most records pass: no compaction), and rows
     from the returned count on are unspecified.
@@ -241,14 +258,17 @@ def scan_flat_json(
     ``FLAT_OK`` is conservative: the record is ``bytes`` holding exactly one JSON object (JSON
     whitespace around tokens) whose keys are exactly the field names, each once, plain ASCII strings
     without escapes (with ``allow_unknown``, other keys may appear too when their values are plain
-    scalars: a number the ``float`` rule reads, ``true``, ``false``, ``null`` or a plain string), with
+    scalars: a number the ``float`` rule reads, ``true``, ``false``, ``null`` or a plain string, or
+    arrays and objects of them with plain-string keys, at most 32 levels deep), with
     values that msgspec would accept with the same values and that meet the
-    field's constraints: ``int``/``timestamp`` a JSON integer literal of at most 18 digits; ``float`` any
+    field's constraints: ``int``/``timestamp`` a JSON integer literal of at most 18 digits; ``number``
+    such an integer literal, or a number the ``float`` rule reads; ``key`` such an integer literal or a
+    plain string (below); ``float`` any
     JSON number (integer literals of at most 18 digits convert like int64 -> float64, so ``-0`` is
     ``0.0``; others are correctly rounded by ``PyOS_string_to_double``; at most 40 characters, a
     4-digit exponent, finite and not underflowing); ``bool`` ``true``/``false``; ``string``/``enum`` a
     plain ASCII string (bytes 0x20-0x7f except ``"`` and ``\\``; no escapes). Anything else (null,
-    nested values, escapes, non-ASCII, unknown/missing/duplicate keys, malformed JSON, a constraint
+    nested field values, escapes, non-ASCII, unknown/missing/duplicate keys, malformed JSON, a constraint
     failure, items that are not ``bytes``) is ``FLAT_SLOW`` and is never explained: the caller decodes
     such records with msgspec to get the values or the error.
     """

@@ -55,7 +55,10 @@ class JoinPairs(NamedTuple):
 FLAT_OK = 0  # per-record status: decoded and validated by the scanner, values are in the columns
 FLAT_SLOW = 1  # not on the fast path (anything unusual or invalid): decode the record another way
 
-FLAT_KINDS = ("int", "float", "bool", "string", "enum", "timestamp")
+FLAT_KINDS = ("int", "float", "bool", "string", "enum", "timestamp", "number", "key")
+# In the int64 column of a "number" or "key" field: the row holds a float (number) or a str (key). No int
+# the scanner accepts equals it (it has 19 digits; longer integer literals than 18 digits take the slow path).
+FLAT_SECOND_TYPE = -(2**63)
 
 
 class FlatField(NamedTuple):
@@ -63,7 +66,11 @@ class FlatField(NamedTuple):
 
     ``kind`` is one of `FLAT_KINDS`; its column (preallocated by the caller, one row per record) is
     int64 (``int``, ``timestamp``: an integer literal), float64 (``float``: any JSON number), bool
-    (``bool``), object holding ``str`` (``string``) or int32 codes into ``symbols`` (``enum``).
+    (``bool``), object holding ``str`` (``string``) or int32 codes into ``symbols`` (``enum``). Two kinds
+    take a pair of columns: ``number`` (an int or a float, as msgspec tells them apart: a literal with a
+    fraction or an exponent is a float) fills ``(int64, float64)``: the int, or `FLAT_SECOND_TYPE` for
+    a float, and every value as a float64; ``key`` (an int or a str) fills ``(int64, object)``: the
+    int or `FLAT_SECOND_TYPE` for a str, and the str or ``None`` for an int.
     ``ge``/``gt``/``le``/``lt`` bound numbers (ints for ``int``), ``multiple_of`` (an int) only ``int``
     fields; ``min_length``/``max_length`` count characters of a ``string``; ``dfa`` is ``(table,
     accepting, start)`` in the format of `dfa_reject_lines` and must accept a ``string`` value.

@@ -7,12 +7,15 @@ the differential tests and for ``ENGINE_NO_EXTENSIONS=1``; the runtime reaches i
 
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 
 from engine import _checks
 from engine._kernel_types import (
     FLAT_KINDS,
     FLAT_OK,
+    FLAT_SECOND_TYPE,
     FLAT_SLOW,
     INT64_MAX,
     INT64_MIN,
@@ -27,6 +30,7 @@ from engine._kernel_types import (
 __all__ = [
     "FLAT_KINDS",
     "FLAT_OK",
+    "FLAT_SECOND_TYPE",
     "FLAT_SLOW",
     "FlatField",
     "INT64_MAX",
@@ -43,6 +47,7 @@ __all__ = [
     "WindowAggTable",
     "combine_watermarks",
     "dfa_reject_lines",
+    "gather_attributes",
     "json_object_rows",
     "kafka_key_partitions",
     "kafka_record_batches",
@@ -891,6 +896,11 @@ def _flat_number(data, i):
 def _flat_value(plan, data, i):
     """(python value, end) of one field's value at ``i`` when it is on the fast path, else None."""
     name, kind, lo, hi, mult, flo, fhi, flo_x, fhi_x, has_flo, has_fhi, min_len, max_len, dfa, symbols = plan
+    if kind == 6:  # number: an int, or a float when the literal has a fraction or an exponent
+        return _flat_integer(data, i) or _flat_number(data, i)
+    if kind == 7:  # key: an int or a plain str
+        m = _PLAIN_STRING.match(data, i)
+        return (m.group(1).decode("ascii"), m.end()) if m is not None else _flat_integer(data, i)
     if kind in (0, 5):  # int, timestamp
         got = _flat_integer(data, i)
         if got is None or not lo <= got[0] <= hi or (mult and got[0] % mult):
@@ -929,8 +939,11 @@ def _flat_value(plan, data, i):
     return raw.decode("ascii"), m.end()
 
 
-def _flat_skip(data, i):
-    """The end of an unknown field's value when it is a plain scalar the scanner reads, else None."""
+def _flat_skip(data, i, depth=0):
+    """The end of an unknown field's value when it is a plain scalar the scanner reads, or an array or
+    object of them at most 32 deep (with plain-string keys), else None."""
+    if data[i:i + 1] in (b"[", b"{"):
+        return _flat_skip_container(data, i, depth)
     m = _PLAIN_STRING.match(data, i)
     if m is not None:
         return m.end()
@@ -939,6 +952,39 @@ def _flat_skip(data, i):
             return i + len(literal)
     got = _flat_number(data, i)
     return None if got is None else got[1]
+
+
+def _flat_skip_container(data, i, depth):
+    if depth >= 32:
+        return None
+    close = b"]" if data[i:i + 1] == b"[" else b"}"
+
+    def ws(i):
+        while data[i:i + 1] in (b" ", b"\t", b"\n", b"\r"):
+            i += 1
+        return i
+
+    i = ws(i + 1)
+    if data.startswith(close, i):
+        return i + 1
+    while True:
+        if close == b"}":
+            m = _PLAIN_STRING.match(data, i)
+            if m is None:
+                return None
+            i = ws(m.end())
+            if not data.startswith(b":", i):
+                return None
+            i = ws(i + 1)
+        end = _flat_skip(data, i, depth + 1)
+        if end is None:
+            return None
+        i = ws(end)
+        if data.startswith(close, i):
+            return i + 1
+        if not data.startswith(b",", i):
+            return None
+        i = ws(i + 1)
 
 
 def _flat_record(plans, data, allow_unknown):
@@ -984,6 +1030,20 @@ def _flat_record(plans, data, allow_unknown):
         return values
 
 
+def gather_attributes(items, int_name, object_name):
+    items, int_name, object_name = _checks.gather_arguments(items, int_name, object_name)
+    ints = np.empty(len(items), dtype=np.int64)
+    for i, item in enumerate(items):
+        value = getattr(item, int_name)
+        if isinstance(value, bool):
+            raise TypeError(f"item {i}: {int_name} must be an int, got {value!r}")
+        value = operator.index(value)
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise OverflowError(f"item {i}: {int_name} = {value} is out of int64 range")
+        ints[i] = value
+    return ints, [getattr(item, object_name) for item in items]
+
+
 def scan_flat_json(records, fields, columns, status, allow_unknown=False):
     records, plans, columns, status = _checks.flat_json_arguments(records, fields, columns, status)
     allow_unknown = _checks.flag("allow_unknown", allow_unknown)
@@ -995,7 +1055,15 @@ def scan_flat_json(records, fields, columns, status, allow_unknown=False):
             continue
         status[r] = 0
         for k, value in values.items():
-            columns[k][accepted] = value  # the k-th accepted record fills row k
+            kind = plans[k][1]
+            if kind == 6:  # number: (int or FLAT_SECOND_TYPE, float64)
+                columns[k][0][accepted] = value if type(value) is int else FLAT_SECOND_TYPE
+                columns[k][1][accepted] = float(value)
+            elif kind == 7:  # key: (int or FLAT_SECOND_TYPE, str or None)
+                columns[k][0][accepted] = value if type(value) is int else FLAT_SECOND_TYPE
+                columns[k][1][accepted] = value if type(value) is str else None
+            else:
+                columns[k][accepted] = value  # the k-th accepted record fills row k
         accepted += 1
     return accepted
 

@@ -32,6 +32,7 @@ LEFT = _impl.LEFT
 RIGHT = _impl.RIGHT
 FLAT_KINDS = _impl.FLAT_KINDS
 FLAT_OK = _impl.FLAT_OK
+FLAT_SECOND_TYPE = _impl.FLAT_SECOND_TYPE
 FLAT_SLOW = _impl.FLAT_SLOW
 FlatField = _impl.FlatField
 
@@ -44,6 +45,7 @@ scan_flat_json = _impl.scan_flat_json
 json_object_rows = _impl.json_object_rows
 kafka_record_batches = _impl.kafka_record_batches
 kafka_key_partitions = _impl.kafka_key_partitions
+gather_attributes = _impl.gather_attributes
 
 WatermarkTracker = _impl.WatermarkTracker
 KeyInterner = _impl.KeyInterner
@@ -60,6 +62,7 @@ IMPLEMENTATION = _impl.__name__
 __all__ = [
     "FLAT_KINDS",
     "FLAT_OK",
+    "FLAT_SECOND_TYPE",
     "FLAT_SLOW",
     "FlatField",
     "FiredSessions",
@@ -78,6 +81,7 @@ __all__ = [
     "WindowAggTable",
     "combine_watermarks",
     "dfa_reject_lines",
+    "gather_attributes",
     "json_object_rows",
     "kafka_key_partitions",
     "kafka_record_batches",

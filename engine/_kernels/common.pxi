@@ -7,7 +7,7 @@ from libc.stdint cimport int64_t, uint64_t, uint8_t, INT64_MIN as C_INT64_MIN, I
 from engine import _checks
 from engine._kernel_types import (
     INT64_MIN, INT64_MAX, LEFT, RIGHT, FiredWindows, FiredSessions, JoinPairs,
-    FLAT_KINDS, FLAT_OK, FLAT_SLOW, FlatField,
+    FLAT_KINDS, FLAT_OK, FLAT_SECOND_TYPE, FLAT_SLOW, FlatField,
 )
 
 cnp.import_array()

@@ -2,7 +2,7 @@
 #
 # The scanner is deliberately narrow: it accepts a record only when it is certain msgspec would accept
 # it with the same values (strict JSON grammar, ASCII strings without escapes, every field exactly once,
-# unknown fields only when allowed and holding plain scalars, numbers short enough to convert exactly)
+# unknown fields only when allowed and built of plain scalars, numbers short enough to convert exactly)
 # and reports everything else as "slow", for the caller to decode with msgspec. It never produces error
 # messages.
 
@@ -22,6 +22,7 @@ cdef enum:
     _MAX_INT_DIGITS = 18  # every 18-digit integer fits in int64; longer ones take the slow path
     _MAX_NUMBER_LEN = 40  # longer float literals take the slow path
     _MAX_EXP_DIGITS = 4
+    _MAX_SKIP_DEPTH = 32  # unknown values nested deeper take the slow path
 
 cdef enum _FlatKind:
     _K_INT = 0
@@ -30,6 +31,14 @@ cdef enum _FlatKind:
     _K_STRING = 3
     _K_ENUM = 4
     _K_TIMESTAMP = 5
+    _K_NUMBER = 6  # an int or a float: int64 column (INT64_MIN for a float) and float64 column
+    _K_KEY = 7  # an int or a str: int64 column (INT64_MIN for a str) and object column (None for an int)
+
+# In the int64 column of a "number" or "key" field: this row holds the other type (a float, a str). Never
+# an int the scanner accepts: INT64_MIN has 19 digits, and integer literals of more than 18 take the slow
+# path.
+cdef int64_t _SECOND_TYPE = C_INT64_MIN
+
 
 cdef struct _FlatSpec:
     const char* name
@@ -54,6 +63,8 @@ cdef struct _FlatSpec:
     const char** symbols
     Py_ssize_t* symbol_lens
     void* column
+    void* column2  # number: the float64 column; key: the object column
+    bint span_is_str  # key: the current record's value is a str (its span is set)
     Py_ssize_t span_start  # of a string value in the current record
     Py_ssize_t span_len
 
@@ -242,6 +253,34 @@ cdef inline Py_ssize_t _value(_FlatSpec* f, const uint8_t* p, Py_ssize_t i, Py_s
     cdef Py_ssize_t j, k, length
     cdef int64_t s
     cdef int kind = f.kind
+    if kind == _K_NUMBER:
+        j = _integer(p, i, n, &iv)
+        if j >= 0:
+            (<int64_t*>f.column)[row] = iv
+            (<double*>f.column2)[row] = <double>iv
+            return j
+        j = _number(p, i, n, &d)
+        if j < 0:
+            return -1
+        (<int64_t*>f.column)[row] = _SECOND_TYPE
+        (<double*>f.column2)[row] = d
+        return j
+    if kind == _K_KEY:
+        if i < n and p[i] == 34:
+            j = _plain_string(p, i + 1, n)
+            if j < 0:
+                return -1
+            (<int64_t*>f.column)[row] = _SECOND_TYPE
+            f.span_is_str = True
+            f.span_start = i + 1
+            f.span_len = j - i - 1
+            return j + 1
+        j = _integer(p, i, n, &iv)
+        if j < 0:
+            return -1
+        (<int64_t*>f.column)[row] = iv
+        f.span_is_str = False
+        return j
     if kind == _K_INT or kind == _K_TIMESTAMP:
         j = _integer(p, i, n, &iv)
         if j < 0 or iv < f.ilo or iv > f.ihi or (f.imul != 0 and iv % f.imul != 0):
@@ -310,6 +349,44 @@ cdef inline Py_ssize_t _skip_scalar(const uint8_t* p, Py_ssize_t i, Py_ssize_t n
     return _number(p, i, n, &d)
 
 
+cdef Py_ssize_t _skip_value(const uint8_t* p, Py_ssize_t i, Py_ssize_t n, int depth) except -2:
+    """Like `_skip_scalar`, and also arrays and objects (at most `_MAX_SKIP_DEPTH` deep) built of such
+    scalars, with plain-string keys; else -1. Everything inside is something the scanner proves msgspec
+    reads, so msgspec would skip the value too."""
+    cdef Py_ssize_t j
+    cdef uint8_t close
+    if i >= n or (p[i] != 91 and p[i] != 123):  # not '[' or '{'
+        return _skip_scalar(p, i, n)
+    if depth >= _MAX_SKIP_DEPTH:
+        return -1
+    close = 93 if p[i] == 91 else 125  # ']' or '}'
+    i = _skip_ws(p, i + 1, n)
+    if i < n and p[i] == close:
+        return i + 1
+    while True:
+        if close == 125:  # an object: a plain key and a colon first
+            if i >= n or p[i] != 34:
+                return -1
+            j = _plain_string(p, i + 1, n)
+            if j < 0:
+                return -1
+            i = _skip_ws(p, j + 1, n)
+            if i >= n or p[i] != 58:
+                return -1
+            i = _skip_ws(p, i + 1, n)
+        i = _skip_value(p, i, n, depth + 1)
+        if i < 0:
+            return -1
+        i = _skip_ws(p, i, n)
+        if i >= n:
+            return -1
+        if p[i] == close:
+            return i + 1
+        if p[i] != 44:  # ','
+            return -1
+        i = _skip_ws(p, i + 1, n)
+
+
 cdef inline Py_ssize_t _match_field(_FlatSpec* specs, Py_ssize_t nf, const uint8_t* key, Py_ssize_t length,
                                     Py_ssize_t guess) noexcept nogil:
     """The field named ``key``, trying ``guess`` first (fields usually come in contract order), or -1."""
@@ -325,8 +402,8 @@ cdef inline Py_ssize_t _match_field(_FlatSpec* specs, Py_ssize_t nf, const uint8
 
 cdef int _scan_record(_FlatSpec* specs, Py_ssize_t nf, uint8_t* seen, const uint8_t* p, Py_ssize_t n,
                        Py_ssize_t row, bint allow_unknown) except -1:
-    """True when the record at ``p`` is a flat object of exactly the fields (plus, with
-    ``allow_unknown``, other keys with plain scalar values), every value valid."""
+    """True when the record at ``p`` is an object of exactly the fields (plus, with ``allow_unknown``,
+    other keys whose values `_skip_value` reads), every value valid."""
     cdef Py_ssize_t i = _skip_ws(p, 0, n), j, f, found = 0, guess = 0
     if i >= n or p[i] != 123:  # '{'
         return False
@@ -361,7 +438,7 @@ cdef int _scan_record(_FlatSpec* specs, Py_ssize_t nf, uint8_t* seen, const uint
         if i >= n or p[i] != 58:  # ':'
             return False
         i = _skip_ws(p, i + 1, n)
-        i = _value(&specs[f], p, i, n, row) if f >= 0 else _skip_scalar(p, i, n)
+        i = _value(&specs[f], p, i, n, row) if f >= 0 else _skip_value(p, i, n, 0)
         if i < 0:
             return False
         i = _skip_ws(p, i, n)
@@ -443,7 +520,13 @@ def scan_flat_json(records, fields, columns, status, allow_unknown=False):
                 specs[f].symbols = <const char**>cnp.PyArray_DATA(ptrs)
                 lens_v = lens
                 specs[f].symbol_lens = &lens_v[0]
-            specs[f].column = cnp.PyArray_DATA(cols[f])
+            specs[f].column2 = NULL
+            specs[f].span_is_str = False
+            if kind == _K_NUMBER or kind == _K_KEY:  # a pair of columns (see _core.pyi)
+                specs[f].column = cnp.PyArray_DATA(cols[f][0])
+                specs[f].column2 = cnp.PyArray_DATA(cols[f][1])
+            else:
+                specs[f].column = cnp.PyArray_DATA(cols[f])
         for r in range(n):
             rec = recs[r]
             # values go to row `accepted`: a record that fails half-way leaves partial values there,
@@ -454,11 +537,17 @@ def scan_flat_json(records, fields, columns, status, allow_unknown=False):
                 continue
             st[r] = 0
             for f in range(nf):
-                if specs[f].kind == _K_STRING:
-                    text = PyUnicode_New(specs[f].span_len, 127)  # ASCII, checked by the scan
-                    memcpy(PyUnicode_DATA(text), PyBytes_AS_STRING(rec) + specs[f].span_start,
-                           specs[f].span_len)
-                    strings = <PyObject**>specs[f].column
+                if specs[f].kind == _K_STRING or specs[f].kind == _K_KEY:
+                    if specs[f].kind == _K_STRING:
+                        strings = <PyObject**>specs[f].column
+                    else:
+                        strings = <PyObject**>specs[f].column2
+                    if specs[f].kind == _K_KEY and not specs[f].span_is_str:
+                        text = None  # an int key: its object slot holds None
+                    else:
+                        text = PyUnicode_New(specs[f].span_len, 127)  # ASCII, checked by the scan
+                        memcpy(PyUnicode_DATA(text), PyBytes_AS_STRING(rec) + specs[f].span_start,
+                               specs[f].span_len)
                     Py_XDECREF(strings[accepted])
                     Py_INCREF(text)
                     strings[accepted] = <PyObject*>text

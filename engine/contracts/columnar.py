@@ -8,12 +8,12 @@ as `CompiledContract.validate_many` reports them.
 How: the compiled kernel `engine.kernels.scan_flat_json` reads every flat JSON object of the batch in
 one C loop, checks the contract's constraints and writes the values into preallocated columns. It is
 conservative: a record with anything unusual (escapes, non-ASCII, null, missing or duplicate fields,
-unknown fields unless they hold plain scalars and the contract allows them, very long numbers, malformed
-JSON, a broken constraint, items that are str or mappings rather than bytes) is left to msgspec, which
-decodes those records through `validate_many` (same values, same issues) and the valid ones are merged
-into their rows. A contract the scanner cannot read at all (fields of type date, bytes, array, map or
-object) is validated with `validate_many` and its records are converted to columns, so every contract
-works; only the speed differs.
+unknown fields unless the contract allows them and they hold plain scalars or arrays and objects of
+them, very long numbers, malformed JSON, a broken constraint, items that are str or mappings rather than
+bytes) is left to msgspec, which decodes those records through `validate_many` (same values, same
+issues) and the valid ones are merged into their rows. A contract the scanner cannot read at all (fields
+of type date, bytes, array, map or object) is validated with `validate_many` and its records are
+converted to columns, so every contract works; only the speed differs.
 
 Column types, decided by the contract (so every batch of a stream has the same dtypes):
 

@@ -3,13 +3,18 @@ each must give exactly what the per-message path gives, or refuse the batch."""
 
 from __future__ import annotations
 
+import contextlib
+from typing import Union
+
 import msgspec
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connectors.json_batches import JsonColumnDecoder, decode_lines_exactly
+from connectors.json_batches import JsonColumnDecoder, _column, decode_lines_exactly
+from tests.kernels.test_flatjson import number_literals, spaces
+from tests.kernels.test_flatjson import raw_values as raw_json_values
 
 ANY = msgspec.json.Decoder()
 
@@ -152,3 +157,106 @@ def test_columns_equal_the_fields_of_the_decoded_records_or_the_batch_is_refused
     assert columns["amount"].tolist() == pytest.approx([r["amount"] for r in records])
     all_int = all(type(a) is int for a in amounts)
     assert columns["amount"].dtype == (np.int64 if all_int else np.float64)
+
+
+# ---- JsonColumnDecoder against msgspec, value by value ---------------------------------------------------
+def columns_by_msgspec(fields: dict[str, str], values: list) -> dict[str, np.ndarray] | None:
+    """The oracle: each value decoded alone by msgspec into a Struct of the projected fields' types (other
+    fields skipped), then made into columns by the same rule (`_column`); None when a value does not
+    decode or a column does not fit."""
+    types = {"int": int, "key": Union[int, str], "number": Union[int, float]}
+    row = msgspec.defstruct("Row", [(f"f{i}", types[role]) for i, role in enumerate(fields.values())],
+                            rename={f"f{i}": name for i, name in enumerate(fields)})
+    decoder = msgspec.json.Decoder(row)
+    try:
+        rows = [decoder.decode(v) for v in values]
+    except (msgspec.DecodeError, UnicodeDecodeError, TypeError):
+        return None
+    columns = {}
+    for i, (name, role) in enumerate(fields.items()):
+        columns[name] = _column([getattr(r, f"f{i}") for r in rows], role)
+        if columns[name] is None:
+            return None
+    return columns
+
+
+def assert_same_columns(got, expected):
+    if expected is None:
+        assert got is None
+        return
+    assert got is not None and list(got) == list(expected)
+    for name in expected:
+        assert got[name].dtype == expected[name].dtype, name
+        assert [(type(v), repr(v)) for v in got[name].tolist()] == [(type(v), repr(v)) for v in expected[name].tolist()]
+
+
+@contextlib.contextmanager
+def scanning_with(impl_name: str):
+    """Run JsonColumnDecoder over the compiled kernel or its pure-Python twin."""
+    from connectors import json_batches
+    from engine import _core, _reference
+
+    original = json_batches.scan_flat_json
+    json_batches.scan_flat_json = (_core if impl_name == "compiled" else _reference).scan_flat_json
+    try:
+        yield
+    finally:
+        json_batches.scan_flat_json = original
+
+
+@st.composite
+def projected_values(draw):
+    """A value for the key ("k"), number ("x") and int ("t") fields with unknown ones, mostly objects."""
+    likely = {
+        b"k": st.one_of(st.integers(-(2**65), 2**65).map(lambda v: str(v).encode()),
+                        st.text("ab\u00e9\"", max_size=3).map(msgspec.json.encode), raw_json_values),
+        b"x": number_literals,
+        b"t": st.one_of(st.integers(-(2**64), 2**64).map(lambda v: str(v).encode()), number_literals),
+    }
+    names = [b"k", b"x", b"t"] + draw(st.lists(st.sampled_from([b"u", b"k", b"x", b"\\u0074"]), max_size=2))
+    names = draw(st.permutations(names))[: len(names) - draw(st.sampled_from([0, 0, 0, 0, 1]))]
+    members = [b'"' + n + b'"' + draw(spaces) + b":" + draw(spaces) + draw(likely.get(n, raw_json_values)) for n in names]
+    return draw(spaces) + b"{" + b",".join(members) + b"}" + draw(spaces)
+
+
+uniform_batches = st.one_of(
+    st.lists(projected_values(), min_size=1, max_size=8),
+    # mostly well-formed rows: ints, or strs and floats among them
+    st.lists(st.tuples(st.one_of(st.integers(-(2**63), 2**63), st.text(max_size=3)),
+                       st.one_of(st.integers(-(2**63), 2**63), st.floats(allow_nan=False, allow_infinity=False)),
+                       st.integers(-(2**63), 2**63 - 1))
+             .map(lambda r: msgspec.json.encode({"u": [1], "k": r[0], "x": r[1], "t": r[2]})), min_size=1, max_size=8),
+    st.just([]),
+)
+
+
+@pytest.mark.parametrize("impl", ["compiled", "twin"])
+@settings(max_examples=200, deadline=None)
+@given(values=uniform_batches, none_at=st.integers(0, 20))
+def test_column_decoder_equals_msgspec_value_by_value(impl, values, none_at):
+    if none_at < len(values) and none_at % 3 == 0:
+        values = values[:none_at] + [None] + values[none_at:]  # a tombstone
+    with scanning_with(impl):
+        for fields in ({"k": "key", "x": "number", "t": "int"}, {"x": "number"}, {"k": "key"}, {"t": "int"}):
+            assert_same_columns(JsonColumnDecoder(fields).decode(values), columns_by_msgspec(fields, values))
+
+
+@pytest.mark.parametrize("impl", ["compiled", "twin"])
+def test_column_decoder_keeps_mixed_keys_and_takes_slow_records_in_order(impl):
+    with scanning_with(impl):
+        _check_mixed_keys_and_slow_records()
+
+
+def _check_mixed_keys_and_slow_records():
+    decoder = JsonColumnDecoder({"k": "key", "x": "number"})
+    values = [b'{"k": 1, "x": 1}', b'{"k": "a", "x": 2}', b'{"k": 3, "x": 3}']
+    columns = decoder.decode(values)
+    assert columns["k"].dtype == object and columns["k"].tolist() == [1, "a", 3]
+    assert columns["x"].dtype == np.int64 and columns["x"].tolist() == [1, 2, 3]
+    # an escape, a duplicate key and a 19-digit int: msgspec decodes those rows, in their places
+    values += [b'{"k": "\\u0062", "x": 4}', b'{"k": 5, "x": 0, "x": 5}', b'{"k": 6, "x": 9223372036854775807}']
+    columns = decoder.decode(values)
+    assert columns["k"].tolist() == [1, "a", 3, "b", 5, 6]
+    assert columns["x"].dtype == np.int64 and columns["x"].tolist() == [1, 2, 3, 4, 5, 2**63 - 1]
+    columns = decoder.decode(values + [b'{"k": 7, "x": 0.5}'])
+    assert columns["x"].dtype == np.float64 and columns["x"].tolist() == [1, 2, 3, 4, 5, 2.0**63, 0.5]

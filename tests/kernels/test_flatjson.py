@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Union
+
+import msgspec
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -71,13 +74,52 @@ def test_reads_values_and_refuses_the_unusual(impl):
     status, values = scan(impl, records, fields)
     assert status.tolist() == [0, 0] + [1] * 9
     assert values == [[1, 0], [2.5, 0.0], ["hi", ""], [1, 0], [True, False]]
-    # unknown keys with plain scalar values are skipped when allowed; anything nested is not
+    # unknown keys are skipped when allowed, with plain scalar values or arrays and objects of them (up to
+    # 32 levels); anything the scanner cannot vouch for inside them is not
+    head = b'{"a": 1, "b": 2.5, "c": "hi", "d": "Y", "e": true, "z": '
     extra = [records[3], b'{"z": null, "a": 1, "b": 2.5, "y": "s", "c": "hi", "d": "Y", "e": true, "x": -1e5}',
-             b'{"a": 1, "b": 2.5, "c": "hi", "d": "Y", "e": true, "z": [1]}',
-             b'{"a": 1, "b": 2.5, "c": "hi", "d": "Y", "e": true, "z": "\\n"}']
+             head + b'[1]}', head + b'{"p": [ {}, [], {"q": [null, "s", -0.5e3, false]} ], "r" : 2 }}',
+             head + b"[" * 32 + b"]" * 32 + b"}",
+             head + b'"\\n"}', head + b'["\\n"]}', head + b'{"\\u0070": 1}}', head + b'[1,]}', head + b'[1 2]}',
+             head + b'{"p" 1}}', head + b'{"p": 1,}}', head + b'{1: 1}}', head + b'[01]}', head + b'[1e999]}',
+             head + b'["\xc3\xa9"]}', head + b"[" * 33 + b"]" * 33 + b"}", head + b"[[1]}", head + b"[1]]}"]
     status, values = scan(impl, extra, fields, allow_unknown=True)
-    assert status.tolist() == [0, 0, 1, 1]
-    assert values[0] == [1, 1]
+    assert status.tolist() == [0] * 5 + [1] * 14
+    assert values[0] == [1] * 5
+    for record in extra[2:5]:  # msgspec agrees: it skips those values
+        assert msgspec.json.decode(record)["a"] == 1
+
+
+@pytest.mark.parametrize("impl", IMPLS, ids=IDS)
+def test_number_and_key_kinds_fill_a_pair_of_columns(impl):
+    fields = [FlatField("k", "key"), FlatField("x", "number")]
+    records = [b'{"k": 7, "x": 3}', b'{"k": "a", "x": 1.0}', b'{"x": -0, "k": -12}', b'{"k": "", "x": 1e2}',
+               b'{"k": 1, "x": -0.0}', b'{"k": 999999999999999999, "x": -999999999999999999}',
+               b'{"k": 1, "x": 1000000000000000000}', b'{"k": 1.5, "x": 1}', b'{"k": null, "x": 1}',
+               b'{"k": true, "x": 1}', b'{"k": 1, "x": "1"}', b'{"k": "\\u0061", "x": 1}', b'{"k": 1, "x": true}']
+    n = len(records)
+    columns = [(np.empty(n, np.int64), np.empty(n, object)), (np.empty(n, np.int64), np.empty(n, np.float64))]
+    status = np.empty(n, np.uint8)
+    accepted = impl.scan_flat_json(records, fields, columns, status)
+    assert status.tolist() == [0] * 6 + [1] * 7 and accepted == 6
+    second = impl.FLAT_SECOND_TYPE
+    assert second == -(2**63)
+    (key_ints, key_strs), (x_ints, x_floats) = [(a[:accepted].tolist(), b[:accepted].tolist()) for a, b in columns]
+    assert key_ints == [7, second, -12, second, 1, 999999999999999999]
+    assert key_strs == [None, "a", None, "", None, None]
+    assert x_ints == [3, second, 0, second, second, -999999999999999999]
+    assert [repr(v) for v in x_floats] == ["3.0", "1.0", "0.0", "100.0", "-0.0", "-1e+18"]
+
+
+@pytest.mark.parametrize("impl", IMPLS, ids=IDS)
+def test_number_and_key_columns_must_be_pairs(impl):
+    records = [b'{"k": 1}']
+    status = np.empty(1, np.uint8)
+    with pytest.raises(TypeError, match="pair of arrays"):
+        impl.scan_flat_json(records, [FlatField("k", "key")], [np.empty(1, np.int64)], status)
+    with pytest.raises(TypeError, match="1-D float64"):
+        impl.scan_flat_json(records, [FlatField("k", "number")], [(np.empty(1, np.int64), np.empty(1, object))],
+                            status)
 
 
 @pytest.mark.parametrize("impl", IMPLS, ids=IDS)
@@ -109,3 +151,74 @@ def test_bad_arguments_raise_clear_errors(impl, change, error, message):
     status = np.empty(2, dtype=np.uint8)
     with pytest.raises(error, match=message):
         impl.scan_flat_json(*change(records, fields, columns, status))
+
+
+# ---- number and key kinds against msgspec --------------------------------------------------------------
+number_literals = st.one_of(
+    st.integers(-(10**20), 10**20).map(lambda v: str(v).encode()),
+    st.floats(allow_nan=False, allow_infinity=False).map(msgspec.json.encode),
+    st.sampled_from([b"-0", b"0", b"1.0", b"1e2", b"1E+2", b"-0.0", b"0e0", b"1.5e-3", b"-1e-7", b"01", b"1.",
+                     b".5", b"-", b"1e", b"+1", b"2e308", b"1e-400", b"4.9e-324", b"9007199254740993.0",
+                     b"123456789012345678901234567890.5", b"999999999999999999", b"-999999999999999999",
+                     b"1000000000000000000", b"9223372036854775807", b"-9223372036854775808",
+                     b"18446744073709551616", b"0.1e1", b"100e-2", b"1e22", b"1e23"]),
+)
+other_literals = st.one_of(
+    st.text(max_size=4).map(msgspec.json.encode),
+    st.sampled_from([b'"a\\"b"', b'"\\u00e9"', b'"\xc3\xa9"', b'"\xff"', b"null", b"true", b"false", b"[1]",
+                     b'{"a": [1, {"b": null}]}', b"[]", b"{}", b'[1, "x\\n"]', b"[1,]", b"nul", b'"']),
+)
+raw_values = st.one_of(number_literals, other_literals)
+spaces = st.sampled_from([b"", b" ", b"\n", b"\t ", b"\r"])
+
+
+@st.composite
+def key_number_records(draw):
+    """Objects with a "k" and an "x" (sometimes missing or twice) and unknown fields, as raw JSON text."""
+    names = draw(st.lists(st.sampled_from([b"k", b"x", b"u", b"v", b"\\u006b"]), max_size=5))
+    if draw(st.booleans()):
+        names = [b"k", b"x"] + names[:2]
+        names = draw(st.permutations(names))
+    s = draw(spaces)
+    likely = {b"k": st.one_of(st.integers(-(10**19), 10**19).map(lambda v: str(v).encode()),
+                              st.text("ab\u00e9", max_size=3).map(msgspec.json.encode), raw_values),
+              b"x": number_literals}
+    members = [s + b'"' + name + b'"' + draw(spaces) + b":" + draw(spaces) + draw(likely.get(name, raw_values))
+               + draw(spaces) for name in names]
+    return draw(spaces) + b"{" + b",".join(members) + s + b"}" + draw(spaces)
+
+
+class KeyNumber(msgspec.Struct):
+    k: Union[int, str]
+    x: Union[int, float]
+
+
+_KEY_NUMBER = msgspec.json.Decoder(KeyNumber)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(key_number_records(), min_size=1, max_size=10))
+def test_number_and_key_kinds_read_what_msgspec_reads(records):
+    fields = [FlatField("k", "key"), FlatField("x", "number")]
+    results = []
+    for impl in IMPLS:
+        n = len(records)
+        columns = [(np.empty(n, np.int64), np.empty(n, object)), (np.empty(n, np.int64), np.empty(n, np.float64))]
+        status = np.empty(n, np.uint8)
+        accepted = impl.scan_flat_json(records, fields, columns, status, True)
+        values = []
+        for row in range(accepted):
+            key = columns[0][1][row] if columns[0][0][row] == impl.FLAT_SECOND_TYPE else int(columns[0][0][row])
+            ints, floats = columns[1][0][row], columns[1][1][row]
+            number = float(floats) if ints == impl.FLAT_SECOND_TYPE else int(ints)
+            if type(number) is int:
+                assert repr(float(floats)) == repr(float(number))  # the float64 column holds every value
+            values.append((key, number))
+        results.append((status.tolist(), [repr(v) for v in values]))
+        expected = []
+        for record, st_ in zip(records, status.tolist()):
+            if st_ == 0:  # accepted: msgspec decodes it to the same values (and types)
+                row = _KEY_NUMBER.decode(record)
+                expected.append((row.k, row.x))
+        assert [repr(v) for v in values] == [repr(v) for v in expected]
+    assert results[0] == results[1]  # the compiled kernel and its twin agree
