@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import collections
 import logging
 import operator
 import os
@@ -667,7 +668,14 @@ class KafkaSink(Sink):
         self._json_from_columns = self._framed and value == "json"
         self._batch_limit = int(self.producer_options.get("max_batch_size", 256 * 1024))
         self._producer = None
-        self._pending: list[asyncio.Future] = []
+        # Batches handed to the producer, waiting for their acknowledgement, oldest first:
+        self._pending: collections.deque[asyncio.Future] = collections.deque()
+        # Batches not yet handed over (see `_submit`), the bytes they hold, and the task handing them over:
+        self._outbox: collections.deque[tuple[Any, int]] = collections.deque()
+        self._outbox_bytes = 0
+        self._outbox_room = asyncio.Event()
+        self._feeder: asyncio.Task | None = None
+        self._feeder_error: BaseException | None = None
         self._in_transaction = False
         self._partition_ids: list[int] | None = None
         self._round_robin = 0
@@ -689,6 +697,8 @@ class KafkaSink(Sink):
         from aiokafka import AIOKafkaProducer
         from aiokafka.errors import KafkaError
 
+        self._pending, self._outbox, self._outbox_bytes = collections.deque(), collections.deque(), 0
+        self._outbox_room, self._feeder, self._feeder_error = asyncio.Event(), None, None
         # Bigger producer batches than aiokafka's 16 KiB default: the sink writes whole micro-batches at
         # once, so fewer, fuller produce requests (still well under the brokers' 1 MiB message limit).
         options = {"bootstrap_servers": self.bootstrap_servers, "linger_ms": 5, "max_batch_size": self._batch_limit,
@@ -732,8 +742,6 @@ class KafkaSink(Sink):
         else:
             await self._send_records(batch.records, timestamps.tolist(), keys, partitions)
             self._round_robin += 1
-        if len(self._pending) >= 64:
-            await self._flush()
 
     def _message_keys(self, batch: Batch) -> list:
         """The encoded key of each record (``None``: no key); a key field of a columnar batch is read from
@@ -754,7 +762,7 @@ class KafkaSink(Sink):
         transactional = bool(self.transactional_id)
         if keys is None:
             for framed in framed_batches(*encoded, timestamps, self._batch_limit, transactional):
-                self._pending.append(await self._send_batch(framed, partitions[self._round_robin % len(partitions)]))
+                await self._submit(framed, partitions[self._round_robin % len(partitions)])
                 self._round_robin += 1
             return
         key_buffer, key_offsets = values_buffer(keys)
@@ -766,7 +774,7 @@ class KafkaSink(Sink):
             if end > start:
                 for framed in framed_batches(*encoded, timestamps, self._batch_limit, transactional,
                                              rows=order[start:end], keys=(key_buffer, key_offsets)):
-                    self._pending.append(await self._send_batch(framed, partitions[index]))
+                    await self._submit(framed, partitions[index])
             start = end
 
     def _timestamps(self, batch: Batch) -> np.ndarray:
@@ -779,12 +787,48 @@ class KafkaSink(Sink):
         ts = batch.ts
         return np.where(ts < 0, now, ts) if len(ts) and int(ts.min()) < 0 else ts
 
-    async def _send_batch(self, builder: Any, partition: int) -> asyncio.Future:
-        """Hand a filled producer batch to aiokafka, closed: an open batch lingers ``linger_ms`` for more
-        messages before it is sent, and the next batch for its partition waits for it meanwhile; ours
-        are complete when handed over."""
-        builder.close()
-        return await self._producer.send_batch(builder, self.topic, partition=partition)
+    async def _submit(self, builder: Any, partition: int) -> None:
+        """Queue a filled producer batch for ``partition``; wait only while the queue holds more than
+        `OUTBOX_BYTES` (the Java producer's ``buffer.memory``).
+
+        aiokafka takes one batch per partition at a time: handing over the next waits until its sender
+        has put the previous one in a produce request, and it has one request in flight per broker. Were
+        ``write`` to hand batches over itself, the job would stop at every produce round trip; a feeder
+        task hands them over in order instead (`_feed`), while the job goes on. A failure to hand over
+        or to deliver a batch fails the next write, or the flush at the next checkpoint.
+        """
+        self._check_delivery()
+        while self._outbox_bytes >= OUTBOX_BYTES:
+            self._outbox_room.clear()
+            await self._outbox_room.wait()
+            self._check_delivery()
+        builder.close()  # an open batch would linger linger_ms for more messages; ours are complete
+        self._outbox.append((builder, partition))
+        self._outbox_bytes += builder.size()
+        if self._feeder is None or self._feeder.done():
+            self._feeder = asyncio.get_running_loop().create_task(self._feed())
+
+    async def _feed(self) -> None:
+        """Hand the queued batches to the producer, in order, until the queue is empty."""
+        try:
+            while self._outbox:
+                builder, partition = self._outbox[0]
+                future = await self._producer.send_batch(builder, self.topic, partition=partition)
+                self._outbox.popleft()
+                self._outbox_bytes -= builder.size()
+                self._pending.append(future)
+                self._outbox_room.set()
+        except Exception as exc:  # kept for the job's next write or flush, which raise it
+            self._feeder_error = exc
+            self._outbox_room.set()
+
+    def _check_delivery(self) -> None:
+        """Raise the error of a failed hand-over or delivery; forget acknowledged batches."""
+        if self._feeder_error is not None:
+            raise ConnectorError(f"{self.describe()}: producing failed: {self._feeder_error}") from self._feeder_error
+        pending = self._pending
+        while pending and pending[0].done():
+            pending.popleft().result()  # raises a failed batch's error
 
     async def _send_records(self, records: list, timestamps: list[int], keys: list | None,
                             partitions: list[int]) -> None:
@@ -803,12 +847,12 @@ class KafkaSink(Sink):
             if builder is None:
                 builder = builders[partition] = producer.create_batch()
             if builder.append(timestamp=timestamp, key=key, value=value, headers=headers) is None:
-                self._pending.append(await self._send_batch(builder, partition))
+                await self._submit(builder, partition)
                 builder = builders[partition] = producer.create_batch()
                 builder.append(timestamp=timestamp, key=key, value=value, headers=headers)  # an empty batch takes any record
         for partition, builder in builders.items():
             if builder.record_count():
-                self._pending.append(await self._send_batch(builder, partition))
+                await self._submit(builder, partition)
 
     async def _partitions(self) -> list[int]:
         if self._partition_ids is None:
@@ -819,7 +863,11 @@ class KafkaSink(Sink):
         return self._partition_ids
 
     async def _flush(self) -> None:
-        pending, self._pending = self._pending, []
+        """Wait until every batch written so far is acknowledged (or raise why one is not)."""
+        if self._feeder is not None:
+            await self._feeder  # it returns once the queue is empty; it keeps its error for us
+        self._check_delivery()
+        pending, self._pending = self._pending, collections.deque()
         if pending:
             await asyncio.gather(*pending)
 
@@ -836,17 +884,29 @@ class KafkaSink(Sink):
         await self.commit(-1)
 
     async def abort(self) -> None:
-        self._pending = []
+        await self._stop_feeding()
+        self._pending = collections.deque()
         if self.transactional_id and self._in_transaction and self._producer is not None:
             await self._producer.abort_transaction()
             self._in_transaction = False
 
     async def close(self) -> None:
+        await self._stop_feeding()
         if self._producer is not None:
             producer, self._producer = self._producer, None
             await producer.stop()
 
+    async def _stop_feeding(self) -> None:
+        """Drop the batches not yet handed over (abort and close: nothing of them is to be delivered)."""
+        self._outbox.clear()
+        self._outbox_bytes = 0
+        feeder, self._feeder = self._feeder, None
+        if feeder is not None and not feeder.done():
+            feeder.cancel()
+            await asyncio.gather(feeder, return_exceptions=True)
 
+
+OUTBOX_BYTES = 32 * 1024 * 1024  # batches a KafkaSink queues before a write waits (Java's buffer.memory)
 _JSON = msgspec.json.Encoder()
 
 
