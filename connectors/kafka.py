@@ -256,9 +256,10 @@ class KafkaSource(Source):
             "group_id": self.group_id,
             "enable_auto_commit": False,
             "auto_offset_reset": "latest" if self.start == "latest" else "earliest",
-            # Fetch up to 4 MiB per partition (aiokafka's default is 1 MiB): fewer fetch round trips for
-            # a job that reads whole micro-batches; the 50 MiB per-request cap (fetch_max_bytes) still holds.
-            "max_partition_fetch_bytes": 4 * 1024 * 1024,
+            # aiokafka's max_partition_fetch_bytes (1 MiB) is kept: getmany hands out one partition's
+            # fetched records before the next one's, so bigger fetches read the partitions more unevenly
+            # (the watermark, the minimum over partitions, lags; more windows stay open; results come in
+            # bursts). 4 MiB measured ~5% slower end to end on the Kafka benchmark.
             **self.consumer_options,
         }
         self._consumer = self._new_consumer(AIOKafkaConsumer, options)
