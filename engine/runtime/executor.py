@@ -265,6 +265,10 @@ class Execution:
                         break
                 await queue.put((node, chunk))
                 metrics.extra["queued_batches_max"] = max(metrics.extra.get("queued_batches_max", 0), queue.qsize())
+                # Let the loop turn after every chunk: a source whose reads return at once (aiokafka's
+                # getmany on prefetched data) would otherwise fill the queue in one long step, and the I/O
+                # of everything else (the producer's round trips, fetches, heartbeats) would wait for it.
+                await asyncio.sleep(0)
             await queue.put((node, _END))
         except asyncio.CancelledError:
             raise
