@@ -430,7 +430,12 @@ class KafkaSource(Source):
                         if not messages:
                             continue
                 self._positions[pid] = messages[-1].offset + 1
-                yield self._chunk(pid, messages)
+                chunk = self._chunk(pid, messages)
+                # Drop the poll's records before the runtime processes the chunk: aiokafka builds a Python
+                # object per record, and every one still alive when the garbage collector runs (as it does
+                # many times while the chunk goes through the job) is promoted and scanned again.
+                data[tp] = messages = None
+                yield chunk
             if not data:
                 for pid in sorted(self._assigned):  # heartbeats let the runtime apply idle_timeout
                     if self._rebalances != rebalances:
