@@ -429,14 +429,19 @@ def _flat_float_bounds(f) -> tuple[float, float, bool, bool, bool, bool]:
     return tuple(out)  # type: ignore[return-value]
 
 
-def gather_arguments(items: object, int_name: object, object_name: object) -> tuple[list, str, str]:
-    """Check the arguments of `gather_attributes`: a list and two attribute names."""
+def gather_arguments(items: object, int_names: object, object_names: object) -> tuple[list, tuple, tuple]:
+    """Check the arguments of `gather_attributes`: a list and two tuples of attribute names."""
     if not isinstance(items, list):
         raise TypeError(f"items must be a list, got {type(items).__name__}")
-    for name, value in (("int_name", int_name), ("object_name", object_name)):
-        if not isinstance(value, str) or not value:
-            raise TypeError(f"{name} must be a non-empty str, got {value!r}")
-    return items, int_name, object_name  # type: ignore[return-value]
+    for what, names in (("int_names", int_names), ("object_names", object_names)):
+        if not isinstance(names, tuple):
+            raise TypeError(f"{what} must be a tuple of attribute names, got {type(names).__name__}")
+        for name in names:
+            if type(name) is not str or not name:
+                raise TypeError(f"{what} must hold non-empty strs, got {name!r}")
+    if not int_names and not object_names:
+        raise ValueError("gather_attributes needs at least one attribute name")
+    return items, int_names, object_names  # type: ignore[return-value]
 
 
 def _flat_column(name: str, col: object, dtype, n: int) -> None:

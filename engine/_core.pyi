@@ -221,15 +221,18 @@ def dfa_reject_lines(buf: bytes | NDArray[np.uint8], table: I64, accepting: Mask
     contracts to check a column of strings against a pattern in one pass.
     """
 
-# --- two attributes of many objects -----------------------------------------------------------------
+# --- attributes of many objects --------------------------------------------------------------------
 
-def gather_attributes(items: list[object], int_name: str, object_name: str) -> tuple[I64, list[object]]:
-    """``(np.array([item.<int_name> ...], int64), [item.<object_name> ...])`` in one C loop.
+def gather_attributes(items: list[object], int_names: tuple[str, ...],
+                      object_names: tuple[str, ...]) -> tuple[I64 | list[object], ...]:
+    """``item.<name>`` of every item, in one C loop: an int64 array per name of ``int_names``, then a
+    list per name of ``object_names``, in that order.
 
-    For a consumer's records: their timestamps as an int64 array and their values as a list, without a
-    Python loop per record. The int attribute must be an int (or have ``__index__``, not a bool) in
-    int64 range: else TypeError or OverflowError naming the item's position; a missing attribute raises
-    AttributeError.
+    For a consumer's records: e.g. their offsets and timestamps as int64 arrays and their values, keys
+    and headers as lists, without a Python loop per record. Each int attribute must be an int (or have
+    ``__index__``, not a bool) in int64 range: else TypeError or OverflowError naming the item's position
+    and the attribute; a missing attribute raises AttributeError. Names are non-empty strs (at least one
+    name in all); the int arrays may be rows of one block.
     """
 
 # --- flat JSON records into columns ----------------------------------------------------------------

@@ -1030,18 +1030,22 @@ def _flat_record(plans, data, allow_unknown):
         return values
 
 
-def gather_attributes(items, int_name, object_name):
-    items, int_name, object_name = _checks.gather_arguments(items, int_name, object_name)
-    ints = np.empty(len(items), dtype=np.int64)
-    for i, item in enumerate(items):
-        value = getattr(item, int_name)
-        if isinstance(value, bool):
-            raise TypeError(f"item {i}: {int_name} must be an int, got {value!r}")
-        value = operator.index(value)
-        if not INT64_MIN <= value <= INT64_MAX:
-            raise OverflowError(f"item {i}: {int_name} = {value} is out of int64 range")
-        ints[i] = value
-    return ints, [getattr(item, object_name) for item in items]
+def gather_attributes(items, int_names, object_names):
+    items, int_names, object_names = _checks.gather_arguments(items, int_names, object_names)
+    ints = [np.empty(len(items), dtype=np.int64) for _ in int_names]
+    objects = [[] for _ in object_names]
+    for i, item in enumerate(items):  # item by item, so the first bad attribute raises, as compiled
+        for name, column in zip(int_names, ints):
+            value = getattr(item, name)
+            if isinstance(value, bool):
+                raise TypeError(f"item {i}: {name} must be an int, got {value!r}")
+            value = operator.index(value)
+            if not INT64_MIN <= value <= INT64_MAX:
+                raise OverflowError(f"item {i}: {name} = {value} is out of int64 range")
+            column[i] = value
+        for name, column in zip(object_names, objects):
+            column.append(getattr(item, name))
+    return (*ints, *objects)
 
 
 def scan_flat_json(records, fields, columns, status, allow_unknown=False):

@@ -7,6 +7,10 @@ partition resumes from, then exactly the records from there on: no record before
 skipped, none twice. In scale-out runs that position is the latest checkpoint holding the partition's
 state (``resume_positions``), whatever the group committed. (A stale announcement, with the records
 then starting at the group's older offset, made the scale-out test count records twice.)
+
+Every test runs twice: with one ``getmany`` per micro-batch, and with slices of 3 records (the source
+polls in slices and assembles micro-batches from them), so rebalance callbacks also run between the
+slices of one micro-batch.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import msgspec
 import pytest
 from aiokafka import TopicPartition
 
+from connectors import kafka as kafka_module
 from connectors.kafka import KafkaSource
 from engine.errors import ConnectorError
 from engine.io import SourceChunk
@@ -122,6 +127,12 @@ class ScriptedConsumer:
             await self.listener.on_partitions_assigned(set(self.fetch))
 
         return asyncio.create_task(run())
+
+
+@pytest.fixture(autouse=True, params=[500, 3], ids=["one-slice", "slices-of-3"])
+def poll_slice(request, monkeypatch) -> int:
+    monkeypatch.setattr(kafka_module, "POLL_SLICE", request.param)
+    return request.param
 
 
 class ScriptedSource(KafkaSource):

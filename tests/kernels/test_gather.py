@@ -19,37 +19,59 @@ IDS = ["compiled", "twin"]
 class Record:
     timestamp: object
     value: object
+    offset: object = 0
+    key: object = None
+
+
+INT64 = st.integers(-(2**63), 2**63 - 1)
+OBJECT = st.one_of(st.none(), st.binary(max_size=4))
 
 
 @pytest.mark.parametrize("impl", IMPLS, ids=IDS)
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.tuples(st.integers(-(2**63), 2**63 - 1), st.one_of(st.none(), st.binary(max_size=4))), max_size=20))
-def test_gathers_an_int64_array_and_a_list(impl, pairs):
-    records = [Record(ts, value) for ts, value in pairs]
-    ints, objects = impl.gather_attributes(records, "timestamp", "value")
-    assert ints.dtype == np.int64 and ints.shape == (len(pairs),)
-    assert ints.tolist() == [ts for ts, _ in pairs]
-    assert type(objects) is list and all(got is r.value for got, r in zip(objects, records))
-    assert len(objects) == len(pairs)
+@given(st.lists(st.tuples(INT64, OBJECT, INT64, OBJECT), max_size=20))
+def test_gathers_int64_arrays_then_lists_in_name_order(impl, rows):
+    records = [Record(*row) for row in rows]
+    offsets, timestamps, values, keys = impl.gather_attributes(records, ("offset", "timestamp"), ("value", "key"))
+    for ints, attribute in ((offsets, "offset"), (timestamps, "timestamp")):
+        assert ints.dtype == np.int64 and ints.shape == (len(rows),)
+        assert ints.tolist() == [getattr(r, attribute) for r in records]
+    for objects, attribute in ((values, "value"), (keys, "key")):
+        assert type(objects) is list and len(objects) == len(rows)
+        assert all(got is getattr(r, attribute) for got, r in zip(objects, records))
+
+
+@pytest.mark.parametrize("impl", IMPLS, ids=IDS)
+def test_only_ints_or_only_objects(impl):
+    records = [Record(5, "a", 1), Record(6, "b", 2)]
+    (timestamps,) = impl.gather_attributes(records, ("timestamp",), ())
+    assert timestamps.tolist() == [5, 6]
+    values, same = impl.gather_attributes(records, (), ("value", "value"))
+    assert values == same == ["a", "b"]
+    assert [a.tolist() for a in impl.gather_attributes([], ("offset", "timestamp"), ())] == [[], []]
 
 
 @pytest.mark.parametrize("impl", IMPLS, ids=IDS)
 def test_numpy_ints_are_ints(impl):
-    ints, objects = impl.gather_attributes([Record(np.int32(-3), "a"), Record(np.uint64(7), "b")], "timestamp", "value")
+    ints, objects = impl.gather_attributes([Record(np.int32(-3), "a"), Record(np.uint64(7), "b")], ("timestamp",), ("value",))
     assert ints.tolist() == [-3, 7] and objects == ["a", "b"]
 
 
 @pytest.mark.parametrize("impl", IMPLS, ids=IDS)
 @pytest.mark.parametrize("records, names, error, message", [
-    ((Record(1, "a"),), ("timestamp", "value"), TypeError, "items must be a list"),
-    ([Record(1, "a")], ("", "value"), TypeError, "int_name must be a non-empty str"),
-    ([Record(1, "a")], ("timestamp", 3), TypeError, "object_name must be a non-empty str"),
-    ([Record(1, "a"), Record(1.5, "b")], ("timestamp", "value"), TypeError, "float"),
-    ([Record(1, "a"), Record(None, "b")], ("timestamp", "value"), TypeError, "NoneType"),
-    ([Record(1, "a"), Record(True, "b")], ("timestamp", "value"), TypeError, "item 1: timestamp must be an int"),
-    ([Record(2**63, "a")], ("timestamp", "value"), OverflowError, "item 0: timestamp = 9223372036854775808 is out"),
-    ([Record(1, "a")], ("offset", "value"), AttributeError, "offset"),
-    ([Record(1, "a")], ("timestamp", "key"), AttributeError, "key"),
+    ((Record(1, "a"),), (("timestamp",), ("value",)), TypeError, "items must be a list"),
+    ([Record(1, "a")], ("timestamp", ("value",)), TypeError, "int_names must be a tuple"),
+    ([Record(1, "a")], (("",), ("value",)), TypeError, "int_names must hold non-empty strs"),
+    ([Record(1, "a")], (("timestamp",), (3,)), TypeError, "object_names must hold non-empty strs"),
+    ([Record(1, "a")], ((), ()), ValueError, "at least one attribute name"),
+    ([Record(1, "a"), Record(1.5, "b")], (("timestamp",), ("value",)), TypeError, "float"),
+    ([Record(1, "a"), Record(None, "b")], (("timestamp",), ("value",)), TypeError, "NoneType"),
+    ([Record(1, "a"), Record(True, "b")], (("timestamp",), ("value",)), TypeError, "item 1: timestamp must be an int"),
+    ([Record(2**63, "a")], (("timestamp",), ("value",)), OverflowError, "item 0: timestamp = 9223372036854775808 is out"),
+    # item by item: item 0's bad second attribute is found before item 1's bad first one
+    ([Record(1.5, "a", 0), Record(1, "b", None)], (("offset", "timestamp"), ()), TypeError, "float"),
+    ([Record(1, "a")], (("partition",), ("value",)), AttributeError, "partition"),
+    ([Record(1, "a")], (("timestamp",), ("headers",)), AttributeError, "headers"),
 ])
 def test_bad_items_raise_clear_errors(impl, records, names, error, message):
     with pytest.raises(error, match=message):
