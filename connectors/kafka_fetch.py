@@ -24,6 +24,7 @@ __all__ = ["FetchBuffer", "FetchedRecords", "KafkaMessage", "POLL_SLICE"]
 # before that, never survive one.
 POLL_SLICE = 500
 
+_OBJECTS = ("value", "key", "headers")  # what `FetchBuffer` keeps of each record besides offset and timestamp
 _RAW = object()  # `FetchedRecords.message`: the record's own key or value
 
 
@@ -88,17 +89,47 @@ class FetchedRecords:
         )
 
 
+class _PartitionColumns:
+    """One partition's records so far: int64 pieces (one per slice) and object lists appended to."""
+
+    __slots__ = ("offsets", "timestamps", "values", "keys", "headers", "count")
+
+    def __init__(self) -> None:
+        self.offsets: list[np.ndarray] = []
+        self.timestamps: list[np.ndarray] = []
+        self.values: list = []
+        self.keys: list = []
+        self.headers: list = []
+        self.count = 0
+
+    def drop_from(self, offset: int) -> None:
+        """Drop the records at ``offset`` and after."""
+        kept = self.count
+        while self.offsets and self.offsets[-1][0] >= offset:
+            kept -= len(self.offsets.pop())
+            self.timestamps.pop()
+        if self.offsets and self.offsets[-1][-1] >= offset:
+            cut = int(np.searchsorted(self.offsets[-1], offset, side="left"))
+            kept -= len(self.offsets[-1]) - cut
+            self.offsets[-1], self.timestamps[-1] = self.offsets[-1][:cut], self.timestamps[-1][:cut]
+        del self.values[kept:], self.keys[kept:], self.headers[kept:]
+        self.count = kept
+
+    def last_offset(self) -> int:
+        return int(self.offsets[-1][-1]) if self.count else -1
+
+
 class FetchBuffer:
     """The records of one micro-batch as slices arrive from ``getmany``, per topic partition.
 
     `add` gathers a slice of one partition into columns (the consumer's record objects can be dropped
-    right after); `records` joins each partition's slices. When a slice starts at or before an offset
-    already held (the consumer went back, e.g. reset to the group's committed offset), the held records
-    from that offset on are dropped: the consumer returns them again.
+    right after); `records` hands out each partition's columns. When a slice starts at or before an
+    offset already held (the consumer went back, e.g. reset to the group's committed offset), the held
+    records from that offset on are dropped: the consumer returns them again.
     """
 
     def __init__(self) -> None:
-        self._slices: dict[Any, list[tuple]] = {}
+        self._partitions: dict[Any, _PartitionColumns] = {}
         self._count = 0
 
     def __len__(self) -> int:
@@ -110,33 +141,38 @@ class FetchBuffer:
     def add(self, tp: Any, messages: list) -> None:
         if not messages:
             return
-        columns = gather_attributes(messages, ("offset", "timestamp"), ("value", "key", "headers"))
-        slices = self._slices.setdefault(tp, [])
-        first = columns[0][0]
-        while slices and slices[-1][0][0] >= first:  # a whole slice at or past where the consumer went back
-            self._count -= len(slices.pop()[0])
-        if slices and slices[-1][0][-1] >= first:
-            cut = int(np.searchsorted(slices[-1][0], first, side="left"))
-            self._count -= len(slices[-1][0]) - cut
-            slices[-1] = tuple(column[:cut] for column in slices[-1])
-        slices.append(columns)
-        self._count += len(messages)
+        columns = self._partitions.get(tp)
+        if columns is None:
+            columns = self._partitions[tp] = _PartitionColumns()
+        first, last, n = messages[0].offset, messages[-1].offset, len(messages)
+        if columns.count and columns.last_offset() >= first:
+            self._count -= columns.count
+            columns.drop_from(first)
+            self._count += columns.count
+        objects = (columns.values, columns.keys, columns.headers)
+        if last - first == n - 1:
+            # A partition's offsets strictly increase, so these are first..last: no need to read them
+            # (a compacted topic or transaction markers leave gaps, and then they are read).
+            (timestamps,) = gather_attributes(messages, ("timestamp",), _OBJECTS, append_to=objects)
+            offsets = np.arange(first, last + 1, dtype=np.int64)
+        else:
+            offsets, timestamps = gather_attributes(messages, ("offset", "timestamp"), _OBJECTS, append_to=objects)
+        columns.offsets.append(offsets)
+        columns.timestamps.append(timestamps)
+        columns.count += n
+        self._count += n
 
     def records(self) -> dict[Any, FetchedRecords]:
         """Each partition's records (partitions with none left out), in the order partitions first came."""
         out = {}
-        for tp, slices in self._slices.items():
-            if not slices:
+        for tp, columns in self._partitions.items():
+            if not columns.count:
                 continue
-            if len(slices) == 1:
-                offsets, timestamps, values, keys, headers = slices[0]
-            else:
-                offsets = np.concatenate([s[0] for s in slices])
-                timestamps = np.concatenate([s[1] for s in slices])
-                values, keys, headers = [], [], []
-                for s in slices:
-                    values += s[2]
-                    keys += s[3]
-                    headers += s[4]
-            out[tp] = FetchedRecords(tp.topic, tp.partition, offsets, timestamps, values, keys, headers)
+            offsets, timestamps = columns.offsets, columns.timestamps
+            out[tp] = FetchedRecords(
+                tp.topic, tp.partition,
+                offsets[0] if len(offsets) == 1 else np.concatenate(offsets),
+                timestamps[0] if len(timestamps) == 1 else np.concatenate(timestamps),
+                columns.values, columns.keys, columns.headers,
+            )
         return out

@@ -429,8 +429,10 @@ def _flat_float_bounds(f) -> tuple[float, float, bool, bool, bool, bool]:
     return tuple(out)  # type: ignore[return-value]
 
 
-def gather_arguments(items: object, int_names: object, object_names: object) -> tuple[list, tuple, tuple]:
-    """Check the arguments of `gather_attributes`: a list and two tuples of attribute names."""
+def gather_arguments(items: object, int_names: object, object_names: object,
+                     append_to: object = None) -> tuple[list, tuple, tuple, tuple | None]:
+    """Check the arguments of `gather_attributes`: a list, two tuples of attribute names and, if given,
+    one list per object name to append to."""
     if not isinstance(items, list):
         raise TypeError(f"items must be a list, got {type(items).__name__}")
     for what, names in (("int_names", int_names), ("object_names", object_names)):
@@ -441,7 +443,14 @@ def gather_arguments(items: object, int_names: object, object_names: object) -> 
                 raise TypeError(f"{what} must hold non-empty strs, got {name!r}")
     if not int_names and not object_names:
         raise ValueError("gather_attributes needs at least one attribute name")
-    return items, int_names, object_names  # type: ignore[return-value]
+    if append_to is not None:
+        if not isinstance(append_to, (tuple, list)) or len(append_to) != len(object_names) or not all(
+                type(target) is list for target in append_to):
+            raise TypeError(f"append_to must hold one list per object name ({len(object_names)}), got {append_to!r}")
+        if len({id(target) for target in append_to}) != len(append_to):
+            raise ValueError("append_to must hold distinct lists")
+        append_to = tuple(append_to)
+    return items, int_names, object_names, append_to  # type: ignore[return-value]
 
 
 def _flat_column(name: str, col: object, dtype, n: int) -> None:

@@ -223,16 +223,18 @@ def dfa_reject_lines(buf: bytes | NDArray[np.uint8], table: I64, accepting: Mask
 
 # --- attributes of many objects --------------------------------------------------------------------
 
-def gather_attributes(items: list[object], int_names: tuple[str, ...],
-                      object_names: tuple[str, ...]) -> tuple[I64 | list[object], ...]:
+def gather_attributes(items: list[object], int_names: tuple[str, ...], object_names: tuple[str, ...],
+                      append_to: tuple[list[object], ...] | None = None) -> tuple[I64 | list[object], ...]:
     """``item.<name>`` of every item, in one C loop: an int64 array per name of ``int_names``, then a
-    list per name of ``object_names``, in that order.
+    list per name of ``object_names``, in that order. With ``append_to`` (one distinct list per object
+    name) the objects are appended to those lists instead, and only the int arrays are returned.
 
     For a consumer's records: e.g. their offsets and timestamps as int64 arrays and their values, keys
     and headers as lists, without a Python loop per record. Each int attribute must be an int (or have
     ``__index__``, not a bool) in int64 range: else TypeError or OverflowError naming the item's position
-    and the attribute; a missing attribute raises AttributeError. Names are non-empty strs (at least one
-    name in all); the int arrays may be rows of one block.
+    and the attribute; a missing attribute raises AttributeError. On any error the ``append_to`` lists
+    are left as they were. Names are non-empty strs (at least one name in all); the int arrays may be
+    rows of one block.
     """
 
 # --- flat JSON records into columns ----------------------------------------------------------------

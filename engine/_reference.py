@@ -1030,8 +1030,8 @@ def _flat_record(plans, data, allow_unknown):
         return values
 
 
-def gather_attributes(items, int_names, object_names):
-    items, int_names, object_names = _checks.gather_arguments(items, int_names, object_names)
+def gather_attributes(items, int_names, object_names, append_to=None):
+    items, int_names, object_names, append_to = _checks.gather_arguments(items, int_names, object_names, append_to)
     ints = [np.empty(len(items), dtype=np.int64) for _ in int_names]
     objects = [[] for _ in object_names]
     for i, item in enumerate(items):  # item by item, so the first bad attribute raises, as compiled
@@ -1045,7 +1045,11 @@ def gather_attributes(items, int_names, object_names):
             column[i] = value
         for name, column in zip(object_names, objects):
             column.append(getattr(item, name))
-    return (*ints, *objects)
+    if append_to is None:
+        return (*ints, *objects)
+    for target, column in zip(append_to, objects):  # only once every item is read: all or nothing
+        target.extend(column)
+    return tuple(ints)
 
 
 def scan_flat_json(records, fields, columns, status, allow_unknown=False):

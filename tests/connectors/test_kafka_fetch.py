@@ -105,3 +105,12 @@ def test_an_empty_buffer():
     buffer.add(A, messages(A, [0]))
     buffer.add(A, messages(A, [0]))  # went back to the start: one record, not two
     assert len(buffer) == 1 and buffer.records()[A].offsets.tolist() == [0]
+
+
+def test_going_back_into_a_slice_with_gaps():
+    buffer = FetchBuffer()
+    buffer.add(A, messages(A, [0, 2, 4]))
+    buffer.add(A, messages(A, [6, 7, 9, 11]))
+    buffer.add(A, messages(A, [8, 9, 10]))  # back to 8: 9 and 11 go, 0..7 stay
+    assert len(buffer) == 8
+    assert as_messages(buffer.records()[A]) == expected(A, [0, 2, 4, 6, 7, 8, 9, 10])

@@ -76,3 +76,41 @@ def test_numpy_ints_are_ints(impl):
 def test_bad_items_raise_clear_errors(impl, records, names, error, message):
     with pytest.raises(error, match=message):
         impl.gather_attributes(records, *names)
+
+
+@pytest.mark.parametrize("impl", IMPLS, ids=IDS)
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(INT64, OBJECT, INT64, OBJECT), max_size=20), st.lists(OBJECT, max_size=3))
+def test_appends_objects_to_given_lists(impl, rows, already):
+    records = [Record(*row) for row in rows]
+    values, keys = list(already), []
+    (timestamps,) = impl.gather_attributes(records, ("timestamp",), ("value", "key"), append_to=(values, keys))
+    assert timestamps.tolist() == [r.timestamp for r in records]
+    assert values == already + [r.value for r in records] and keys == [r.key for r in records]
+
+
+@pytest.mark.parametrize("impl", IMPLS, ids=IDS)
+def test_a_failed_append_leaves_the_lists_as_they_were(impl):
+    values, keys = ["old"], []
+    records = [Record(1, "a"), Record(2, "b"), Record(None, "c")]
+    with pytest.raises(TypeError, match="NoneType"):
+        impl.gather_attributes(records, ("timestamp",), ("value", "key"), append_to=(values, keys))
+    assert values == ["old"] and keys == []
+
+
+@pytest.mark.parametrize("impl", IMPLS, ids=IDS)
+@pytest.mark.parametrize("append_to, error, message", [
+    ([[]], TypeError, r"one list per object name \(2\)"),
+    (([], ()), TypeError, "one list per object name"),
+    ("ab", TypeError, "one list per object name"),
+])
+def test_bad_append_to_raises(impl, append_to, error, message):
+    with pytest.raises(error, match=message):
+        impl.gather_attributes([Record(1, "a")], ("timestamp",), ("value", "key"), append_to=append_to)
+
+
+@pytest.mark.parametrize("impl", IMPLS, ids=IDS)
+def test_append_to_needs_distinct_lists(impl):
+    same: list = []
+    with pytest.raises(ValueError, match="distinct lists"):
+        impl.gather_attributes([Record(1, "a")], ("timestamp",), ("value", "key"), append_to=(same, same))
