@@ -952,12 +952,18 @@ class KafkaDeadLetterSink(KafkaSink):
     """Write dead letters (`engine.dead_letters.DeadLetter`) to a dead-letter topic.
 
     The message value is the original input (raw bytes when the source could not decode it, otherwise
-    its JSON encoding); headers carry ``error``, ``step``, and, when known, the original ``topic``,
-    ``partition`` and ``offset``.
+    its JSON encoding). For a Kafka message (`KafkaMessage`) the original key is the message key and
+    the original headers come first, as Kafka Connect's dead-letter queue keeps them; then headers
+    carry ``error``, ``step``, and, when known, the original ``topic``, ``partition`` and ``offset``.
     """
 
     def __init__(self, topic: str, bootstrap_servers: str | list[str] | None = None, **options: Any) -> None:
-        super().__init__(topic, bootstrap_servers, value=self._value, headers=self._letter_headers, **options)
+        super().__init__(topic, bootstrap_servers, key=self._original_key, key_format="bytes", value=self._value,
+                         headers=self._letter_headers, **options)
+
+    @staticmethod
+    def _original_key(letter: Any) -> Any:
+        return letter.record.key if isinstance(letter.record, KafkaMessage) else None
 
     @staticmethod
     def _value(letter: Any) -> bytes:
@@ -973,5 +979,6 @@ class KafkaDeadLetterSink(KafkaSink):
         headers = [("error", letter.error.encode()), ("step", letter.step.encode())]
         if isinstance(letter.record, KafkaMessage):
             m = letter.record
-            headers += [("topic", m.topic.encode()), ("partition", str(m.partition).encode()), ("offset", str(m.offset).encode())]
+            headers = [*m.headers, *headers,
+                       ("topic", m.topic.encode()), ("partition", str(m.partition).encode()), ("offset", str(m.offset).encode())]
         return headers

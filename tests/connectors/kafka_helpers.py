@@ -8,14 +8,16 @@ import msgspec
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 
-async def produce(bootstrap: str, topic: str, messages: list[tuple[int, int, bytes | None, bytes | None]]) -> None:
-    """``messages``: ``(partition, timestamp_ms, key, value)``, sent in order."""
+async def produce(bootstrap: str, topic: str, messages: list[tuple]) -> None:
+    """``messages``: ``(partition, timestamp_ms, key, value)`` or ``(partition, timestamp_ms, key, value,
+    headers)``, sent in order."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
     await producer.start()
     try:
         futures = [
-            await producer.send(topic, value, key=key, partition=partition, timestamp_ms=ts)
-            for partition, ts, key, value in messages
+            await producer.send(topic, message[3], key=message[2], partition=message[0], timestamp_ms=message[1],
+                                headers=list(message[4]) if len(message) > 4 else None)
+            for message in messages
         ]
         await asyncio.gather(*futures)
     finally:

@@ -200,7 +200,9 @@ async def test_an_idle_partition_stops_holding_the_watermark_back(bootstrap_serv
 async def test_undecodable_messages_go_to_the_dead_letter_topic(bootstrap_servers, topic_factory):
     topic, dlq = await topic_factory(), await topic_factory(prefix="dlq")
     good = b'{"user":"a","ts":5,"amount":1}'
-    await produce(bootstrap_servers, topic, [(0, 1, None, good), (0, 2, None, b"{not json"), (0, 3, None, good), (0, 4, None, b"\xff")])
+    await produce(bootstrap_servers, topic, [
+        (0, 1, None, good), (0, 2, b"k2", b"{not json", [("trace", b"t-2")]), (0, 3, None, good), (0, 4, None, b"\xff"),
+    ])
     flow = Dataflow("kafka-dead-letters")
     src = flow.source(KafkaSource(topic, bootstrap_servers, bounded=True), timestamp="ts")
     src.sink(out := CollectSink())
@@ -210,6 +212,9 @@ async def test_undecodable_messages_go_to_the_dead_letter_topic(bootstrap_server
     assert len(out.results) == 2
     letters = await consume_all(bootstrap_servers, dlq, expected=2)
     assert [m.value for m in letters] == [b"{not json", b"\xff"]
+    # the original key and headers are kept, the error headers come after them (as Kafka Connect's DLQ)
+    assert [m.key for m in letters] == [b"k2", None]
+    assert letters[0].headers[0] == ("trace", b"t-2") and len(letters[1].headers) == 5
     for message, offset in zip(letters, (1, 3)):
         headers = dict(message.headers)
         assert headers["topic"] == topic.encode()
