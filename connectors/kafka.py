@@ -124,6 +124,10 @@ class KafkaSource(Source):
     name (`project`), just those are decoded, into columns, and a batch with a value that does not fit is
     decoded whole (so its bad messages reach the dead letters exactly as without projection).
 
+    A micro-batch holds up to ``batch_size`` records of one partition. They are fetched with ``getmany``
+    in slices of 500 records, each gathered into columns at once (`connectors.kafka_fetch`): the first
+    slice waits up to ``poll_timeout_ms`` for records, the next ones take only what is already fetched.
+
     ``start``: where a partition with no checkpointed offset begins: 'earliest', 'latest', or
     'committed' (the group's committed offset, else earliest). ``bounded=True`` reads each partition up to
     the high-water mark seen when it was first fetched, then ends (the job then fires every window).
