@@ -223,6 +223,30 @@ async def test_undecodable_messages_go_to_the_dead_letter_topic(bootstrap_server
         assert b"cannot decode" in headers["error"]
 
 
+async def test_metadata_records_carry_each_message_whole(bootstrap_servers, topic_factory):
+    """``metadata=True``: records are `KafkaMessage`s (decoded key and value, offset, timestamp, headers),
+    in offset order across several slices of a poll; an undecodable value still goes to the dead letters."""
+    from connectors.kafka import KafkaMessage
+
+    topic = await topic_factory()
+    messages = [(0, 1_000 + i, f"k{i}".encode() if i % 3 else None, msgspec.json.encode({"i": i}),
+                 [("n", str(i).encode())] if i % 2 else []) for i in range(1_200)]
+    messages[700] = (0, 1_700, b"k700", b"{broken", [("n", b"700")])
+    await produce(bootstrap_servers, topic, messages)
+    flow = Dataflow("kafka-metadata")
+    src = flow.source(KafkaSource(topic, bootstrap_servers, bounded=True, metadata=True, key="str"))
+    src.sink(out := CollectSink())
+    src.dead_letters().sink(dead := CollectSink())
+    await asyncio.wait_for(flow.run_async(), timeout=60)
+
+    expected = [KafkaMessage(topic, 0, i, ts, None if key is None else key.decode(), msgspec.json.decode(value), tuple(headers))
+                for i, (_, ts, key, value, headers) in enumerate(messages) if i != 700]
+    assert out.results == expected
+    [letter] = dead.results
+    assert letter.record == KafkaMessage(topic, 0, 700, 1_700, b"k700", b"{broken", (("n", b"700"),))
+    assert "cannot decode the value of" in letter.error and f"{topic}[0]@700" in letter.error
+
+
 def test_partition_ids_are_stable_per_topic_and_partition():
     assert partition_id(0, 3) == 3
     assert partition_id(2, 3) != partition_id(3, 2)
