@@ -177,10 +177,7 @@ cdef struct _AggHead:
     int64_t key
     int64_t start
     uint64_t meta      # records added (>= 1, low 62 bits) | _AGG_DIRTY | _AGG_EMITTED (top bits)
-
-cdef struct _AggLink:
-    # neighbours of an entry in its end bucket's list (entry numbers, _AGG_NONE at the ends)
-    uint32_t prev
+    uint32_t prev      # neighbours in the list of its bucket (entry numbers, _AGG_NONE at the ends)
     uint32_t next
 
 cdef struct _AggBucket:
@@ -339,8 +336,6 @@ cdef class WindowAggTable:
     cdef Py_ssize_t _n_values
     cdef Py_ssize_t _stride          # bytes per entry
     cdef char* _entries              # _n live windows, dense
-    cdef _AggLink* _links            # per entry: its place in its bucket's list
-    cdef int64_t _link_cap           # >= _entry_cap
     cdef int64_t _n
     cdef int64_t _entry_cap
     cdef uint64_t* _index
@@ -362,7 +357,6 @@ cdef class WindowAggTable:
 
     def __cinit__(self):
         self._entries = NULL
-        self._links = NULL
         self._index = NULL
         self._bmap = NULL
 
@@ -378,18 +372,15 @@ cdef class WindowAggTable:
         self._min_pending_end = C_INT64_MAX
         self._entry_cap = _AGG_MIN_ENTRIES
         self._entries = <char*>_agg_alloc(self._entry_cap * self._stride)
-        self._link_cap = self._entry_cap
-        self._links = <_AggLink*>_agg_alloc(self._link_cap * sizeof(_AggLink))
         self._bits = _AGG_MIN_BITS
         self._index = <uint64_t*>_agg_alloc(((<size_t>1) << self._bits) * sizeof(uint64_t))
         self._bmap_bits = _AGG_MIN_BITS
         self._bmap = <uint32_t*>_agg_alloc(((<size_t>1) << self._bmap_bits) * sizeof(uint32_t))
-        if self._entries == NULL or self._links == NULL or self._index == NULL or self._bmap == NULL:
+        if self._entries == NULL or self._index == NULL or self._bmap == NULL:
             raise MemoryError("WindowAggTable: cannot allocate the table")
 
     def __dealloc__(self):
         _agg_retire(self._entries, self._entry_cap * self._stride)  # may serve the next table
-        _agg_free(self._links, self._link_cap * sizeof(_AggLink))
         _agg_free(self._index, ((<size_t>1) << self._bits) * sizeof(uint64_t))
         _agg_free(self._bmap, ((<size_t>1) << self._bmap_bits) * sizeof(uint32_t))
 
@@ -413,7 +404,7 @@ cdef class WindowAggTable:
         """Bytes held by the table's buffers (entries, index, end index; the object header is not
         counted)."""
         return (
-            self._entry_cap * self._stride + self._link_cap * <int64_t>sizeof(_AggLink)
+            self._entry_cap * self._stride
             + ((<int64_t>1) << self._bits) * <int64_t>sizeof(uint64_t)
             + ((<int64_t>1) << self._bmap_bits) * <int64_t>sizeof(uint32_t)
             + <int64_t>(self._buckets.capacity() * sizeof(_AggBucket))
@@ -508,15 +499,6 @@ cdef class WindowAggTable:
         return 0
 
     cdef int _resize_entries(self, int64_t cap) except -1 nogil:
-        """Entries and their links to room for ``cap`` windows (at least ``_n``). The links are
-        resized first, so they always have room for every entry even when this raises."""
-        cdef _AggLink* links = <_AggLink*>_agg_realloc(
-            self._links, self._link_cap * sizeof(_AggLink), cap * sizeof(_AggLink))
-        if links == NULL:
-            with gil:
-                raise MemoryError(f"WindowAggTable: cannot allocate {cap} windows")
-        self._links = links
-        self._link_cap = cap
         cdef char* fresh = <char*>_agg_realloc(self._entries, self._entry_cap * self._stride, cap * self._stride)
         if fresh == NULL:
             with gil:
@@ -524,6 +506,9 @@ cdef class WindowAggTable:
         self._entries = fresh
         self._entry_cap = cap
         return 0
+
+    cdef inline _AggHead* _head(self, int64_t r) noexcept nogil:
+        return <_AggHead*>(self._entries + r * self._stride)
 
     # --- the end index: buckets of windows by start ----------------------------------------------
 
@@ -619,12 +604,13 @@ cdef class WindowAggTable:
         """Link entry ``r`` at the tail of bucket ``b``; a dirty one queues the bucket for fire.
         (A clean entry may only be appended while the bucket has no dirty ones.)"""
         cdef _AggBucket* bk = &self._buckets[b]
-        self._links[r].prev = bk.tail
-        self._links[r].next = _AGG_NONE
+        cdef _AggHead* hd = self._head(r)
+        hd.prev = bk.tail
+        hd.next = _AGG_NONE
         if bk.tail == _AGG_NONE:
             bk.head = r
         else:
-            self._links[bk.tail].next = r
+            self._head(bk.tail).next = r
         bk.tail = r
         if dirty and bk.dirty == _AGG_NONE:
             bk.dirty = r
@@ -635,44 +621,64 @@ cdef class WindowAggTable:
     cdef void _unlink(self, uint32_t b, uint32_t r) noexcept nogil:
         """Take entry ``r`` out of bucket ``b``'s list (``r`` must not be the bucket's first dirty one)."""
         cdef _AggBucket* bk = &self._buckets[b]
-        cdef uint32_t p = self._links[r].prev, q = self._links[r].next
+        cdef uint32_t p = self._head(r).prev, q = self._head(r).next
         if p == _AGG_NONE:
             bk.head = q
         else:
-            self._links[p].next = q
+            self._head(p).next = q
         if q == _AGG_NONE:
             bk.tail = p
         else:
-            self._links[q].prev = p
+            self._head(q).prev = p
 
     cdef void _moved(self, uint32_t src, uint32_t dst) noexcept nogil:
-        """Entry ``src`` was copied to ``dst``: repoint its neighbours and its bucket to ``dst``."""
-        cdef _AggLink lk = self._links[src]
-        cdef _AggBucket* bk = &self._buckets[self._bucket_find((<_AggHead*>(self._entries + dst * self._stride)).start)]
-        self._links[dst] = lk
-        if lk.prev == _AGG_NONE:
-            bk.head = dst
-        else:
-            self._links[lk.prev].next = dst
-        if lk.next == _AGG_NONE:
-            bk.tail = dst
-        else:
-            self._links[lk.next].prev = dst
-        if bk.dirty == src:
-            bk.dirty = dst
+        """Entry ``src`` was copied to ``dst`` (links included): repoint its neighbours and, where it
+        is named there, its bucket to ``dst``."""
+        cdef _AggHead* hd = self._head(dst)
+        cdef _AggBucket* bk
+        if hd.prev != _AGG_NONE:
+            self._head(hd.prev).next = dst
+        if hd.next != _AGG_NONE:
+            self._head(hd.next).prev = dst
+        # the bucket names its first, last and first dirty entry; a dirty entry whose predecessor is
+        # dirty too is not the first dirty one, so most moves need no lookup of the bucket
+        if hd.prev == _AGG_NONE or hd.next == _AGG_NONE or \
+                ((hd.meta & _AGG_DIRTY) and not (self._head(hd.prev).meta & _AGG_DIRTY)):
+            bk = &self._buckets[self._bucket_find(hd.start)]
+            if bk.head == src:
+                bk.head = dst
+            if bk.tail == src:
+                bk.tail = dst
+            if bk.dirty == src:
+                bk.dirty = dst
 
     cdef int _link_new(self, int64_t first) except -1 nogil:
         """After an add: link the new entries ``first..`` into their buckets and move the windows it
         made dirty again to the dirty ends of theirs; then the smallest ends from the heaps."""
-        cdef int64_t r, start, last = 0
+        cdef int64_t r, last = 0
         cdef uint32_t b = _AGG_NONE, e
         cdef size_t k
+        cdef Py_ssize_t stride = self._stride
+        cdef _AggBucket* bk = NULL
+        cdef _AggHead* hd
         for r in range(first, self._n):
-            start = (<_AggHead*>(self._entries + r * self._stride)).start
-            if b == _AGG_NONE or start != last:  # (records of one window size come in runs of one start)
-                b = <uint32_t>self._bucket_get(start)
-                last = start
-            self._append(b, <uint32_t>r, True)
+            # `_append` written out: this runs once per new window
+            hd = <_AggHead*>(self._entries + r * stride)
+            if bk == NULL or hd.start != last:  # (new windows come in runs of one start, mostly)
+                b = <uint32_t>self._bucket_get(hd.start)
+                bk = &self._buckets[b]  # (valid until the next `_bucket_get`)
+                last = hd.start
+            hd.prev = bk.tail
+            hd.next = _AGG_NONE
+            if bk.tail == _AGG_NONE:
+                bk.head = <uint32_t>r
+            else:
+                (<_AggHead*>(self._entries + bk.tail * stride)).next = <uint32_t>r
+            bk.tail = <uint32_t>r
+            if bk.dirty == _AGG_NONE:
+                bk.dirty = <uint32_t>r
+                self._dirty_heap.push_back(_AggStartId(bk.start, b))
+                _agg_push_heap(self._dirty_heap.begin(), self._dirty_heap.end(), greater[_AggStartId]())
         for k in range(self._redirtied.size()):
             e = self._redirtied[k]
             b = self._bucket_find((<_AggHead*>(self._entries + e * self._stride)).start)
@@ -1003,7 +1009,7 @@ cdef class WindowAggTable:
                 key = (<_AggHead*>(self._entries + r * stride)).key
                 kmin = key if key < kmin else kmin
                 kmax = key if key > kmax else kmax
-                r = self._links[r].next
+                r = self._head(r).next
         bounds.push_back(order.size())
         m = order.size()
         if m <= 1:
@@ -1064,7 +1070,7 @@ cdef class WindowAggTable:
             while r != _AGG_NONE:
                 gone.push_back(r)
                 (<_AggHead*>(self._entries + r * self._stride)).meta = _AGG_GONE
-                r = self._links[r].next
+                r = self._head(r).next
             self._bucket_forget(b)
         self._note_heaps()
         kept = n - <int64_t>gone.size()
@@ -1094,7 +1100,7 @@ cdef class WindowAggTable:
         cdef size_t k
         cdef uint32_t* renumber
         cdef _AggBucket* bk
-        cdef _AggLink* lk
+        cdef _AggHead* hd
         if self._n == 0:
             return 0
         renumber = <uint32_t*>malloc(self._n * sizeof(uint32_t))
@@ -1107,15 +1113,14 @@ cdef class WindowAggTable:
             renumber[r] = <uint32_t>kept
             if kept != r:
                 memcpy(self._entries + kept * stride, self._entries + r * stride, stride)
-                self._links[kept] = self._links[r]
             kept += 1
         self._n = kept
         for r in range(kept):
-            lk = &self._links[r]
-            if lk.prev != _AGG_NONE:
-                lk.prev = renumber[lk.prev]
-            if lk.next != _AGG_NONE:
-                lk.next = renumber[lk.next]
+            hd = <_AggHead*>(self._entries + r * stride)
+            if hd.prev != _AGG_NONE:
+                hd.prev = renumber[hd.prev]
+            if hd.next != _AGG_NONE:
+                hd.next = renumber[hd.next]
         for k in range(self._live_heap.size()):
             bk = &self._buckets[self._live_heap[k].second]
             bk.head = renumber[bk.head]
