@@ -33,7 +33,7 @@
 # (fire ~10% faster on one big batch, but the index loses its locality for streams), and huge-page
 # scratch for the partitioned add (malloc hands the same blocks back between batches).
 
-from libc.stdlib cimport malloc, calloc, free
+from libc.stdlib cimport malloc, calloc, realloc, free
 from libc.string cimport memcpy, memset
 from libc.stdint cimport uint32_t
 from libcpp.vector cimport vector
@@ -177,15 +177,16 @@ cdef struct _AggHead:
     int64_t key
     int64_t start
     uint64_t meta      # records added (>= 1, low 62 bits) | _AGG_DIRTY | _AGG_EMITTED (top bits)
-    uint32_t prev      # neighbours in the list of its bucket (entry numbers, _AGG_NONE at the ends)
-    uint32_t next
+    uint32_t pos       # its place in its bucket's ``ids`` (the struct is padded to 32 bytes anyway)
 
 cdef struct _AggBucket:
-    # the live windows of one start (so one end): a doubly linked list of entries, the clean
-    # (emitted) ones first, then the dirty ones from `dirty` on (_AGG_NONE: none dirty)
+    # the live windows of one start (so one end): their entry numbers, ``ids[:dirty]`` clean
+    # (emitted), ``ids[dirty:len]`` dirty; an array, not a list through the entries, so walking a
+    # bucket reads ids in order and prefetches the entries (a list is a chain of cache misses)
     int64_t start
-    uint32_t head
-    uint32_t tail
+    uint32_t* ids
+    uint32_t len
+    uint32_t cap
     uint32_t dirty
 
 ctypedef pair[int64_t, uint32_t] _AggStartId  # (bucket start, bucket id): heap element
@@ -353,7 +354,8 @@ cdef class WindowAggTable:
     cdef int _bmap_bits
     cdef vector[_AggStartId] _live_heap
     cdef vector[_AggStartId] _dirty_heap
-    cdef vector[uint32_t] _redirtied  # emitted windows an `add` made dirty again (relinked after it)
+    cdef vector[uint32_t] _redirtied  # emitted windows an `add` made dirty again (moved after it)
+    cdef int64_t _kmin, _kmax        # bounds of the key ids of live windows (not tight: for sort keys)
 
     def __cinit__(self):
         self._entries = NULL
@@ -370,6 +372,8 @@ cdef class WindowAggTable:
         self._pending = 0
         self._min_live_end = C_INT64_MAX
         self._min_pending_end = C_INT64_MAX
+        self._kmin = C_INT64_MAX
+        self._kmax = C_INT64_MIN
         self._entry_cap = _AGG_MIN_ENTRIES
         self._entries = <char*>_agg_alloc(self._entry_cap * self._stride)
         self._bits = _AGG_MIN_BITS
@@ -380,6 +384,9 @@ cdef class WindowAggTable:
             raise MemoryError("WindowAggTable: cannot allocate the table")
 
     def __dealloc__(self):
+        cdef size_t k
+        for k in range(self._buckets.size()):
+            free(self._buckets[k].ids)
         _agg_retire(self._entries, self._entry_cap * self._stride)  # may serve the next table
         _agg_free(self._index, ((<size_t>1) << self._bits) * sizeof(uint64_t))
         _agg_free(self._bmap, ((<size_t>1) << self._bmap_bits) * sizeof(uint32_t))
@@ -403,7 +410,11 @@ cdef class WindowAggTable:
     def nbytes(self):
         """Bytes held by the table's buffers (entries, index, end index; the object header is not
         counted)."""
-        return (
+        cdef int64_t ids = 0
+        cdef size_t k
+        for k in range(self._live_heap.size()):
+            ids += self._buckets[self._live_heap[k].second].cap * <int64_t>sizeof(uint32_t)
+        return ids + (
             self._entry_cap * self._stride
             + ((<int64_t>1) << self._bits) * <int64_t>sizeof(uint64_t)
             + ((<int64_t>1) << self._bmap_bits) * <int64_t>sizeof(uint32_t)
@@ -507,9 +518,6 @@ cdef class WindowAggTable:
         self._entry_cap = cap
         return 0
 
-    cdef inline _AggHead* _head(self, int64_t r) noexcept nogil:
-        return <_AggHead*>(self._entries + r * self._stride)
-
     # --- the end index: buckets of windows by start ----------------------------------------------
 
     cdef inline uint32_t _bucket_find(self, int64_t start) noexcept nogil:
@@ -555,9 +563,10 @@ cdef class WindowAggTable:
         if 2 * (self._live_heap.size() + 1) > ((<size_t>1) << self._bmap_bits):  # load <= 1/2
             self._bmap_rebuild(self._bmap_bits + 1)
         bucket.start = start
-        bucket.head = _AGG_NONE
-        bucket.tail = _AGG_NONE
-        bucket.dirty = _AGG_NONE
+        bucket.ids = NULL
+        bucket.len = 0
+        bucket.cap = 0
+        bucket.dirty = 0
         if self._free_buckets.size():
             b = self._free_buckets.back()
             self._free_buckets.pop_back()
@@ -576,7 +585,7 @@ cdef class WindowAggTable:
 
     cdef int _bucket_forget(self, uint32_t b) except -1 nogil:
         """Remove bucket ``b`` (already taken out of both heaps) from the start map (backward-shift
-        deletion, as for the index) and free its id."""
+        deletion, as for the index), free its ids and its id."""
         cdef uint64_t mask = ((<uint64_t>1) << self._bmap_bits) - 1, i, j, home
         cdef int shift = 64 - self._bmap_bits
         cdef uint32_t v
@@ -594,96 +603,82 @@ cdef class WindowAggTable:
                 self._bmap[i] = v
                 i = j
         self._bmap[i] = 0
-        self._buckets[b].head = _AGG_NONE
-        self._buckets[b].tail = _AGG_NONE
-        self._buckets[b].dirty = _AGG_NONE
+        free(self._buckets[b].ids)
+        self._buckets[b].ids = NULL
+        self._buckets[b].len = 0
+        self._buckets[b].cap = 0
+        self._buckets[b].dirty = 0
         self._free_buckets.push_back(b)
         return 0
 
-    cdef int _append(self, uint32_t b, uint32_t r, bint dirty) except -1 nogil:
-        """Link entry ``r`` at the tail of bucket ``b``; a dirty one queues the bucket for fire.
-        (A clean entry may only be appended while the bucket has no dirty ones.)"""
-        cdef _AggBucket* bk = &self._buckets[b]
-        cdef _AggHead* hd = self._head(r)
-        hd.prev = bk.tail
-        hd.next = _AGG_NONE
-        if bk.tail == _AGG_NONE:
-            bk.head = r
-        else:
-            self._head(bk.tail).next = r
-        bk.tail = r
-        if dirty and bk.dirty == _AGG_NONE:
-            bk.dirty = r
-            self._dirty_heap.push_back(_AggStartId(bk.start, b))
-            _agg_push_heap(self._dirty_heap.begin(), self._dirty_heap.end(), greater[_AggStartId]())
+    cdef inline int _bucket_push(self, _AggBucket* bk, uint32_t r) except -1 nogil:
+        """Append entry ``r`` to ``bk.ids`` (the caller keeps ``bk.dirty`` right)."""
+        cdef uint32_t cap
+        cdef uint32_t* ids
+        if bk.len == bk.cap:
+            cap = 8 if bk.cap == 0 else 2 * bk.cap
+            ids = <uint32_t*>realloc(bk.ids, cap * sizeof(uint32_t))
+            if ids == NULL:
+                with gil:
+                    raise MemoryError(f"WindowAggTable: cannot allocate {cap} windows of one end")
+            bk.ids = ids
+            bk.cap = cap
+        bk.ids[bk.len] = r
+        (<_AggHead*>(self._entries + r * self._stride)).pos = bk.len
+        bk.len += 1
         return 0
 
-    cdef void _unlink(self, uint32_t b, uint32_t r) noexcept nogil:
-        """Take entry ``r`` out of bucket ``b``'s list (``r`` must not be the bucket's first dirty one)."""
-        cdef _AggBucket* bk = &self._buckets[b]
-        cdef uint32_t p = self._head(r).prev, q = self._head(r).next
-        if p == _AGG_NONE:
-            bk.head = q
-        else:
-            self._head(p).next = q
-        if q == _AGG_NONE:
-            bk.tail = p
-        else:
-            self._head(q).prev = p
+    cdef inline int _queue_dirty(self, uint32_t b) except -1 nogil:
+        """Bucket ``b`` just got its first dirty window: queue it for fire."""
+        self._dirty_heap.push_back(_AggStartId(self._buckets[b].start, b))
+        _agg_push_heap(self._dirty_heap.begin(), self._dirty_heap.end(), greater[_AggStartId]())
+        return 0
 
-    cdef void _moved(self, uint32_t src, uint32_t dst) noexcept nogil:
-        """Entry ``src`` was copied to ``dst`` (links included): repoint its neighbours and, where it
-        is named there, its bucket to ``dst``."""
-        cdef _AggHead* hd = self._head(dst)
-        cdef _AggBucket* bk
-        if hd.prev != _AGG_NONE:
-            self._head(hd.prev).next = dst
-        if hd.next != _AGG_NONE:
-            self._head(hd.next).prev = dst
-        # the bucket names its first, last and first dirty entry; a dirty entry whose predecessor is
-        # dirty too is not the first dirty one, so most moves need no lookup of the bucket
-        if hd.prev == _AGG_NONE or hd.next == _AGG_NONE or \
-                ((hd.meta & _AGG_DIRTY) and not (self._head(hd.prev).meta & _AGG_DIRTY)):
-            bk = &self._buckets[self._bucket_find(hd.start)]
-            if bk.head == src:
-                bk.head = dst
-            if bk.tail == src:
-                bk.tail = dst
-            if bk.dirty == src:
-                bk.dirty = dst
+    cdef inline void _moved(self, uint32_t src, uint32_t dst) noexcept nogil:
+        """Entry ``src`` was copied to ``dst``: its bucket names it at the same place."""
+        cdef _AggHead* hd = <_AggHead*>(self._entries + dst * self._stride)
+        self._buckets[self._bucket_find(hd.start)].ids[hd.pos] = dst
 
     cdef int _link_new(self, int64_t first) except -1 nogil:
-        """After an add: link the new entries ``first..`` into their buckets and move the windows it
-        made dirty again to the dirty ends of theirs; then the smallest ends from the heaps."""
-        cdef int64_t r, last = 0
-        cdef uint32_t b = _AGG_NONE, e
+        """After an add: append the new entries ``first..`` to their buckets (dirty), move the
+        windows it made dirty again into the dirty part of theirs; then the smallest ends from the
+        heaps."""
+        cdef int64_t r, last = 0, kmin = self._kmin, kmax = self._kmax
+        cdef uint32_t b = _AGG_NONE, e, p, q
         cdef size_t k
         cdef Py_ssize_t stride = self._stride
         cdef _AggBucket* bk = NULL
         cdef _AggHead* hd
+        cdef _AggHead* other
         for r in range(first, self._n):
-            # `_append` written out: this runs once per new window
             hd = <_AggHead*>(self._entries + r * stride)
+            kmin = hd.key if hd.key < kmin else kmin
+            kmax = hd.key if hd.key > kmax else kmax
             if bk == NULL or hd.start != last:  # (new windows come in runs of one start, mostly)
                 b = <uint32_t>self._bucket_get(hd.start)
                 bk = &self._buckets[b]  # (valid until the next `_bucket_get`)
                 last = hd.start
-            hd.prev = bk.tail
-            hd.next = _AGG_NONE
-            if bk.tail == _AGG_NONE:
-                bk.head = <uint32_t>r
-            else:
-                (<_AggHead*>(self._entries + bk.tail * stride)).next = <uint32_t>r
-            bk.tail = <uint32_t>r
-            if bk.dirty == _AGG_NONE:
-                bk.dirty = <uint32_t>r
-                self._dirty_heap.push_back(_AggStartId(bk.start, b))
-                _agg_push_heap(self._dirty_heap.begin(), self._dirty_heap.end(), greater[_AggStartId]())
+            self._bucket_push(bk, <uint32_t>r)
+            if bk.dirty == bk.len - 1:  # its first dirty window
+                self._queue_dirty(b)
+        self._kmin = kmin
+        self._kmax = kmax
         for k in range(self._redirtied.size()):
             e = self._redirtied[k]
-            b = self._bucket_find((<_AggHead*>(self._entries + e * self._stride)).start)
-            self._unlink(b, e)
-            self._append(b, e, True)
+            hd = <_AggHead*>(self._entries + e * stride)
+            b = self._bucket_find(hd.start)
+            bk = &self._buckets[b]
+            # swap it with the last clean window, then count it among the dirty ones
+            p = hd.pos
+            q = bk.dirty - 1
+            other = <_AggHead*>(self._entries + bk.ids[q] * stride)
+            bk.ids[p] = bk.ids[q]
+            other.pos = p
+            bk.ids[q] = e
+            hd.pos = q
+            bk.dirty = q
+            if q == bk.len - 1:
+                self._queue_dirty(b)
         self._redirtied.clear()
         self._note_heaps()
         return 0
@@ -701,15 +696,21 @@ cdef class WindowAggTable:
     cdef int _rebuild_buckets(self) except -1 nogil:
         """The end index from the entries alone (restore): in each bucket the clean windows, then
         the dirty ones."""
-        cdef int64_t r, start, last = 0
+        cdef int64_t r, last = 0
         cdef uint32_t b = _AGG_NONE
         cdef int dirty_pass
         cdef bint dirty
         cdef _AggHead* hd
+        cdef _AggBucket* bk = NULL
+        cdef size_t k
+        for k in range(self._buckets.size()):
+            free(self._buckets[k].ids)
         self._buckets.clear()
         self._free_buckets.clear()
         self._live_heap.clear()
         self._dirty_heap.clear()
+        self._kmin = C_INT64_MAX
+        self._kmax = C_INT64_MIN
         self._bmap_rebuild(_AGG_MIN_BITS)
         for dirty_pass in range(2):
             for r in range(self._n):
@@ -717,10 +718,17 @@ cdef class WindowAggTable:
                 dirty = (hd.meta & _AGG_DIRTY) != 0
                 if dirty != dirty_pass:
                     continue
-                if b == _AGG_NONE or hd.start != last:
+                self._kmin = hd.key if hd.key < self._kmin else self._kmin
+                self._kmax = hd.key if hd.key > self._kmax else self._kmax
+                if bk == NULL or hd.start != last:
                     b = <uint32_t>self._bucket_get(hd.start)
+                    bk = &self._buckets[b]
                     last = hd.start
-                self._append(b, <uint32_t>r, dirty)
+                self._bucket_push(bk, <uint32_t>r)
+                if not dirty:
+                    bk.dirty = bk.len
+                elif bk.dirty == bk.len - 1:
+                    self._queue_dirty(b)
         self._note_heaps()
         return 0
 
@@ -987,58 +995,58 @@ cdef class WindowAggTable:
         """Fill ``order`` with the entries of ``buckets`` (ascending start), only the dirty ones with
         ``dirty_only``, sorted by ``(start, key_id)``: O(entries + their sort), never O(live).
 
-        The sort key is the bucket's rank among ``buckets`` and the key id, packed above the entry
-        number: dense whatever the starts are (one radix pass over the key ids of the few buckets a
-        fire takes, usually), and exact; a key id span too wide to pack falls back to std::sort.
+        The sort key is the bucket's rank among ``buckets`` and the key id (from the table-wide key
+        bounds), packed above the entry number: dense whatever the starts are, and exact; a key id
+        span too wide to pack falls back to std::sort of (rank, key_id, entry).
         """
         cdef Py_ssize_t stride = self._stride
-        cdef size_t nb = buckets.size(), i, k, m
-        cdef uint32_t r
-        cdef int64_t key, kmin = C_INT64_MAX, kmax = C_INT64_MIN
-        cdef uint64_t kspan, comp, low_mask
+        cdef size_t nb = buckets.size(), i, k, m = 0, at
+        cdef uint32_t j, lo
+        cdef uint64_t kspan, low_mask, comp
         cdef int ebits, cbits
-        cdef vector[size_t] bounds
+        cdef int64_t kmin = self._kmin, key
+        cdef _AggBucket* bk
         cdef vector[pair[pair[size_t, int64_t], uint64_t]] fallback
         order.clear()
-        bounds.reserve(nb + 1)
         for i in range(nb):
-            bounds.push_back(order.size())
-            r = self._buckets[buckets[i]].dirty if dirty_only else self._buckets[buckets[i]].head
-            while r != _AGG_NONE:
-                order.push_back(r)
-                key = (<_AggHead*>(self._entries + r * stride)).key
-                kmin = key if key < kmin else kmin
-                kmax = key if key > kmax else kmax
-                r = self._head(r).next
-        bounds.push_back(order.size())
-        m = order.size()
-        if m <= 1:
+            bk = &self._buckets[buckets[i]]
+            m += bk.len - (bk.dirty if dirty_only else 0)
+        if m == 0:
             return 0
+        order.resize(m)
         ebits = _agg_bit_length(<uint64_t>(self._n - 1))
-        kspan = <uint64_t>kmax - <uint64_t>kmin
+        kspan = <uint64_t>self._kmax - <uint64_t>kmin
         cbits = 65
         if kspan != <uint64_t>0xFFFFFFFFFFFFFFFF and nb - 1 <= (<uint64_t>0xFFFFFFFFFFFFFFFF - kspan) // (kspan + 1):
             cbits = _agg_bit_length((nb - 1) * (kspan + 1) + kspan)
-        if cbits + ebits <= 64:
-            for i in range(nb):
-                for k in range(bounds[i], bounds[i + 1]):
-                    key = (<_AggHead*>(self._entries + order[k] * stride)).key
+        if cbits + ebits > 64:
+            fallback.resize(m)
+        at = 0
+        for i in range(nb):
+            bk = &self._buckets[buckets[i]]
+            lo = bk.dirty if dirty_only else 0
+            for j in range(lo, bk.len):
+                if j + 16 < bk.len:  # the entries are scattered: read ahead
+                    _agg_prefetch(self._entries + bk.ids[j + 16] * stride)
+                key = (<_AggHead*>(self._entries + bk.ids[j] * stride)).key
+                if cbits + ebits <= 64:
                     comp = i * (kspan + 1) + (<uint64_t>key - <uint64_t>kmin)
-                    order[k] = (comp << ebits) | order[k]
-            if m < _AGG_RADIX_MIN:
-                _agg_std_sort(order.begin(), order.end())
-            else:
-                _agg_radix_sort(order, ebits, cbits)
+                    order[at] = (comp << ebits) | bk.ids[j]
+                else:
+                    fallback[at].first.first = i
+                    fallback[at].first.second = key
+                    fallback[at].second = bk.ids[j]
+                at += 1
+        if cbits + ebits <= 64:
+            if m > 1:
+                if m < _AGG_RADIX_MIN:
+                    _agg_std_sort(order.begin(), order.end())
+                else:
+                    _agg_radix_sort(order, ebits, cbits)
             low_mask = ((<uint64_t>1) << ebits) - 1
             for k in range(m):
                 order[k] = order[k] & low_mask
         else:
-            fallback.resize(m)
-            for i in range(nb):
-                for k in range(bounds[i], bounds[i + 1]):
-                    fallback[k].first.first = i
-                    fallback[k].first.second = (<_AggHead*>(self._entries + order[k] * stride)).key
-                    fallback[k].second = order[k]
             _agg_std_sort(fallback.begin(), fallback.end())
             for k in range(m):
                 order[k] = fallback[k].second
@@ -1051,7 +1059,8 @@ cdef class WindowAggTable:
         rebuilt (many dropped, or the buffers shrink: O(live), amortised by the drops)."""
         cdef int64_t n = self._n, kept, cap, last_dropped
         cdef int bits
-        cdef uint32_t b, r
+        cdef uint32_t b, j
+        cdef _AggBucket* bk
         cdef vector[int64_t] gone
         # A window goes when watermark >= min(start + size - 1 + lateness, INT64_MAX). Below INT64_MAX
         # that is start <= watermark + 1 - lateness - size (exact; nothing goes when that is below
@@ -1066,11 +1075,12 @@ cdef class WindowAggTable:
             b = self._live_heap[0].second
             _agg_pop_heap(self._live_heap.begin(), self._live_heap.end(), greater[_AggStartId]())
             self._live_heap.pop_back()
-            r = self._buckets[b].head
-            while r != _AGG_NONE:
-                gone.push_back(r)
-                (<_AggHead*>(self._entries + r * self._stride)).meta = _AGG_GONE
-                r = self._head(r).next
+            bk = &self._buckets[b]
+            for j in range(bk.len):
+                if j + 16 < bk.len:
+                    _agg_prefetch(self._entries + bk.ids[j + 16] * self._stride)
+                gone.push_back(bk.ids[j])
+                (<_AggHead*>(self._entries + bk.ids[j] * self._stride)).meta = _AGG_GONE
             self._bucket_forget(b)
         self._note_heaps()
         kept = n - <int64_t>gone.size()
@@ -1093,11 +1103,12 @@ cdef class WindowAggTable:
         return n - kept
 
     cdef int _compact(self) except -1 nogil:
-        """Remove the _AGG_GONE entries from the dense array, keeping the others' order, and renumber
-        the links and buckets (the index is stale afterwards: rebuild it)."""
+        """Remove the _AGG_GONE entries from the dense array, keeping the others' order, renumber
+        them in their buckets and tighten the key bounds (the index is stale afterwards: rebuild it)."""
         cdef Py_ssize_t stride = self._stride
-        cdef int64_t r, kept = 0
+        cdef int64_t r, kept = 0, kmin = C_INT64_MAX, kmax = C_INT64_MIN
         cdef size_t k
+        cdef uint32_t j
         cdef uint32_t* renumber
         cdef _AggBucket* bk
         cdef _AggHead* hd
@@ -1108,25 +1119,22 @@ cdef class WindowAggTable:
             with gil:
                 raise MemoryError(f"WindowAggTable: cannot compact {self._n} windows")
         for r in range(self._n):
-            if (<_AggHead*>(self._entries + r * stride)).meta == _AGG_GONE:
+            hd = <_AggHead*>(self._entries + r * stride)
+            if hd.meta == _AGG_GONE:
                 continue
+            kmin = hd.key if hd.key < kmin else kmin
+            kmax = hd.key if hd.key > kmax else kmax
             renumber[r] = <uint32_t>kept
             if kept != r:
-                memcpy(self._entries + kept * stride, self._entries + r * stride, stride)
+                memcpy(self._entries + kept * stride, hd, stride)
             kept += 1
         self._n = kept
-        for r in range(kept):
-            hd = <_AggHead*>(self._entries + r * stride)
-            if hd.prev != _AGG_NONE:
-                hd.prev = renumber[hd.prev]
-            if hd.next != _AGG_NONE:
-                hd.next = renumber[hd.next]
+        self._kmin = kmin
+        self._kmax = kmax
         for k in range(self._live_heap.size()):
             bk = &self._buckets[self._live_heap[k].second]
-            bk.head = renumber[bk.head]
-            bk.tail = renumber[bk.tail]
-            if bk.dirty != _AGG_NONE:
-                bk.dirty = renumber[bk.dirty]
+            for j in range(bk.len):
+                bk.ids[j] = renumber[bk.ids[j]]
         free(renumber)
         return 0
 
@@ -1296,7 +1304,7 @@ cdef class WindowAggTable:
                 self._dirty_heap.pop_back()
             self._collect(due, True, order)
             for k in range(due.size()):
-                self._buckets[due[k]].dirty = _AGG_NONE  # (its windows are clean once gathered)
+                self._buckets[due[k]].dirty = self._buckets[due[k]].len  # (clean once gathered)
         out = self._gather(order, True)
         self._pending -= order.size()
         self._note_heaps()
