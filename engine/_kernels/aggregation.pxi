@@ -628,6 +628,25 @@ cdef class WindowAggTable:
         bk.len += 1
         return 0
 
+    cdef int _bucket_reserve(self, uint32_t b) except -1 nogil:
+        """Before a new (dirty) window joins bucket ``b``: room in its ids, and the bucket queued
+        for fire if it has no dirty window yet (harmless if the window then fails to appear: fire
+        takes nothing from it)."""
+        cdef _AggBucket* bk = &self._buckets[b]
+        cdef uint32_t cap
+        cdef uint32_t* ids
+        if bk.len == bk.cap:
+            cap = 8 if bk.cap == 0 else 2 * bk.cap
+            ids = <uint32_t*>realloc(bk.ids, cap * sizeof(uint32_t))
+            if ids == NULL:
+                with gil:
+                    raise MemoryError(f"WindowAggTable: cannot allocate {cap} windows of one end")
+            bk.ids = ids
+            bk.cap = cap
+        if bk.dirty == bk.len:
+            self._queue_dirty(b)
+        return 0
+
     cdef inline int _queue_dirty(self, uint32_t b) except -1 nogil:
         """Bucket ``b`` just got its first dirty window: queue it for fire."""
         self._dirty_heap.push_back(_AggStartId(self._buckets[b].start, b))
@@ -639,30 +658,15 @@ cdef class WindowAggTable:
         cdef _AggHead* hd = <_AggHead*>(self._entries + dst * self._stride)
         self._buckets[self._bucket_find(hd.start)].ids[hd.pos] = dst
 
-    cdef int _link_new(self, int64_t first) except -1 nogil:
-        """After an add: append the new entries ``first..`` to their buckets (dirty), move the
-        windows it made dirty again into the dirty part of theirs; then the smallest ends from the
-        heaps."""
-        cdef int64_t r, last = 0, kmin = self._kmin, kmax = self._kmax
-        cdef uint32_t b = _AGG_NONE, e, p, q
+    cdef int _link_redirtied(self) except -1 nogil:
+        """After an add: move the windows it made dirty again into the dirty part of their buckets
+        (new windows joined theirs in `_add_run`); then the smallest ends from the heaps."""
+        cdef uint32_t b, e, p, q
         cdef size_t k
         cdef Py_ssize_t stride = self._stride
-        cdef _AggBucket* bk = NULL
+        cdef _AggBucket* bk
         cdef _AggHead* hd
         cdef _AggHead* other
-        for r in range(first, self._n):
-            hd = <_AggHead*>(self._entries + r * stride)
-            kmin = hd.key if hd.key < kmin else kmin
-            kmax = hd.key if hd.key > kmax else kmax
-            if bk == NULL or hd.start != last:  # (new windows come in runs of one start, mostly)
-                b = <uint32_t>self._bucket_get(hd.start)
-                bk = &self._buckets[b]  # (valid until the next `_bucket_get`)
-                last = hd.start
-            self._bucket_push(bk, <uint32_t>r)
-            if bk.dirty == bk.len - 1:  # its first dirty window
-                self._queue_dirty(b)
-        self._kmin = kmin
-        self._kmax = kmax
         for k in range(self._redirtied.size()):
             e = self._redirtied[k]
             hd = <_AggHead*>(self._entries + e * stride)
@@ -781,11 +785,13 @@ cdef class WindowAggTable:
         cdef int64_t live = self._n, cap = self._entry_cap, pending = self._pending
         cdef int64_t grow_at = 3 * (((<int64_t>1) << self._bits) // 4)
         cdef uint64_t h, ahead, slot, e, meta
-        cdef int64_t key, start
+        cdef int64_t key, start, bucket_start = 0
         cdef _AggHead* hd
         cdef double* acc
         cdef const double* row
         cdef double v, lo, hi
+        cdef uint32_t b = 0
+        cdef _AggBucket* bk = NULL  # the bucket of `bucket_start` (valid until `_bucket_get`)
         for i in range(min(n, <Py_ssize_t>_AGG_AHEAD)):
             ring[i] = _agg_hash(keys[i * step], starts[i * step])
             if prefetch >= 1:
@@ -852,11 +858,32 @@ cdef class WindowAggTable:
                 self._resize_entries(2 * cap)
                 entries = self._entries
                 cap = self._entry_cap
+            # its place in the end index, made before the window (what can fail fails first); here,
+            # not in a pass after the batch, while the entry is in cache
+            if bk == NULL or start != bucket_start:  # (new windows come in runs of one start, mostly)
+                b = self._bucket_find(start)
+                if b == _AGG_NONE:
+                    self._n = live
+                    self._pending = pending
+                    b = <uint32_t>self._bucket_get(start)
+                bk = &self._buckets[b]
+                bucket_start = start
+            if bk.len == bk.cap or bk.dirty == bk.len:
+                self._n = live
+                self._pending = pending
+                self._bucket_reserve(b)
+            bk.ids[bk.len] = <uint32_t>live
             hd = <_AggHead*>(entries + live * stride)
             acc = <double*>(hd + 1)
             hd.key = key
             hd.start = start
             hd.meta = 1 | _AGG_DIRTY
+            hd.pos = bk.len
+            bk.len += 1
+            if key < self._kmin:
+                self._kmin = key
+            if key > self._kmax:
+                self._kmax = key
             # (GCC turns these short loops into calls to memcpy: one value column, the usual
             # case, is written out)
             if nv == 1:
@@ -891,15 +918,14 @@ cdef class WindowAggTable:
     cdef int _add(self, const int64_t* keys, const int64_t* starts, const double* vals,
                   Py_ssize_t n) except -1 nogil:
         """Add a batch in record order (per window, so sums are bit-identical to the twin's)."""
-        cdef int64_t first = self._n
         try:
             if n >= _agg_partition_min:
                 self._add_partitioned(keys, starts, vals, n)
             else:
                 self._add_run(keys, starts, 1, vals, n, 2)
         finally:
-            # (also when the add stopped early, out of memory: the entries it made are live)
-            self._link_new(first)
+            # (also when the add stopped early, out of memory: what it added counts)
+            self._link_redirtied()
         return 0
 
     cdef int _add_partitioned(self, const int64_t* keys, const int64_t* starts, const double* vals,
