@@ -1041,8 +1041,10 @@ cdef class WindowAggTable:
             m += bk.len - (bk.dirty if dirty_only else 0)
         if m == 0:
             return 0
-        order.resize(m)
         ebits = _agg_bit_length(<uint64_t>(self._n - 1))
+        if 4 * m >= <size_t>self._n and self._scan(buckets, dirty_only, m, ebits, order):
+            return 0
+        order.resize(m)
         kspan = <uint64_t>self._kmax - <uint64_t>kmin
         cbits = 65
         if kspan != <uint64_t>0xFFFFFFFFFFFFFFFF and nb - 1 <= (<uint64_t>0xFFFFFFFFFFFFFFFF - kspan) // (kspan + 1):
@@ -1079,6 +1081,65 @@ cdef class WindowAggTable:
             for k in range(m):
                 order[k] = fallback[k].second
         return 0
+
+    cdef bint _scan(self, vector[uint32_t]& buckets, bint dirty_only, size_t m, int ebits,
+                    vector[uint64_t]& order) except -1 nogil:
+        """`_collect` by one sequential pass over the entries, for when ``buckets`` hold a large part
+        of the table (a walk of their ids reads the entries at random: slower then). The start is
+        packed as its number of window sizes past the first one's, so this works while the starts
+        of ``buckets`` lie on one size grid (tumbling windows); a start off it, or a sort key too
+        wide for 64 bits, returns False and leaves the work to the walk."""
+        cdef Py_ssize_t stride = self._stride
+        cdef size_t nb = buckets.size(), k
+        cdef int64_t r, smin = self._buckets[buckets[0]].start, smax = self._buckets[buckets[nb - 1]].start
+        cdef uint64_t grid = <uint64_t>self._size, odd, inv, limit, tz_mask, x, q, sspan, kspan
+        cdef uint64_t comp, low_mask, kmin = <uint64_t>self._kmin
+        cdef int tz, p, cbits
+        cdef _AggHead* hd
+        # exact division by grid = odd << tz: x is a multiple of grid iff its low tz bits are 0
+        # and (x >> tz) * inverse(odd) mod 2**64 <= UINT64_MAX / odd; that product is then x / grid
+        odd = grid
+        tz = 0
+        while (odd & 1) == 0:
+            odd >>= 1
+            tz += 1
+        tz_mask = ((<uint64_t>1) << tz) - 1
+        limit = <uint64_t>0xFFFFFFFFFFFFFFFF / odd
+        inv = odd  # Newton's iteration for the inverse modulo 2**64: 3, 6, 12, 24, 48, 96 bits
+        for p in range(5):
+            inv *= 2 - odd * inv
+        for k in range(nb):
+            x = <uint64_t>self._buckets[buckets[k]].start - <uint64_t>smin
+            if (x & tz_mask) != 0 or ((x >> tz) * inv) > limit:
+                return False
+        sspan = ((<uint64_t>smax - <uint64_t>smin) >> tz) * inv
+        kspan = <uint64_t>self._kmax - kmin
+        if kspan == <uint64_t>0xFFFFFFFFFFFFFFFF or sspan > (<uint64_t>0xFFFFFFFFFFFFFFFF - kspan) // (kspan + 1):
+            return False
+        cbits = _agg_bit_length(sspan * (kspan + 1) + kspan)
+        if cbits + ebits > 64:
+            return False
+        order.reserve(m)
+        for r in range(self._n):
+            hd = <_AggHead*>(self._entries + r * stride)
+            if hd.start < smin or hd.start > smax:
+                continue
+            if dirty_only and not (hd.meta & _AGG_DIRTY):
+                continue
+            # (every dirty window in [smin, smax] is in one of `buckets`: those are the due ends,
+            # with the fire's dirty windows; every window at all when not dirty_only)
+            q = ((<uint64_t>hd.start - <uint64_t>smin) >> tz) * inv
+            comp = q * (kspan + 1) + (<uint64_t>hd.key - kmin)
+            order.push_back((comp << ebits) | <uint64_t>r)
+        if m > 1:
+            if m < _AGG_RADIX_MIN:
+                _agg_std_sort(order.begin(), order.end())
+            else:
+                _agg_radix_sort(order, ebits, cbits)
+        low_mask = ((<uint64_t>1) << ebits) - 1
+        for k in range(m):
+            order[k] = order[k] & low_mask
+        return True
 
     cdef int64_t _purge(self, int64_t watermark) except -1 nogil:
         """Drop the windows due at ``watermark``: whole buckets, taken from the top of the live heap
