@@ -1,33 +1,47 @@
 # Windowed aggregation: `WindowAggTable`, an open-addressing hash table keyed by (key_id, window start)
 # holding count, and per value column sum, min and max.
 #
-# Layout (two buffers):
+# Layout (entries, index, and an end index over the entries):
 # * entries: the live windows, dense (no holes), in insertion order until a purge moves some. Each is an `_AggHead` (key,
-#   start, and the count with the dirty/emitted flags in its top bits: 24 bytes) followed by
-#   `n_values` sums, mins and maxs, so one record's update touches one or two cache lines. Grows by
-#   doubling (large blocks are remapped with mremap, not copied). Purge deletes the dropped windows'
-#   index slots and moves the last entries into their places while few are dropped (O(dropped) index
-#   work: with partitions read unevenly a watermark step drops ~10% of ~250,000 live windows, and
-#   rebuilding the whole index for that was most of the purge); when many are dropped or the buffers
-#   shrink it compacts the entries in order, rebuilds the index and gives memory back. A dropped
-#   table's large block is parked (one, at most 64 MiB, MADV_FREE) for the next table's entries: no
-#   fresh pages to fault in and clear.
+#   start, the count with the dirty/emitted flags in its top bits, and its place in its end bucket:
+#   32 bytes) followed by `n_values` sums, mins and maxs, so one record's update touches one or two
+#   cache lines. Grows by doubling (large blocks are remapped with mremap, not copied). Purge deletes
+#   the dropped windows' index slots and moves the last entries into their places while few are
+#   dropped (O(dropped) index work: with partitions read unevenly a watermark step drops ~10% of
+#   ~250,000 live windows, and rebuilding the whole index for that was most of the purge); when many
+#   are dropped or the buffers shrink it compacts the entries in order, rebuilds the index and gives
+#   memory back. A dropped table's large block is parked (one, at most 64 MiB, MADV_FREE) for the
+#   next table's entries: no fresh pages to fault in and clear.
 # * index: 2^bits uint64 slots, linear probing. A slot is 0 (empty) or ``tag << 32 | (entry + 1)``
 #   with ``tag`` the top 32 bits of the splitmix64 hash of (key, start). The home slot is the top
 #   ``bits`` bits of the hash, so the index is ordered by hash: it is rebuilt when it grows without
 #   touching the entries (a near-sequential merge), and the tag rejects nearly every foreign entry
 #   before its cache line is read. 8 bytes per slot keep the index mostly in cache.
+# * end index: one bucket per distinct start (so per end: end = start + size) of the live windows,
+#   holding its entries' numbers, the emitted-and-clean ones first and the dirty ones after them;
+#   a small open-addressing map finds a bucket by start, and two min-heaps of (start, bucket) order
+#   every bucket (purge) and the buckets with dirty windows (fire). With tumbling windows the
+#   distinct ends are few (hundreds with 250,000 live windows), so fire and purge pop the due
+#   buckets off a heap and touch only their windows: O(due + log buckets), plus sorting what fires,
+#   whatever the number of live windows (before: a scan of every live window per call). A new
+#   window joins its bucket in the add loop while its entry is in cache; an emitted window that
+#   gets an allowed-late record swaps into its bucket's dirty part after the add; a moved entry
+#   rewrites one id in its bucket (its place is in the head); compaction renumbers the ids.
 # add: one loop (`_add_run`) with the table's state in locals. Small batches go record by record
 # with a two-stage prefetch pipeline; large ones are first partitioned (stably) by the top hash bits,
 # so each partition works on one cache-sized stretch of the index and of the entries it creates
 # (index slots are still prefetched: the stretch is cold when its partition starts). Per window,
-# records are always added in batch order, so sums are bit-identical to the twin's.
-# fire/purge/snapshot scan the dense entries (O(live), never O(capacity)) and are O(1) when nothing
-# is due; fired windows are ordered by an LSD radix sort of a packed (start, key_id, entry) integer,
-# in which a start is packed as its number of window sizes past the smallest start while every start
-# is on that grid (tumbling windows), which keeps the key dense (two radix passes, not three, for the
-# benchmark's million windows), then gathered from the entries in that order.
-# Tried, measured and left out: an MSD bucket pass that copies the entries in their own
+# records are always added in batch order, so sums are bit-identical to the twin's. Bucketing a
+# new window costs a start lookup and an id store (~5-10 ns; runs of one start skip the lookup).
+# fire and snapshot read the due buckets' ids (entries prefetched ahead), or, when those hold a
+# quarter of the table or more, scan the entries in order; either way the windows are ordered by an
+# LSD radix sort of a packed (bucket rank or start, key_id, entry) integer (the start packed as its
+# number of window sizes past the first, on the scan), then gathered from the entries in that order.
+# fire and purge are O(1) when nothing is due (the smallest dirty and live ends are the heaps' tops).
+# Tried, measured and left out: the end buckets as doubly linked lists through the entries (a walk
+# is a chain of cache misses: fire of a whole 1M-window table 18 -> 120 ms), bucketing new windows
+# in a pass after the add (re-reads every new entry: +8 ms per 1M records in one batch), a start map
+# at load 1/2 (mispredicted probe loops: +8 ms there); an MSD bucket pass that copies the entries in their own
 # order instead of gathering them at random (slower here: the scatter to many streams and the fresh
 # scratch memory cost more than the random reads), entries partitioned by start instead of hash
 # (fire ~10% faster on one big batch, but the index loses its locality for streams), and huge-page
@@ -318,7 +332,10 @@ cdef class WindowAggTable:
       A window with additions never emitted is never dropped silently: if ``purge(W)`` would drop one,
       it raises ``ValueError`` and changes nothing (call ``fire(W)`` first, as the runtime does).
     * ``fire`` and ``purge`` are O(1) when nothing is due (the smallest end among dirty windows and
-      among live windows is tracked exactly); otherwise O(live windows), plus sorting what fires.
+      among live windows is tracked exactly); otherwise O(windows due + log distinct ends), plus
+      sorting what fires: windows are indexed by end, so the live windows that are not due cost
+      nothing (purge's compaction, when it drops over a third of the table or shrinks its buffers,
+      is O(live), paid for by the drops).
     * Grows without practical limit (up to 2**32 - 2 live windows; the index doubles at load 3/4);
       purge compacts the windows and shrinks both buffers when the load falls low, so ``nbytes``
       drops once windows are purged.
