@@ -672,11 +672,6 @@ cdef class WindowAggTable:
         _agg_push_heap(self._dirty_heap.begin(), self._dirty_heap.end(), greater[_AggStartId]())
         return 0
 
-    cdef inline void _moved(self, uint32_t src, uint32_t dst) noexcept nogil:
-        """Entry ``src`` was copied to ``dst``: its bucket names it at the same place."""
-        cdef _AggHead* hd = <_AggHead*>(self._entries + dst * self._stride)
-        self._buckets[self._bucket_find(hd.start)].ids[hd.pos] = dst
-
     cdef int _link_redirtied(self) except -1 nogil:
         """After an add: move the windows it made dirty again into the dirty part of their buckets
         (new windows joined theirs in `_add_run`); then the smallest ends from the heaps."""
@@ -784,8 +779,9 @@ cdef class WindowAggTable:
                              const double* vals, Py_ssize_t n, int prefetch) except -1 nogil:
         """Add records ``keys[i * step]``, ``starts[i * step]``, ``vals[i * nv:]`` in order.
 
-        The caller links the new entries into the end index afterwards (`_link_new`). The loop
-        keeps the table's state in locals (the
+        A new window joins its end bucket here; windows made dirty again are noted for
+        `_link_redirtied`, which the caller runs afterwards. The loop keeps the table's state in
+        locals (the
         compiler cannot keep fields of ``self`` in registers across the stores into the entries) and
         writes it back before anything that can raise or move the buffers. A software pipeline hashes
         record ``i + _AGG_AHEAD`` and, with ``prefetch >= 1``, prefetches its index slot; with
@@ -804,7 +800,7 @@ cdef class WindowAggTable:
         cdef int64_t live = self._n, cap = self._entry_cap, pending = self._pending
         cdef int64_t grow_at = 3 * (((<int64_t>1) << self._bits) // 4)
         cdef uint64_t h, ahead, slot, e, meta
-        cdef int64_t key, start, bucket_start = 0
+        cdef int64_t key, start, bucket_start = 0, kmin = self._kmin, kmax = self._kmax
         cdef _AggHead* hd
         cdef double* acc
         cdef const double* row
@@ -846,10 +842,12 @@ cdef class WindowAggTable:
                 acc = <double*>(hd + 1)
                 meta = hd.meta
                 if (meta & _AGG_DIRTY) == 0:
-                    # an allowed-late addition to an emitted window: `_link_new` moves it to the dirty
-                    # end of its bucket afterwards, where fire finds it (rare: no need to be fast)
+                    # an allowed-late addition to an emitted window: `_link_redirtied` moves it into
+                    # the dirty part of its bucket afterwards, where fire finds it (rare)
                     self._n = live
                     self._pending = pending
+                    self._kmin = kmin
+                    self._kmax = kmax
                     self._note_redirtied(<uint32_t>((e & <uint64_t>0xFFFFFFFF) - 1))
                     pending += 1
                 hd.meta = (meta + 1) | _AGG_DIRTY  # the count; 2**62 records in one window are out of reach
@@ -871,6 +869,8 @@ cdef class WindowAggTable:
             if live == cap or live >= _AGG_MAX_WINDOWS:
                 self._n = live
                 self._pending = pending
+                self._kmin = kmin
+                self._kmax = kmax
                 if live >= _AGG_MAX_WINDOWS:
                     with gil:
                         raise MemoryError(f"WindowAggTable: more than {_AGG_MAX_WINDOWS} live windows")
@@ -884,12 +884,16 @@ cdef class WindowAggTable:
                 if b == _AGG_NONE:
                     self._n = live
                     self._pending = pending
+                    self._kmin = kmin
+                    self._kmax = kmax
                     b = <uint32_t>self._bucket_get(start)
                 bk = &self._buckets[b]
                 bucket_start = start
             if bk.len == bk.cap or bk.dirty == bk.len:
                 self._n = live
                 self._pending = pending
+                self._kmin = kmin
+                self._kmax = kmax
                 self._bucket_reserve(b)
             bk.ids[bk.len] = <uint32_t>live
             hd = <_AggHead*>(entries + live * stride)
@@ -899,10 +903,8 @@ cdef class WindowAggTable:
             hd.meta = 1 | _AGG_DIRTY
             hd.pos = bk.len
             bk.len += 1
-            if key < self._kmin:
-                self._kmin = key
-            if key > self._kmax:
-                self._kmax = key
+            kmin = key if key < kmin else kmin
+            kmax = key if key > kmax else kmax
             # (GCC turns these short loops into calls to memcpy: one value column, the usual
             # case, is written out)
             if nv == 1:
@@ -922,6 +924,8 @@ cdef class WindowAggTable:
             if live > grow_at:
                 self._n = live
                 self._pending = pending
+                self._kmin = kmin
+                self._kmax = kmax
                 self._grow_index()
                 index = self._index
                 shift = 64 - self._bits
@@ -932,6 +936,8 @@ cdef class WindowAggTable:
                     _agg_prefetch(index + (ring[j & (_AGG_AHEAD - 1)] >> shift))
         self._n = live
         self._pending = pending
+        self._kmin = kmin
+        self._kmax = kmax
         return 0
 
     cdef int _add(self, const int64_t* keys, const int64_t* starts, const double* vals,
@@ -1270,6 +1276,9 @@ cdef class WindowAggTable:
         cdef int64_t n = self._n, kept = n - <int64_t>m, t
         cdef uint64_t ring[_AGG_AHEAD]
         cdef vector[int64_t] sources, holes_at
+        cdef _AggBucket* bk = NULL
+        cdef _AggHead* hd
+        cdef int64_t last_start = 0
         for k in range(min(m, <size_t>_AGG_AHEAD)):
             ring[k] = self._entry_hash(gone[k])
             _agg_prefetch(self._index + (ring[k] >> shift64))
@@ -1314,7 +1323,13 @@ cdef class WindowAggTable:
             i = self._slot_of(sources[k], h)
             self._index[i] = (h & <uint64_t>0xFFFFFFFF00000000) | <uint64_t>(holes_at[k] + 1)
             memcpy(self._entries + holes_at[k] * stride, self._entries + sources[k] * stride, stride)
-            self._moved(<uint32_t>sources[k], <uint32_t>holes_at[k])
+            # its bucket names it at the same place (the moved entries are the newest windows:
+            # runs of one start, so the bucket of the last one is usually theirs)
+            hd = <_AggHead*>(self._entries + holes_at[k] * stride)
+            if bk == NULL or hd.start != last_start:
+                bk = &self._buckets[self._bucket_find(hd.start)]
+                last_start = hd.start
+            bk.ids[hd.pos] = <uint32_t>holes_at[k]
         self._n = kept
         return 0
 
