@@ -24,10 +24,15 @@ Every case returns (results, total count, an order-independent digest of the res
 
 Measured (2 shared cores, load ~1.5-2): 1 s windows, uneven: 104 ms before the purge deleted index
 slots instead of rebuilding the index and count-only tables dropped their dummy value column, 73-80 ms
-after (lockstep 84 -> 71-74 ms). Per 1M records the window table's add is ~37 ms, fire ~11 ms, purge
-~20 ms (was ~37 ms); key_by, the source's watermarks and the executor ~50 µs per batch. In the real
-`bench_kafka` run these operators are ~5% of the engine's CPU; the consumer (aiokafka) is ~68% and the
-producer side ~22%.
+after (lockstep 84 -> 71-74 ms). Per 1M records the window table's add was ~37 ms, fire ~11 ms, purge
+~20 ms (was ~37 ms) while fire and purge scanned every live window. Since the table indexes its
+windows by end (fire and purge take only the due ends' windows), medians of two rounds of 3
+alternating runs: fire 12 -> 7 ms, purge 19 -> 17-18.5 ms, add 36 -> 37-38 ms (bucketing each new
+window), the whole case 72-77 ms either way (the gain is within this machine's noise). What is left
+of fire and purge is proportional to the ~630,000 windows that fire and go: sorting and gathering
+results, deleting index slots. key_by, the source's watermarks and the
+executor ~50 µs per batch. In the real `bench_kafka` run these operators are ~5% of the engine's CPU;
+the consumer (aiokafka) is ~68% and the producer side ~22%.
 """
 
 from __future__ import annotations
