@@ -3,9 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+from typing import NamedTuple
 
 import msgspec
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+
+class Message(NamedTuple):
+    """The attributes of an aiokafka ``ConsumerRecord`` that KafkaSource reads (for scripted consumers)."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple = ()
 
 
 async def produce(bootstrap: str, topic: str, messages: list[tuple]) -> None:

@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numpy as np
 import pytest
 from aiokafka import TopicPartition
 
 from connectors.kafka_fetch import FetchBuffer, FetchedRecords, KafkaMessage
+from tests.connectors.kafka_helpers import Message
 
 A, B = TopicPartition("t", 0), TopicPartition("t", 1)
-
-
-class Message(NamedTuple):
-    topic: str
-    partition: int
-    offset: int
-    timestamp: int
-    key: bytes | None
-    value: bytes | None
-    headers: tuple = ()
 
 
 def messages(tp: TopicPartition, offsets) -> list[Message]:

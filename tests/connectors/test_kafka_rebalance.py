@@ -16,7 +16,7 @@ slices of one micro-batch.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, NamedTuple
+from typing import Any
 
 import msgspec
 import pytest
@@ -26,18 +26,9 @@ from connectors import kafka as kafka_module
 from connectors.kafka import KafkaSource
 from engine.errors import ConnectorError
 from engine.io import SourceChunk
+from tests.connectors.kafka_helpers import Message
 
 TOPIC = "events"
-
-
-class Message(NamedTuple):
-    topic: str
-    partition: int
-    offset: int
-    timestamp: int
-    key: bytes | None
-    value: bytes
-    headers: tuple = ()
 
 
 class ScriptedConsumer:
