@@ -170,15 +170,16 @@ def crc32c(data, crc=0):
     view, start = _checks.crc32c_arguments(data, crc)
     cdef Py_buffer buf
     cdef uint32_t register = <uint32_t>start ^ 0xFFFFFFFFu
-    PyObject_GetBuffer(view, &buf, PyBUF_SIMPLE)
-    try:
-        if buf.len >= CRC32C_NOGIL_MIN:
-            with nogil:
+    with view:  # released on the way out, so a bytearray can be resized again
+        PyObject_GetBuffer(view, &buf, PyBUF_SIMPLE)  # the bytes, whatever the item type and shape
+        try:
+            if buf.len >= CRC32C_NOGIL_MIN:
+                with nogil:
+                    register = engine_crc32c_update(register, <const uint8_t*>buf.buf, <size_t>buf.len)
+            else:
                 register = engine_crc32c_update(register, <const uint8_t*>buf.buf, <size_t>buf.len)
-        else:
-            register = engine_crc32c_update(register, <const uint8_t*>buf.buf, <size_t>buf.len)
-    finally:
-        PyBuffer_Release(&buf)
+        finally:
+            PyBuffer_Release(&buf)
     return register ^ 0xFFFFFFFFu
 
 
