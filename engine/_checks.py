@@ -635,3 +635,26 @@ def kafka_key_partitions_arguments(keys: object, key_offsets: object, n_partitio
     if not 1 <= n_partitions < 2**31:
         raise ValueError(f"n_partitions must be in [1, 2**31), got {n_partitions}")
     return keys, key_offsets, n_partitions
+
+
+def crc32c_arguments(data: object, crc: object) -> tuple[memoryview, int]:
+    """Check the arguments of `crc32c`: ``data`` any C-contiguous buffer (returned as a memoryview over
+    it, which keeps it from being resized while summed) and ``crc`` an int in ``[0, 2**32)``."""
+    try:
+        view = memoryview(data)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(f"crc32c data must be a bytes-like object (bytes, bytearray, memoryview, a numpy array), "
+                        f"got {type(data).__name__}") from None
+    if not view.c_contiguous:
+        shape, strides = view.shape, view.strides
+        view.release()
+        raise TypeError(f"crc32c data must be a C-contiguous buffer, got a {type(data).__name__} with shape "
+                        f"{shape} and strides {strides}; copy it first (bytes(...) or numpy.ascontiguousarray)")
+    if isinstance(crc, bool) or not isinstance(crc, (int, np.integer)):
+        view.release()
+        raise TypeError(f"crc32c crc must be an int (a previous crc32c result), got {crc!r}")
+    crc = int(crc)
+    if not 0 <= crc <= 0xFFFFFFFF:
+        view.release()
+        raise ValueError(f"crc32c crc must be in [0, 2**32), got {crc}")
+    return view, crc

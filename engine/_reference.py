@@ -46,6 +46,7 @@ __all__ = [
     "WatermarkTracker",
     "WindowAggTable",
     "combine_watermarks",
+    "crc32c",
     "dfa_reject_lines",
     "gather_attributes",
     "json_object_rows",
@@ -1178,3 +1179,27 @@ def kafka_key_partitions(keys, key_offsets, n_partitions):
     data = keys.tobytes()
     return np.array([(_murmur2(data[key_offsets[i]:key_offsets[i + 1]]) & 0x7FFFFFFF) % n_partitions
                      for i in range(len(key_offsets) - 1)], dtype=np.int64)
+
+
+# ---- CRC-32C ---------------------------------------------------------------------------------------------
+
+_CRC32C_POLY = 0x82F63B78  # Castagnoli, bit-reflected
+
+
+def _crc32c_byte(value: int) -> int:
+    """The register ``value`` (one byte) shifted out bit by bit, the polynomial XORed in on each 1."""
+    for _ in range(8):
+        value = (value >> 1) ^ _CRC32C_POLY if value & 1 else value >> 1
+    return value
+
+
+_CRC32C_TABLE = [_crc32c_byte(b) for b in range(256)]
+
+
+def crc32c(data, crc=0):
+    view, crc = _checks.crc32c_arguments(data, crc)
+    with view:
+        register = crc ^ 0xFFFFFFFF
+        for byte in view.tobytes():
+            register = (register >> 8) ^ _CRC32C_TABLE[(register ^ byte) & 0xFF]
+    return register ^ 0xFFFFFFFF

@@ -46,6 +46,7 @@ json_object_rows = _impl.json_object_rows
 kafka_record_batches = _impl.kafka_record_batches
 kafka_key_partitions = _impl.kafka_key_partitions
 gather_attributes = _impl.gather_attributes
+crc32c = _impl.crc32c
 
 WatermarkTracker = _impl.WatermarkTracker
 KeyInterner = _impl.KeyInterner
@@ -80,6 +81,7 @@ __all__ = [
     "WatermarkTracker",
     "WindowAggTable",
     "combine_watermarks",
+    "crc32c",
     "dfa_reject_lines",
     "gather_attributes",
     "json_object_rows",
