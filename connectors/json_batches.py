@@ -115,6 +115,29 @@ class JsonColumnDecoder:
             return {name: _accepted_column(role, part) for (name, role), part in zip(self.fields.items(), parts)}
         return self._with_slow_records(values, parts, status, accepted)
 
+    def scan(self, values: list) -> list | None:
+        """The flat-JSON kernel's columns of ``values`` when it accepts every one of them, else ``None``
+        (nothing else is tried: the caller keeps such values for `decode`). For `columns`."""
+        n = len(values)
+        parts = [_kernel_columns(role, n) for role in self.fields.values()]
+        status = np.empty(n, dtype=np.uint8)
+        return parts if scan_flat_json(values, self._flat_fields, parts, status, True) == n else None
+
+    def columns(self, pieces: list[list]) -> dict[str, np.ndarray]:
+        """The columns of consecutive value lists `scan` accepted (``pieces``: its results, in order):
+        what `decode` gives for those lists joined."""
+        columns = {}
+        for k, (name, role) in enumerate(self.fields.items()):
+            if len(pieces) == 1:
+                part = pieces[0][k]
+            elif role == "int":
+                part = np.concatenate([piece[k] for piece in pieces])
+            else:
+                part = (np.concatenate([piece[k][0] for piece in pieces]),
+                        np.concatenate([piece[k][1] for piece in pieces]))
+            columns[name] = _accepted_column(role, part)
+        return columns
+
     def _with_slow_records(self, values: list, parts: list, status: np.ndarray, accepted: int):
         """Decode the records the kernel left (``status`` FLAT_SLOW) with msgspec, or ``None`` when one
         does not decode; the columns from the values of both, as Python lists."""

@@ -125,8 +125,9 @@ class KafkaSource(Source):
     decoded whole (so its bad messages reach the dead letters exactly as without projection).
 
     A micro-batch holds up to ``batch_size`` records of one partition. They are fetched with ``getmany``
-    in slices of 500 records, each gathered into columns at once (`connectors.kafka_fetch`): the first
-    slice waits up to ``poll_timeout_ms`` for records, the next ones take only what is already fetched.
+    in slices of 500 records, each gathered into columns at once (`connectors.kafka_fetch`; with a
+    projection, its values decoded into the fields' columns right away): the first slice waits up to
+    ``poll_timeout_ms`` for records, the next ones take only what is already fetched.
 
     ``start``: where a partition with no checkpointed offset begins: 'earliest', 'latest', or
     'committed' (the group's committed offset, else earliest). ``bounded=True`` reads each partition up to
@@ -381,7 +382,9 @@ class KafkaSource(Source):
                     break
                 if pid in self._assigned:
                     yield SourceChunk(pid, position=self._positions.get(pid))
-            for tp, records in data.items():
+            sought = set()  # partitions sought back below (a partition may come as several runs)
+            for i, (tp, records) in enumerate(data):
+                data[i] = None  # the chunk holds what it needs
                 if self._rebalances != rebalances or self._publications != publications:
                     # Also when an assignment was published while this poll was handed out: its records were
                     # fetched before `_on_assigned` sought the partitions (it started them at the first
@@ -389,9 +392,11 @@ class KafkaSource(Source):
                     break
                 pid = self.pid(tp.topic, tp.partition)
                 if pid not in self._assigned:
-                    if tp in consumer.assignment():
-                        # Assigned, but `_on_assigned` has not settled where it starts yet: read these again
-                        # once it has (it may seek elsewhere; a seek discards them anyway).
+                    if tp in consumer.assignment() and tp not in sought:
+                        # Assigned, but `_on_assigned` has not settled where it starts yet: read these (and
+                        # the partition's later runs) again once it has (it may seek elsewhere; a seek
+                        # discards them anyway).
+                        sought.add(tp)
                         consumer.seek(tp, records.first_offset)
                         self._fetched_unpublished.pop(tp, None)
                     continue  # otherwise revoked while the fetch was in flight
@@ -417,7 +422,7 @@ class KafkaSource(Source):
                             continue
                 self._positions[pid] = records.last_offset + 1
                 chunk = self._chunk(pid, records)
-                data[tp] = records = None  # the chunk holds what it needs
+                records = None
                 yield chunk
             if not data:
                 for pid in sorted(self._assigned):  # heartbeats let the runtime apply idle_timeout
@@ -427,9 +432,9 @@ class KafkaSource(Source):
             if self.bounded and self._all_bounded_done():
                 return
 
-    async def _poll(self, consumer) -> tuple[dict[Any, FetchedRecords], int, int]:
-        """Up to one micro-batch of records, per topic partition, with the rebalance and publication
-        counts they were fetched under.
+    async def _poll(self, consumer) -> tuple[list[tuple[Any, FetchedRecords]], int, int]:
+        """Up to one micro-batch of records, as runs per topic partition (`FetchBuffer.records`), with the
+        rebalance and publication counts they were fetched under.
 
         ``getmany`` is called for slices of at most `POLL_SLICE` records (see `connectors.kafka_fetch`),
         the first waiting up to ``poll_timeout_ms``, the next ones taking only what is already fetched.
@@ -439,13 +444,13 @@ class KafkaSource(Source):
         is revoked and sought again where its records not handed out begin, so the consumer returns them
         again, as it does the slices fetched since.
         """
-        buffer = FetchBuffer()
+        buffer = FetchBuffer(self._columns_decoder)
         timeout_ms, counts = self.poll_timeout_ms, None
         while True:
             data = await consumer.getmany(timeout_ms=timeout_ms,
                                           max_records=min(POLL_SLICE, self._run_batch_size - len(buffer)))
             if counts != (self._rebalances, self._publications):
-                counts, buffer = (self._rebalances, self._publications), FetchBuffer()
+                counts, buffer = (self._rebalances, self._publications), FetchBuffer(self._columns_decoder)
             if not data or self._listener_error is not None:
                 break
             for tp, messages in data.items():
@@ -478,6 +483,8 @@ class KafkaSource(Source):
 
     def _chunk(self, pid: int, fetched: FetchedRecords) -> SourceChunk:
         timestamps, values = fetched.timestamps, fetched.values
+        if fetched.columns is not None:  # decoded as the slices arrived
+            return SourceChunk(pid, columns=fetched.columns, position=self._positions[pid], timestamps=timestamps)
         if self._columns_decoder is not None:
             columns = self._columns_decoder.decode(values)
             if columns is not None:

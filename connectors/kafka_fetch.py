@@ -6,6 +6,13 @@ on the Kafka benchmark that was ~0.33 s of collector time per 1M messages, a fif
 source polls in slices of at most `POLL_SLICE` records and gathers each slice at once into columns
 (offsets, timestamps, values, keys, headers; values and keys are bytes, which the collector does not
 track): the record objects die young and a micro-batch is assembled from the columns.
+
+When the job reads only some fields of JSON values (`connectors.json_batches.JsonColumnDecoder`), each
+slice's values are decoded into those fields' columns as the slice arrives, and a slice decoded whole
+keeps nothing else: no values, keys or headers (those are kept for dead letters, and a value that
+decoded cannot become one). A slice that does not decode whole keeps its records as they are, for the
+source to decode one by one. So a partition's records in one poll come as runs: consecutive slices
+decoded alike.
 """
 
 from __future__ import annotations
@@ -43,17 +50,21 @@ class KafkaMessage(msgspec.Struct, frozen=True):
 class FetchedRecords:
     """Consecutive records of one partition, in ascending offset order, as columns.
 
-    ``offsets`` and ``timestamps`` are int64 arrays; ``values``, ``keys`` and ``headers`` lists, one
-    item per record, as the consumer returned them.
+    ``offsets`` and ``timestamps`` are int64 arrays. Records as the consumer returned them have
+    ``values``, ``keys`` and ``headers`` lists, one item per record, and ``columns`` None; records whose
+    values were decoded into the projected fields have ``columns`` (field -> array, see
+    `JsonColumnDecoder.columns`) and no lists.
     """
 
-    __slots__ = ("topic", "partition", "offsets", "timestamps", "values", "keys", "headers")
+    __slots__ = ("topic", "partition", "offsets", "timestamps", "values", "keys", "headers", "columns")
 
     def __init__(self, topic: str, partition: int, offsets: np.ndarray, timestamps: np.ndarray,
-                 values: list, keys: list, headers: list) -> None:
+                 values: list | None, keys: list | None, headers: list | None,
+                 columns: dict[str, np.ndarray] | None = None) -> None:
         self.topic, self.partition = topic, partition
         self.offsets, self.timestamps = offsets, timestamps
         self.values, self.keys, self.headers = values, keys, headers
+        self.columns = columns
 
     def __len__(self) -> int:
         return len(self.offsets)
@@ -77,11 +88,17 @@ class FetchedRecords:
     def _rows(self, start: int, stop: int) -> FetchedRecords:
         if start == 0 and stop == len(self):
             return self
+        if self.columns is not None:
+            return FetchedRecords(self.topic, self.partition, self.offsets[start:stop], self.timestamps[start:stop],
+                                  None, None, None, {name: column[start:stop] for name, column in self.columns.items()})
         return FetchedRecords(self.topic, self.partition, self.offsets[start:stop], self.timestamps[start:stop],
                               self.values[start:stop], self.keys[start:stop], self.headers[start:stop])
 
     def message(self, i: int, key: Any = _RAW, value: Any = _RAW) -> KafkaMessage:
-        """Record ``i`` as a `KafkaMessage`, with its raw key and value unless ``key``/``value`` are given."""
+        """Record ``i`` as a `KafkaMessage`, with its raw key and value unless ``key``/``value`` are given
+        (records as the consumer returned them only)."""
+        if self.columns is not None:
+            raise ValueError("decoded records keep no message (their values decoded; none is a dead letter)")
         return KafkaMessage(
             self.topic, self.partition, int(self.offsets[i]), int(self.timestamps[i]),
             self.keys[i] if key is _RAW else key, self.values[i] if value is _RAW else value,
@@ -89,47 +106,65 @@ class FetchedRecords:
         )
 
 
-class _PartitionColumns:
-    """One partition's records so far: int64 pieces (one per slice) and object lists appended to."""
+class _Run:
+    """Consecutive slices of one partition kept alike: int64 pieces (one per slice) and either the
+    records' object lists (``parts`` None) or each slice's decoded columns (``parts``, one per slice)."""
 
-    __slots__ = ("offsets", "timestamps", "values", "keys", "headers", "count")
+    __slots__ = ("offsets", "timestamps", "parts", "values", "keys", "headers", "count")
 
-    def __init__(self) -> None:
+    def __init__(self, decoded: bool) -> None:
         self.offsets: list[np.ndarray] = []
         self.timestamps: list[np.ndarray] = []
-        self.values: list = []
-        self.keys: list = []
-        self.headers: list = []
+        self.parts: list | None = [] if decoded else None
+        self.values: list | None = None if decoded else []
+        self.keys: list | None = None if decoded else []
+        self.headers: list | None = None if decoded else []
         self.count = 0
 
-    def drop_from(self, offset: int) -> None:
-        """Drop the records at ``offset`` and after."""
+    def drop_from(self, offset: int) -> int:
+        """Drop the records at ``offset`` and after; return how many."""
         kept = self.count
         while self.offsets and self.offsets[-1][0] >= offset:
             kept -= len(self.offsets.pop())
             self.timestamps.pop()
+            if self.parts is not None:
+                self.parts.pop()
         if self.offsets and self.offsets[-1][-1] >= offset:
             cut = int(np.searchsorted(self.offsets[-1], offset, side="left"))
             kept -= len(self.offsets[-1]) - cut
             self.offsets[-1], self.timestamps[-1] = self.offsets[-1][:cut], self.timestamps[-1][:cut]
-        del self.values[kept:], self.keys[kept:], self.headers[kept:]
-        self.count = kept
+            if self.parts is not None:
+                self.parts[-1] = _cut_part(self.parts[-1], cut)
+        if self.parts is None:
+            del self.values[kept:], self.keys[kept:], self.headers[kept:]
+        dropped, self.count = self.count - kept, kept
+        return dropped
+
+    def first_offset(self) -> int:
+        return int(self.offsets[0][0])
 
     def last_offset(self) -> int:
-        return int(self.offsets[-1][-1]) if self.count else -1
+        return int(self.offsets[-1][-1])
+
+
+def _cut_part(part: list, stop: int) -> list:
+    """A slice's decoded columns (`JsonColumnDecoder.scan`) cut to the first ``stop`` rows."""
+    return [tuple(a[:stop] for a in column) if isinstance(column, tuple) else column[:stop] for column in part]
 
 
 class FetchBuffer:
     """The records of one micro-batch as slices arrive from ``getmany``, per topic partition.
 
     `add` gathers a slice of one partition into columns (the consumer's record objects can be dropped
-    right after); `records` hands out each partition's columns. When a slice starts at or before an
-    offset already held (the consumer went back, e.g. reset to the group's committed offset), the held
-    records from that offset on are dropped: the consumer returns them again.
+    right after), decoding its values with ``decoder`` (a `JsonColumnDecoder`) when given; `records`
+    hands out each partition's runs. When a slice starts at or before an offset already held (the
+    consumer went back, e.g. reset to the group's committed offset), the held records from that offset
+    on are dropped: the consumer returns them again.
     """
 
-    def __init__(self) -> None:
-        self._partitions: dict[Any, _PartitionColumns] = {}
+    def __init__(self, decoder: Any = None) -> None:
+        self._decoder = decoder
+        self._partitions: dict[Any, list[_Run]] = {}
         self._count = 0
 
     def __len__(self) -> int:
@@ -141,38 +176,66 @@ class FetchBuffer:
     def add(self, tp: Any, messages: list) -> None:
         if not messages:
             return
-        columns = self._partitions.get(tp)
-        if columns is None:
-            columns = self._partitions[tp] = _PartitionColumns()
+        runs = self._partitions.get(tp)
+        if runs is None:
+            runs = self._partitions[tp] = []
         first, last, n = messages[0].offset, messages[-1].offset, len(messages)
-        if columns.count and columns.last_offset() >= first:
-            self._count -= columns.count
-            columns.drop_from(first)
-            self._count += columns.count
-        objects = (columns.values, columns.keys, columns.headers)
-        if last - first == n - 1:
-            # A partition's offsets strictly increase, so these are first..last: no need to read them
-            # (a compacted topic or transaction markers leave gaps, and then they are read).
-            (timestamps,) = gather_attributes(messages, ("timestamp",), _OBJECTS, append_to=objects)
-            offsets = np.arange(first, last + 1, dtype=np.int64)
+        if runs and runs[-1].last_offset() >= first:
+            self._drop_from(runs, first)
+        # A partition's offsets strictly increase, so a slice spanning n offsets is first..last: no need
+        # to read them (a compacted topic or transaction markers leave gaps, and then they are read).
+        contiguous = last - first == n - 1
+        int_names = ("timestamp",) if contiguous else ("offset", "timestamp")
+        parts = None
+        if self._decoder is None:
+            run = _last_run(runs, decoded=False)
+            try:
+                ints = gather_attributes(messages, int_names, _OBJECTS, append_to=(run.values, run.keys, run.headers))
+            except BaseException:
+                if not run.count:  # runs are never empty
+                    runs.pop()
+                raise
         else:
-            offsets, timestamps = gather_attributes(messages, ("offset", "timestamp"), _OBJECTS, append_to=objects)
-        columns.offsets.append(offsets)
-        columns.timestamps.append(timestamps)
-        columns.count += n
+            *ints, values = gather_attributes(messages, int_names, ("value",))
+            parts = self._decoder.scan(values)
+            run = _last_run(runs, decoded=parts is not None)
+            if parts is None:  # kept as they are, keys and headers too, for decoding one by one
+                run.values.extend(values)
+                gather_attributes(messages, (), ("key", "headers"), append_to=(run.keys, run.headers))
+            else:
+                run.parts.append(parts)
+        run.offsets.append(ints[0] if not contiguous else np.arange(first, last + 1, dtype=np.int64))
+        run.timestamps.append(ints[-1])
+        run.count += n
         self._count += n
 
-    def records(self) -> dict[Any, FetchedRecords]:
-        """Each partition's records (partitions with none left out), in the order partitions first came."""
-        out = {}
-        for tp, columns in self._partitions.items():
-            if not columns.count:
-                continue
-            offsets, timestamps = columns.offsets, columns.timestamps
-            out[tp] = FetchedRecords(
-                tp.topic, tp.partition,
-                offsets[0] if len(offsets) == 1 else np.concatenate(offsets),
-                timestamps[0] if len(timestamps) == 1 else np.concatenate(timestamps),
-                columns.values, columns.keys, columns.headers,
-            )
+    def _drop_from(self, runs: list[_Run], offset: int) -> None:
+        while runs and runs[-1].first_offset() >= offset:
+            self._count -= runs.pop().count
+        if runs:  # its first record stays: runs are never empty
+            self._count -= runs[-1].drop_from(offset)
+
+    def records(self) -> list[tuple[Any, FetchedRecords]]:
+        """Each partition's runs, as ``(topic partition, records)`` in the order partitions first came and
+        in offset order within a partition (partitions with no records left out)."""
+        out = []
+        for tp, runs in self._partitions.items():
+            for run in runs:
+                if not run.count:
+                    continue
+                offsets, timestamps = run.offsets, run.timestamps
+                columns = self._decoder.columns(run.parts) if run.parts is not None else None
+                out.append((tp, FetchedRecords(
+                    tp.topic, tp.partition,
+                    offsets[0] if len(offsets) == 1 else np.concatenate(offsets),
+                    timestamps[0] if len(timestamps) == 1 else np.concatenate(timestamps),
+                    run.values, run.keys, run.headers, columns,
+                )))
         return out
+
+
+def _last_run(runs: list[_Run], decoded: bool) -> _Run:
+    """The partition's last run if it is kept as ``decoded`` says, else a new one."""
+    if not runs or (runs[-1].parts is not None) != decoded:
+        runs.append(_Run(decoded))
+    return runs[-1]

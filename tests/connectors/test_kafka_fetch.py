@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from aiokafka import TopicPartition
 
+from connectors.json_batches import JsonColumnDecoder
 from connectors.kafka_fetch import FetchBuffer, FetchedRecords, KafkaMessage
 from tests.connectors.kafka_helpers import Message
 
@@ -15,6 +16,13 @@ A, B = TopicPartition("t", 0), TopicPartition("t", 1)
 def messages(tp: TopicPartition, offsets) -> list[Message]:
     return [Message(tp.topic, tp.partition, o, 1_000 + o, b"k%d" % o if o % 2 else None, b"v%d" % o,
                     (("h", b"%d" % o),) if o % 3 == 0 else ()) for o in offsets]
+
+
+def by_partition(buffer: FetchBuffer) -> dict[TopicPartition, FetchedRecords]:
+    """The buffer's records per partition, each in one run (no decoder: slices are kept alike)."""
+    runs = buffer.records()
+    assert len({tp for tp, _ in runs}) == len(runs)
+    return dict(runs)
 
 
 def as_messages(records: FetchedRecords) -> list[KafkaMessage]:
@@ -33,7 +41,7 @@ def test_slices_of_each_partition_are_joined_in_order():
     buffer.add(A, messages(A, range(3, 7)))
     buffer.add(B, [])
     assert len(buffer) == 9
-    records = buffer.records()
+    records = by_partition(buffer)
     assert list(records) == [A, B]
     assert as_messages(records[A]) == expected(A, range(0, 7))
     assert as_messages(records[B]) == expected(B, range(10, 12))
@@ -45,7 +53,7 @@ def test_offsets_may_have_gaps():  # compacted topics, transaction markers
     buffer = FetchBuffer()
     buffer.add(A, messages(A, [0, 5, 9]))
     buffer.add(A, messages(A, [12, 40]))
-    assert buffer.records()[A].offsets.tolist() == [0, 5, 9, 12, 40]
+    assert by_partition(buffer)[A].offsets.tolist() == [0, 5, 9, 12, 40]
 
 
 @pytest.mark.parametrize("back_to, kept", [
@@ -61,14 +69,14 @@ def test_a_slice_going_back_replaces_what_it_returns_again(back_to, kept):
     buffer.add(B, messages(B, range(0, 2)))
     buffer.add(A, messages(A, range(back_to, 9)))
     assert len(buffer) == len(kept) + len(range(back_to, 9)) + 2
-    assert buffer.records()[A].offsets.tolist() == kept + list(range(back_to, 9))
-    assert as_messages(buffer.records()[A]) == expected(A, kept + list(range(back_to, 9)))
+    assert by_partition(buffer)[A].offsets.tolist() == kept + list(range(back_to, 9))
+    assert as_messages(by_partition(buffer)[A]) == expected(A, kept + list(range(back_to, 9)))
 
 
 def test_cuts_by_offset():
     buffer = FetchBuffer()
     buffer.add(A, messages(A, [2, 4, 6, 8]))
-    records = buffer.records()[A]
+    records = by_partition(buffer)[A]
     assert records.from_offset(5).offsets.tolist() == [6, 8]
     assert records.from_offset(4).offsets.tolist() == [4, 6, 8]
     assert records.from_offset(2) is records
@@ -82,7 +90,7 @@ def test_cuts_by_offset():
 def test_a_message_with_decoded_key_and_value():
     buffer = FetchBuffer()
     buffer.add(A, messages(A, [3]))
-    records = buffer.records()[A]
+    records = by_partition(buffer)[A]
     got = records.message(0, key="three", value=None)  # a JSON null value stays None
     assert got == KafkaMessage("t", 0, 3, 1_003, "three", None, (("h", b"3"),))
     assert type(got.offset) is int and type(got.timestamp) is int
@@ -90,10 +98,10 @@ def test_a_message_with_decoded_key_and_value():
 
 def test_an_empty_buffer():
     buffer = FetchBuffer()
-    assert not buffer and len(buffer) == 0 and buffer.records() == {}
+    assert not buffer and len(buffer) == 0 and buffer.records() == []
     buffer.add(A, messages(A, [0]))
     buffer.add(A, messages(A, [0]))  # went back to the start: one record, not two
-    assert len(buffer) == 1 and buffer.records()[A].offsets.tolist() == [0]
+    assert len(buffer) == 1 and by_partition(buffer)[A].offsets.tolist() == [0]
 
 
 def test_going_back_into_a_slice_with_gaps():
@@ -102,4 +110,79 @@ def test_going_back_into_a_slice_with_gaps():
     buffer.add(A, messages(A, [6, 7, 9, 11]))
     buffer.add(A, messages(A, [8, 9, 10]))  # back to 8: 9 and 11 go, 0..7 stay
     assert len(buffer) == 8
-    assert as_messages(buffer.records()[A]) == expected(A, [0, 2, 4, 6, 7, 8, 9, 10])
+    assert as_messages(by_partition(buffer)[A]) == expected(A, [0, 2, 4, 6, 7, 8, 9, 10])
+
+
+# ---- with a decoder: slices decoded as they arrive ----
+
+def json_messages(tp: TopicPartition, offsets, bad=()) -> list[Message]:
+    """Messages whose values are JSON objects with a ``user``, except at ``bad`` offsets (not JSON)."""
+    return [Message(tp.topic, tp.partition, o, 1_000 + o, b"k%d" % o, b"{" if o in bad else b'{"user": %d, "x": 1}' % (o % 5),
+                    (("h", b"%d" % o),)) for o in offsets]
+
+
+def test_slices_that_decode_whole_keep_only_their_columns():
+    decoder = JsonColumnDecoder({"user": "key"})
+    buffer = FetchBuffer(decoder)
+    buffer.add(A, json_messages(A, range(0, 3)))
+    buffer.add(B, json_messages(B, range(0, 2)))
+    buffer.add(A, json_messages(A, range(3, 7)))
+    runs = buffer.records()
+    assert [tp for tp, _ in runs] == [A, B]
+    records = runs[0][1]
+    assert records.offsets.tolist() == list(range(7)) and records.timestamps.tolist() == [1_000 + o for o in range(7)]
+    assert records.values is records.keys is records.headers is None
+    assert records.columns["user"].tolist() == [o % 5 for o in range(7)]
+    assert records.columns["user"].dtype == np.int64
+    with pytest.raises(ValueError, match="decoded"):
+        records.message(0)
+    cut = records.from_offset(2).below_offset(5)
+    assert cut.offsets.tolist() == [2, 3, 4] and cut.columns["user"].tolist() == [2, 3, 4]
+
+
+def test_a_slice_that_does_not_decode_keeps_its_messages_in_a_run_of_its_own():
+    decoder = JsonColumnDecoder({"user": "key"})
+    buffer = FetchBuffer(decoder)
+    buffer.add(A, json_messages(A, range(0, 3)))
+    buffer.add(A, json_messages(A, range(3, 6), bad={4}))
+    buffer.add(A, json_messages(A, range(6, 8), bad={7}))
+    buffer.add(A, json_messages(A, range(8, 10)))
+    runs = [records for _, records in buffer.records()]
+    assert [r.offsets.tolist() for r in runs] == [[0, 1, 2], [3, 4, 5, 6, 7], [8, 9]]
+    assert [r.columns is None for r in runs] == [False, True, False]
+    kept = runs[1]
+    assert [kept.message(i) for i in range(len(kept))] == [
+        KafkaMessage("t", 0, m.offset, m.timestamp, m.key, m.value, m.headers) for m in json_messages(A, range(3, 8), bad={4, 7})]
+    assert len(buffer) == 10
+
+
+def test_mixed_key_types_across_slices_join_as_one_batch_would():
+    decoder = JsonColumnDecoder({"user": "key"})
+    buffer = FetchBuffer(decoder)
+    first = json_messages(A, range(0, 2))
+    second = [Message("t", 0, 2, 1_002, None, b'{"user": "ann"}', ())]
+    buffer.add(A, first)
+    buffer.add(A, second)
+    (_, records), = buffer.records()
+    expected_columns = decoder.decode([m.value for m in first + second])
+    assert records.columns["user"].dtype == expected_columns["user"].dtype == object
+    assert records.columns["user"].tolist() == expected_columns["user"].tolist() == [0, 1, "ann"]
+
+
+@pytest.mark.parametrize("back_to", [9, 8, 6, 4, 3, 1, 0])
+def test_going_back_across_runs(back_to):
+    decoder = JsonColumnDecoder({"user": "key"})
+    buffer = FetchBuffer(decoder)
+    buffer.add(A, json_messages(A, range(0, 3)))
+    buffer.add(A, json_messages(A, range(3, 6), bad={4}))
+    buffer.add(A, json_messages(A, range(6, 10)))
+    buffer.add(A, json_messages(A, range(back_to, 12)))
+    runs = [records for _, records in buffer.records()]
+    assert np.concatenate([r.offsets for r in runs]).tolist() == list(range(12))
+    assert len(buffer) == 12
+    for r in runs:  # every run holds what its kind holds, for exactly its offsets
+        if r.columns is None:
+            assert len(r.values) == len(r.keys) == len(r.headers) == len(r)
+            assert [r.message(i).offset for i in range(len(r))] == r.offsets.tolist()
+        else:
+            assert r.columns["user"].tolist() == [o % 5 for o in r.offsets.tolist()]

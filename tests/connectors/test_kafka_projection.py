@@ -9,6 +9,7 @@ import random
 import msgspec
 import pytest
 
+import connectors.kafka as kafka_module
 from connectors.kafka import KafkaSink, KafkaSource
 from connectors.memory import CollectSink
 from engine import BoundedOutOfOrderness, Dataflow, Tumbling, agg
@@ -67,7 +68,11 @@ def job(source, out_topic: str, bootstrap: str, letters: CollectSink, records_pa
     return flow
 
 
-async def test_projected_job_writes_what_the_records_path_writes(bootstrap_servers, topic_factory):
+@pytest.mark.parametrize("poll_slice", [500, 7], ids=["one-slice", "slices-of-7"])
+async def test_projected_job_writes_what_the_records_path_writes(bootstrap_servers, topic_factory, poll_slice,
+                                                                  monkeypatch):
+    # slices of 7: a batch's slices are decoded one by one, clean ones to columns, mixed ones kept whole
+    monkeypatch.setattr(kafka_module, "POLL_SLICE", poll_slice)
     topic = await topic_factory()
     columns_out, records_out = await topic_factory(), await topic_factory()
     await produce(bootstrap_servers, topic, messages(random.randrange(10**6), 600))
