@@ -54,12 +54,12 @@ cdef int _jr_reserve(_JsonOut* out, Py_ssize_t extra) except -1:
     return 0
 
 
-cdef inline void _jr_put(_JsonOut* out, const char* s, Py_ssize_t n) noexcept:
+cdef inline void _jr_put(_JsonOut* out, const char* s, Py_ssize_t n) noexcept nogil:
     memcpy(out.data + out.size, s, n)
     out.size += n
 
 
-cdef inline void _jr_int(_JsonOut* out, int64_t v) noexcept:
+cdef inline void _jr_int(_JsonOut* out, int64_t v) noexcept nogil:
     """Decimal digits of ``v`` (room for 20 bytes reserved by the caller): two digits per table lookup,
     eight-digit chunks in 32-bit arithmetic (a 64-bit division per digit would be most of the cost)."""
     cdef char tmp[24]
@@ -201,6 +201,103 @@ cdef int _jr_object(_JsonOut* out, object value) except -2:
     return 0
 
 
+cdef struct _JsonColumns:
+    # The columns of `json_object_rows`: per column the JSON of its name, its kind and its data.
+    Py_ssize_t n_cols
+    const char** key_data
+    const Py_ssize_t* key_len
+    const int* kinds
+    void** data
+    Py_ssize_t row_room  # bytes a row may take when its strings (reserved apart) are left out
+    bint fixed  # only int and bool columns: a row is encoded without the GIL
+
+
+cdef class _JsonColumnsOwner:
+    """Owns the arrays behind a `_JsonColumns` (checked by `_checks.json_rows_arguments`)."""
+    cdef vector[const char*] key_data
+    cdef vector[Py_ssize_t] key_len
+    cdef vector[int] kinds
+    cdef vector[void*] data
+    cdef list keep  # the key bytes and column arrays the pointers point into
+    cdef _JsonColumns cols
+
+    def __cinit__(self, list keys, list arrays, list kinds):
+        cdef Py_ssize_t k, key_total = 0
+        self.keep = [keys, arrays]
+        self.cols.fixed = True
+        for k in range(len(arrays)):
+            self.key_data.push_back(PyBytes_AS_STRING(keys[k]))
+            self.key_len.push_back(PyBytes_GET_SIZE(keys[k]))
+            key_total += PyBytes_GET_SIZE(keys[k])
+            self.kinds.push_back(kinds[k])
+            self.data.push_back(cnp.PyArray_DATA(arrays[k]))
+            if kinds[k] != _JR_INT and kinds[k] != _JR_BOOL:
+                self.cols.fixed = False
+        self.cols.n_cols = len(arrays)
+        self.cols.key_data = self.key_data.data()
+        self.cols.key_len = self.key_len.data()
+        self.cols.kinds = self.kinds.data()
+        self.cols.data = self.data.data()
+        # Fixed-width values take at most 32 bytes; strings reserve their own room.
+        self.cols.row_room = 2 + key_total + self.cols.n_cols * 33
+
+
+cdef inline void _jr_key(_JsonOut* out, const _JsonColumns* cols, Py_ssize_t k) noexcept nogil:
+    if k:
+        out.data[out.size] = b','
+        out.size += 1
+    _jr_put(out, cols.key_data[k], cols.key_len[k])
+    out.data[out.size] = b':'
+    out.size += 1
+
+
+cdef void _jr_row_fixed(_JsonOut* out, const _JsonColumns* cols, Py_ssize_t i) noexcept nogil:
+    """Append row ``i`` of int and bool columns (``cols.fixed``) to ``out``, which has room for
+    ``cols.row_room`` more bytes."""
+    cdef Py_ssize_t k
+    out.data[out.size] = b'{'
+    out.size += 1
+    for k in range(cols.n_cols):
+        _jr_key(out, cols, k)
+        if cols.kinds[k] == _JR_INT:
+            _jr_int(out, (<int64_t*>cols.data[k])[i])
+        elif (<uint8_t*>cols.data[k])[i]:
+            _jr_put(out, b"true", 4)
+        else:
+            _jr_put(out, b"false", 5)
+    out.data[out.size] = b'}'
+    out.size += 1
+
+
+cdef int _jr_row(_JsonOut* out, const _JsonColumns* cols, Py_ssize_t i) except -2:
+    """Append row ``i`` to ``out`` (any kinds; needs the GIL for float and object values); 1 when an
+    object value is not one the encoder takes (the row is then partly written), else 0."""
+    cdef Py_ssize_t k
+    cdef int kind
+    _jr_reserve(out, cols.row_room)
+    out.data[out.size] = b'{'
+    out.size += 1
+    for k in range(cols.n_cols):
+        _jr_key(out, cols, k)
+        kind = cols.kinds[k]
+        if kind == _JR_INT:
+            _jr_int(out, (<int64_t*>cols.data[k])[i])
+        elif kind == _JR_FLOAT:
+            _jr_float(out, (<double*>cols.data[k])[i])
+        elif kind == _JR_BOOL:
+            if (<uint8_t*>cols.data[k])[i]:
+                _jr_put(out, b"true", 4)
+            else:
+                _jr_put(out, b"false", 5)
+        else:
+            if _jr_object(out, <object>((<PyObject**>cols.data[k])[i])):
+                return 1
+            _jr_reserve(out, cols.row_room)  # a string may have used the room of the rest of the row
+    out.data[out.size] = b'}'
+    out.size += 1
+    return 0
+
+
 def json_object_rows(keys, columns):
     """Encode row ``i`` of ``columns`` as the JSON object ``{keys[0]: columns[0][i], ...}``.
 
@@ -213,62 +310,25 @@ def json_object_rows(keys, columns):
     valid Unicode (a lone surrogate) raises UnicodeEncodeError, as msgspec does.
     """
     keys_t, arrays, kinds_l, n = _checks.json_rows_arguments(keys, columns)
-    cdef Py_ssize_t n_rows = n, n_cols = len(arrays), i, k
-    cdef Py_ssize_t key_total = 0
+    cdef _JsonColumnsOwner owner = _JsonColumnsOwner(keys_t, arrays, kinds_l)
+    cdef const _JsonColumns* cols = &owner.cols
+    cdef Py_ssize_t n_rows = n, i
     offsets = np.empty(n_rows + 1, dtype=np.int64)
     cdef int64_t[::1] off = offsets
-    cdef vector[const char*] key_data
-    cdef vector[Py_ssize_t] key_len
-    cdef vector[int] kinds
-    cdef vector[void*] data
     cdef _JsonOut out
-    cdef bint unsupported = False
-    for k in range(n_cols):
-        key_data.push_back(PyBytes_AS_STRING(keys_t[k]))
-        key_len.push_back(PyBytes_GET_SIZE(keys_t[k]))
-        key_total += PyBytes_GET_SIZE(keys_t[k])
-        kinds.push_back(kinds_l[k])
-        data.push_back(cnp.PyArray_DATA(arrays[k]))
-    # Fixed-width values take at most 32 bytes; strings reserve their own room.
-    cdef Py_ssize_t row_room = 2 + key_total + n_cols * 33
     out.data = NULL
     out.size = 0
     out.cap = 0
     try:
-        _jr_reserve(&out, n_rows * (row_room // 2) + 64)
+        _jr_reserve(&out, n_rows * (cols.row_room // 2) + 64)
         off[0] = 0
         for i in range(n_rows):
-            _jr_reserve(&out, row_room)
-            out.data[out.size] = b'{'
-            out.size += 1
-            for k in range(n_cols):
-                if k:
-                    out.data[out.size] = b','
-                    out.size += 1
-                _jr_put(&out, key_data[k], key_len[k])
-                out.data[out.size] = b':'
-                out.size += 1
-                if kinds[k] == _JR_INT:
-                    _jr_int(&out, (<int64_t*>data[k])[i])
-                elif kinds[k] == _JR_FLOAT:
-                    _jr_float(&out, (<double*>data[k])[i])
-                elif kinds[k] == _JR_BOOL:
-                    if (<uint8_t*>data[k])[i]:
-                        _jr_put(&out, b"true", 4)
-                    else:
-                        _jr_put(&out, b"false", 5)
-                else:
-                    if _jr_object(&out, <object>((<PyObject**>data[k])[i])):
-                        unsupported = True
-                        break
-                    _jr_reserve(&out, row_room)  # a string may have used the room of the rest of the row
-            if unsupported:
-                break
-            out.data[out.size] = b'}'
-            out.size += 1
+            if cols.fixed:
+                _jr_reserve(&out, cols.row_room)
+                _jr_row_fixed(&out, cols, i)
+            elif _jr_row(&out, cols, i):
+                return None
             off[i + 1] = out.size
-        if unsupported:
-            return None
         return PyBytes_FromStringAndSize(out.data, out.size), offsets
     finally:
         free(out.data)
