@@ -47,7 +47,7 @@ cdef int _jkr_fill(const _JkrRows* rows, _JsonOut* row, bint* pending, Py_ssize_
     in (`_JKR_DONE`). ``row`` holds the JSON of row ``next_row[0]`` when ``pending[0]``. Without
     ``cols.fixed`` the caller holds the GIL (float and object values need it)."""
     cdef const _JsonColumns* cols = rows.cols
-    cdef Py_ssize_t j = next_row[0], r
+    cdef Py_ssize_t j = next_row[0], r, k
     cdef int64_t key_len = -1, ts_delta, body, record
     cdef int unsupported
     cdef char* p
@@ -85,7 +85,14 @@ cdef int _jkr_fill(const _JkrRows* rows, _JsonOut* row, bint* pending, Py_ssize_
             memcpy(p, rows.kv + rows.koff[r], key_len)
             p += key_len
         p = _kr_varint(p, row.size)
-        memcpy(p, row.data, row.size)
+        if batch.data + batch.cap - p >= row.size + _JR_SLACK and row.cap >= row.size + _JR_SLACK:
+            # fixed-size moves instead of a call (rows are short); both buffers have room for the slack
+            k = 0
+            while k < row.size:
+                memcpy(p + k, row.data + k, _JR_SLACK)
+                k += _JR_SLACK
+        else:
+            memcpy(p, row.data, row.size)
         p[row.size] = 0  # no headers
         batch.size += record
         if rows.ts[r] > batch.max_ts:
