@@ -426,3 +426,21 @@ def test_kafka_json_records_argument_checks(impl):
         batches, bounds, firsts, maxima = impl.kafka_json_record_batches([b'"a"'], [ints], ts, 100, rows=rows) \
             if rows is not None else impl.kafka_json_record_batches([b'"a"'], [empty], empty, 100)
         assert batches == [] and bounds.tolist() == [0] and firsts.tolist() == [] and maxima.tolist() == []
+
+
+@pytest.mark.parametrize("impl", IMPLS, ids=IDS)
+@pytest.mark.parametrize("keyed", [False, True])
+def test_a_batch_fills_the_limit_exactly(impl, keyed):
+    # Java's rule (and kafka_record_batches'): a record that ends exactly at the limit still goes in.
+    ints = np.arange(1_000, 1_040, dtype=np.int64)
+    text = np.array(["\u00e9" * (i % 7) for i in range(40)], dtype=object)
+    timestamps = ints * 1_000
+    keys = key_buffer_of([b"k" * (i % 5) for i in range(40)]) if keyed else None
+    for columns in ([ints], [ints, text]):
+        names = ["n", "s"][: len(columns)]
+        whole = fused(impl, names, columns, timestamps, 2**30, keys=keys)[0][0]
+        for k in (1, 2, 7, 39):
+            limit = len(fused(impl, names, columns, timestamps, 2**30, rows=np.arange(k), keys=keys)[0][0])
+            got = fused(impl, names, columns, timestamps, limit, keys=keys)
+            assert_same_framing(got, two_step(names, columns, timestamps, limit, keys=keys))
+            assert got[1][1] == k and len(got[0][0]) == limit and got[0][0] == whole[:limit]
