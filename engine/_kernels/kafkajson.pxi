@@ -152,9 +152,9 @@ def kafka_json_record_batches(keys, columns, timestamps, limit, rows=None, msg_k
     try:
         _jr_reserve(&row, owner.cols.row_room)
         while j < spec.n:
-            # Room for a whole batch, or less when the rows left take less (fixed-width rows have a
-            # bound; keys and strings may still make a batch grow).
-            estimate = KAFKA_BATCH_HEADER + (spec.n - j) * (owner.cols.row_room + _JKR_RECORD_ROOM) if fixed else limit_o
+            # Room for a whole batch, or less when the rows left take less without keys and strings
+            # (which may make the batch grow, doubling, up to the limit or its one record).
+            estimate = KAFKA_BATCH_HEADER + (spec.n - j) * (owner.cols.row_room + _JKR_RECORD_ROOM)
             batch.cap = max(<Py_ssize_t>KAFKA_BATCH_HEADER, min(<Py_ssize_t>limit_o, estimate))
             batch_array = PyByteArray_FromStringAndSize(NULL, batch.cap)
             batch.data = PyByteArray_AS_STRING(batch_array)
