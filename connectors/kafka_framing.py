@@ -167,5 +167,6 @@ def framed_json_batches(names: list[bytes], columns: list[np.ndarray], timestamp
     if framed is None:
         return None
     batches, bounds, firsts, maxima = framed
+    counts = np.diff(bounds).tolist()
     return [FramedBatch(batch, count, first, maximum, transactional)
-            for batch, count, first, maximum in zip(batches, np.diff(bounds).tolist(), firsts.tolist(), maxima.tolist())]
+            for batch, count, first, maximum in zip(batches, counts, firsts.tolist(), maxima.tolist())]

@@ -617,7 +617,8 @@ def kafka_json_records_arguments(keys: object, columns: object, timestamps: obje
     as `kafka_records_arguments` does."""
     keys, arrays, kinds, n = json_rows_arguments(keys, columns)
     if not arrays:
-        raise ValueError("kafka_json_record_batches needs at least one column (a message value is a JSON object of them)")
+        raise ValueError("kafka_json_record_batches needs at least one column "
+                         "(a message value is a JSON object of them)")
     ts = int64_column("timestamps", timestamps)
     if n != len(ts):
         raise ValueError(f"columns must hold one row per timestamp ({len(ts)}), got {n} rows")
