@@ -56,7 +56,7 @@ import numpy as np
 
 from connectors.json_batches import JsonColumnDecoder, decode_lines_exactly
 from connectors.kafka_fetch import POLL_SLICE, FetchBuffer, FetchedRecords, KafkaMessage
-from connectors.kafka_framing import framed_batches, framing_supported, values_buffer
+from connectors.kafka_framing import FramedBatch, framed_batches, framed_json_batches, framing_supported, values_buffer
 from engine import kernels
 from engine.batch import Batch
 from engine.errors import ConnectorError, FlowDefinitionError
@@ -686,7 +686,7 @@ class KafkaSink(Sink):
         # compresses only batches it builds itself, so compression keeps the per-message path.
         self._framed = headers is None and self.producer_options.get("compression_type") is None and framing_supported()
         # Plain JSON values of a columnar batch (window results) are encoded straight from its columns,
-        # with no dict per record (see `_json_values_of_columns`).
+        # with no dict per record (see `_json_columns`).
         self._json_from_columns = self._framed and value == "json"
         self._batch_limit = int(self.producer_options.get("max_batch_size", 256 * 1024))
         self._producer = None
@@ -757,13 +757,31 @@ class KafkaSink(Sink):
         timestamps = self._timestamps(batch)
         keys = self._message_keys(batch) if self._key is not None else None
         if self._framed and (keys is None or None not in keys):
-            encoded = _json_values_of_columns(batch) if self._json_from_columns and not batch.has_records else None
-            if encoded is None:
-                encoded = values_buffer([self._encode_value(record) for record in batch.records])
-            await self._send_framed(encoded, timestamps, keys, partitions)
+            await self._write_framed(batch, timestamps, keys, partitions)
         else:
             await self._send_records(batch.records, timestamps.tolist(), keys, partitions)
             self._round_robin += 1
+
+    async def _write_framed(self, batch: Batch, timestamps: np.ndarray, keys: list | None,
+                            partitions: list[int]) -> None:
+        """Hand the batch over as kernel-framed record batches: plain JSON values of a columnar batch
+        encoded straight from its columns into the record batches (`framed_json_batches`), any other
+        values encoded one per record first (`framed_batches`)."""
+        transactional, limit = bool(self.transactional_id), self._batch_limit
+        json_columns = _json_columns(batch) if self._json_from_columns and not batch.has_records else None
+        if json_columns is not None:
+            names, columns = json_columns
+            framed = self._framed_per_partition(
+                lambda rows, message_keys: framed_json_batches(names, columns, timestamps, limit, transactional,
+                                                               rows, message_keys), keys, partitions)
+            if framed is not None:
+                await self._submit_framed(framed, partitions)
+                return
+        encoded = values_buffer([self._encode_value(record) for record in batch.records])
+        framed = self._framed_per_partition(
+            lambda rows, message_keys: framed_batches(*encoded, timestamps, limit, transactional, rows, message_keys),
+            keys, partitions)
+        await self._submit_framed(framed, partitions)
 
     def _message_keys(self, batch: Batch) -> list:
         """The encoded key of each record (``None``: no key); a key field of a columnar batch is read from
@@ -779,25 +797,39 @@ class KafkaSink(Sink):
         key_of, encode_key = self._key, self._encode_key
         return [encode_key(key_of(record)) for record in batch.records]
 
-    async def _send_framed(self, encoded: tuple[bytes, np.ndarray], timestamps: np.ndarray, keys: list | None,
-                           partitions: list[int]) -> None:
-        transactional = bool(self.transactional_id)
+    def _framed_per_partition(self, frame: Callable[..., list[FramedBatch] | None], keys: list | None,
+                              partitions: list[int]) -> list[tuple[list[FramedBatch], int | None]] | None:
+        """The batch's record batches and the partition of each run of them, built by ``frame(rows,
+        keys)`` (``rows``: the messages to frame, in order, None for all; ``keys``: the encoded keys as a
+        `values_buffer`, or None). Unkeyed messages have no partition of their own (None: each record
+        batch goes to the next partition in turn); keyed ones go, in the batch's order, to the partition
+        of their key. None when ``frame`` cannot encode the values (nothing is handed over then)."""
         if keys is None:
-            for framed in framed_batches(*encoded, timestamps, self._batch_limit, transactional):
-                await self._submit(framed, partitions[self._round_robin % len(partitions)])
-                self._round_robin += 1
-            return
+            framed = frame(None, None)
+            return None if framed is None else [(framed, None)]
         key_buffer, key_offsets = values_buffer(keys)
         targets = kernels.kafka_key_partitions(key_buffer, key_offsets, len(partitions))
         order = np.argsort(targets, kind="stable")  # each partition's messages in the batch's order
         ends = np.cumsum(np.bincount(targets, minlength=len(partitions)))
+        runs = []
         start = 0
         for index, end in enumerate(ends.tolist()):
             if end > start:
-                for framed in framed_batches(*encoded, timestamps, self._batch_limit, transactional,
-                                             rows=order[start:end], keys=(key_buffer, key_offsets)):
-                    await self._submit(framed, partitions[index])
+                framed = frame(order[start:end], (key_buffer, key_offsets))
+                if framed is None:
+                    return None
+                runs.append((framed, partitions[index]))
             start = end
+        return runs
+
+    async def _submit_framed(self, runs: list[tuple[list[FramedBatch], int | None]], partitions: list[int]) -> None:
+        for framed, partition in runs:
+            for builder in framed:
+                if partition is None:
+                    await self._submit(builder, partitions[self._round_robin % len(partitions)])
+                    self._round_robin += 1
+                else:
+                    await self._submit(builder, partition)
 
     def _timestamps(self, batch: Batch) -> np.ndarray:
         """The messages' timestamps (ms): each record's event time, as Flink's and Kafka Streams' sinks
@@ -932,11 +964,11 @@ OUTBOX_BYTES = 32 * 1024 * 1024  # batches a KafkaSink queues before a write wai
 _JSON = msgspec.json.Encoder()
 
 
-def _json_values_of_columns(batch: Batch) -> tuple[bytes, np.ndarray] | None:
-    """The JSON encoding of each record of a columnar batch as ``(buffer, offsets)`` (see
-    `kafka_framing.values_buffer`), byte for byte what ``encode(record)`` gives for the dicts
-    `Batch.records` would build, in one kernel call without them; ``None`` when a column name is not a
-    str or a column holds values the kernel does not encode (the records path handles those)."""
+def _json_columns(batch: Batch) -> tuple[list[bytes], list[np.ndarray]] | None:
+    """The JSON-encoded column names and the columns of a columnar batch as `kernels.json_object_rows`
+    and `kernels.kafka_json_record_batches` take them: the rows they encode are byte for byte what
+    ``encode(record)`` gives for the dicts `Batch.records` would build. ``None`` when a column name is not
+    a str or a column is of a type the kernels do not take (the records path handles those)."""
     names = tuple(batch.columns)
     if not names or not all(isinstance(name, str) for name in names):
         return None
@@ -946,7 +978,7 @@ def _json_values_of_columns(batch: Batch) -> tuple[bytes, np.ndarray] | None:
         if column is None:
             return None
         columns.append(column)
-    return kernels.json_object_rows([_JSON.encode(name) for name in names], columns)
+    return [_JSON.encode(name) for name in names], columns
 
 
 def _json_row_column(column: np.ndarray) -> np.ndarray | None:

@@ -8,9 +8,10 @@ kernel as Kafka's default partitioner does) and wraps each batch in a `FramedBat
 producer reads a batch only through ``record_count``, ``closed``, ``size``, ``append`` (refused: the batch
 is closed), ``_set_producer_state`` (idempotent and transactional producers stamp their producer id,
 epoch and sequence) and ``_build`` (the bytes of the batch). The bytes are exactly those aiokafka's own
-builder writes for the same records (tests compare them, CRC included). `framing_supported` checks that
-the installed aiokafka still reads batches through those names; the sink appends message by message
-otherwise.
+builder writes for the same records (tests compare them, CRC included). `framed_json_batches` does the
+same for the rows of columns as JSON objects (a sink's window results), encoding each row straight into
+its batch (`kafka_json_record_batches`). `framing_supported` checks that the installed aiokafka still
+reads batches through those names; the sink appends message by message otherwise.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import numpy as np
 
 from engine import kernels
 
-__all__ = ["FramedBatch", "framed_batches", "framing_supported", "values_buffer"]
+__all__ = ["FramedBatch", "framed_batches", "framed_json_batches", "framing_supported", "values_buffer"]
 
 # baseOffset, batchLength, partitionLeaderEpoch, magic, crc, attributes, lastOffsetDelta, firstTimestamp,
 # maxTimestamp, producerId, producerEpoch, baseSequence, record count (KIP-98's RecordBatch)
@@ -150,3 +151,22 @@ def framed_batches(buffer: bytes, offsets: np.ndarray, timestamps: np.ndarray, l
     counts = np.diff(bounds).tolist()
     return [FramedBatch(batch, count, first, maximum, transactional)
             for batch, count, first, maximum in zip(batches, counts, firsts, maxima)]
+
+
+def framed_json_batches(names: list[bytes], columns: list[np.ndarray], timestamps: np.ndarray, limit: int,
+                        transactional: bool = False, rows: np.ndarray | None = None,
+                        keys: tuple[bytes, np.ndarray] | None = None) -> list[FramedBatch] | None:
+    """`framed_batches` of the JSON objects ``{name: column[i], ...}`` (``names`` JSON-encoded, columns as
+    `kernels.json_object_rows` takes them), built in one kernel call that encodes each row straight into
+    its batch: the same bytes and batches as encoding the values first. ``None`` when a value of an
+    object column among ``rows`` is not one the kernel encodes (the caller encodes those records itself)."""
+    if rows is not None and not len(rows):
+        return []
+    key_buffer, key_offsets = keys if keys is not None else (None, None)
+    framed = kernels.kafka_json_record_batches(names, columns, timestamps, limit, rows, key_buffer, key_offsets)
+    if framed is None:
+        return None
+    batches, bounds, firsts, maxima = framed
+    counts = np.diff(bounds).tolist()
+    return [FramedBatch(batch, count, first, maximum, transactional)
+            for batch, count, first, maximum in zip(batches, counts, firsts.tolist(), maxima.tolist())]

@@ -603,9 +603,32 @@ def kafka_records_arguments(values: object, offsets: object, timestamps: object,
     Returns them as arrays (``keys`` and ``key_offsets`` None when not given)."""
     buf, off = _buffer_with_offsets("values", values, offsets)
     ts = int64_column("timestamps", timestamps)
+    if len(off) != len(ts) + 1:
+        raise ValueError(f"values offsets must hold one position more than timestamps ({len(ts) + 1}), got {len(off)}")
+    return (buf, off, *_record_framing_arguments(ts, limit, rows, keys, key_offsets))
+
+
+def kafka_json_records_arguments(keys: object, columns: object, timestamps: object, limit: object,
+                                 rows: object = None, msg_keys: object = None, key_offsets: object = None) -> tuple:
+    """Check the arguments of `kafka_json_record_batches`: ``keys`` and ``columns`` as
+    `json_rows_arguments` checks them, at least one column, each holding one row per timestamp; the rest
+    as `kafka_records_arguments` checks them (``msg_keys`` are its ``keys``). Returns the keys, columns
+    and kind codes of `json_rows_arguments`, then timestamps, limit, rows, message keys and key offsets
+    as `kafka_records_arguments` does."""
+    keys, arrays, kinds, n = json_rows_arguments(keys, columns)
+    if not arrays:
+        raise ValueError("kafka_json_record_batches needs at least one column "
+                         "(a message value is a JSON object of them)")
+    ts = int64_column("timestamps", timestamps)
+    if n != len(ts):
+        raise ValueError(f"columns must hold one row per timestamp ({len(ts)}), got {n} rows")
+    return (keys, arrays, kinds, *_record_framing_arguments(ts, limit, rows, msg_keys, key_offsets))
+
+
+def _record_framing_arguments(ts: np.ndarray, limit: object, rows: object, keys: object, key_offsets: object) -> tuple:
+    """The checks `kafka_records_arguments` and `kafka_json_records_arguments` share, for ``n =
+    len(ts)`` messages; returns ``ts, limit, rows, keys, key_offsets``."""
     n = len(ts)
-    if len(off) != n + 1:
-        raise ValueError(f"values offsets must hold one position more than timestamps ({n + 1}), got {len(off)}")
     if n and int(ts.min()) < 0:
         raise ValueError(f"timestamps must be >= 0 (Kafka CreateTime), got {int(ts.min())}")
     limit = integer("limit", limit)
@@ -623,7 +646,7 @@ def kafka_records_arguments(values: object, offsets: object, timestamps: object,
         keys, key_offsets = _buffer_with_offsets("keys", keys, key_offsets)
         if len(key_offsets) != n + 1:
             raise ValueError(f"keys offsets must hold one position more than timestamps ({n + 1}), got {len(key_offsets)}")
-    return buf, off, ts, limit, rows, keys, key_offsets
+    return ts, limit, rows, keys, key_offsets
 
 
 def kafka_key_partitions_arguments(keys: object, key_offsets: object, n_partitions: object

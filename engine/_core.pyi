@@ -289,14 +289,27 @@ def json_object_rows(keys: Sequence[bytes], columns: Sequence[NDArray]) -> tuple
     ``None`` when an object column holds anything but None, bool, int in int64 range, float or str.
     """
 
-def kafka_record_batches(values: bytes | NDArray[np.uint8], offsets: I64, timestamps: I64,
-                         limit: int) -> tuple[list[bytearray], I64]:
+def kafka_record_batches(values: bytes | NDArray[np.uint8], offsets: I64, timestamps: I64, limit: int,
+                         rows: I64 | None = None, keys: bytes | NDArray[np.uint8] | None = None,
+                         key_offsets: I64 | None = None) -> tuple[list[bytearray], I64]:
     """The values framed as consecutive Kafka v2 record batches of at most ``limit`` bytes each (61-byte
     header included; a batch always takes one value). Value ``i`` is ``values[offsets[i]:offsets[i + 1]]``
-    with timestamp ``timestamps[i]`` (ms, >= 0); records have a null key, no headers, offset and
-    timestamp deltas from the batch's first. Returns the batches (bytearrays: 61 zero bytes for the
-    header, which the caller fills, then the records) and ``bounds`` (batch ``b`` holds values
-    ``bounds[b]:bounds[b + 1]``).
+    with timestamp ``timestamps[i]`` (ms, >= 0) and key ``keys[key_offsets[i]:key_offsets[i + 1]]`` (null
+    keys without ``keys``); the batches hold the values ``rows`` (default all) in that order. Records have
+    no headers, offset and timestamp deltas from the batch's first. Returns the batches (bytearrays: 61
+    zero bytes for the header, which the caller fills, then the records) and ``bounds`` (batch ``b`` holds
+    ``rows[bounds[b]:bounds[b + 1]]``).
+    """
+
+def kafka_json_record_batches(keys: Sequence[bytes], columns: Sequence[NDArray], timestamps: I64, limit: int,
+                              rows: I64 | None = None, msg_keys: bytes | NDArray[np.uint8] | None = None,
+                              key_offsets: I64 | None = None) -> tuple[list[bytearray], I64, I64, I64] | None:
+    """`json_object_rows` then `kafka_record_batches` in one pass, byte for byte and batch for batch: the
+    JSON object of each row of ``rows`` is encoded once, straight into its record batch. ``columns`` (at
+    least one) hold one row per timestamp; ``msg_keys``/``key_offsets`` are `kafka_record_batches`'s
+    ``keys``/``key_offsets``. Returns ``(batches, bounds, first_timestamps, max_timestamps)`` (per batch
+    the timestamp of its first record and the largest), or ``None`` when an object value of a row in
+    ``rows`` is not one `json_object_rows` encodes. The GIL is released for int and bool columns.
     """
 
 # --- CRC-32C (Kafka record batches) ------------------------------------------------------------------

@@ -50,6 +50,7 @@ __all__ = [
     "dfa_reject_lines",
     "gather_attributes",
     "json_object_rows",
+    "kafka_json_record_batches",
     "kafka_key_partitions",
     "kafka_record_batches",
     "late_mask",
@@ -1148,6 +1149,27 @@ def kafka_record_batches(values, offsets, timestamps, limit, rows=None, keys=Non
         bounds.append(j)
         first = j
     return batches, np.array(bounds, dtype=np.int64)
+
+
+def kafka_json_record_batches(keys, columns, timestamps, limit, rows=None, msg_keys=None, key_offsets=None):
+    """The two kernels it fuses, composed: the JSON of the rows of ``rows`` (in that order), framed."""
+    keys, arrays, _, ts, limit, rows, msg_keys, key_offsets = _checks.kafka_json_records_arguments(
+        keys, columns, timestamps, limit, rows, msg_keys, key_offsets)
+    encoded = json_object_rows(keys, [arr[rows] for arr in arrays])
+    if encoded is None:
+        return None
+    picked_keys = picked_key_offsets = None
+    if msg_keys is not None:
+        data = msg_keys.tobytes()
+        picked = [data[key_offsets[r]:key_offsets[r + 1]] for r in rows.tolist()]
+        picked_keys = b"".join(picked)
+        picked_key_offsets = np.zeros(len(picked) + 1, dtype=np.int64)
+        picked_key_offsets[1:] = np.cumsum([len(key) for key in picked], dtype=np.int64)
+    row_ts = ts[rows]
+    batches, bounds = kafka_record_batches(*encoded, row_ts, limit, None, picked_keys, picked_key_offsets)
+    firsts = [int(row_ts[bounds[b]]) for b in range(len(batches))]
+    maxima = [int(row_ts[bounds[b]:bounds[b + 1]].max()) for b in range(len(batches))]
+    return batches, bounds, np.array(firsts, dtype=np.int64), np.array(maxima, dtype=np.int64)
 
 
 def _murmur2(data: bytes) -> int:

@@ -44,6 +44,7 @@ dfa_reject_lines = _impl.dfa_reject_lines
 scan_flat_json = _impl.scan_flat_json
 json_object_rows = _impl.json_object_rows
 kafka_record_batches = _impl.kafka_record_batches
+kafka_json_record_batches = _impl.kafka_json_record_batches
 kafka_key_partitions = _impl.kafka_key_partitions
 gather_attributes = _impl.gather_attributes
 crc32c = _impl.crc32c
@@ -85,6 +86,7 @@ __all__ = [
     "dfa_reject_lines",
     "gather_attributes",
     "json_object_rows",
+    "kafka_json_record_batches",
     "kafka_key_partitions",
     "kafka_record_batches",
     "late_mask",

@@ -76,10 +76,25 @@ async def test_topic_to_windows_to_topic(bootstrap_servers, topic_factory):
 
 @pytest.mark.parametrize("timestamp", ["event", "produce"])
 @pytest.mark.parametrize("key", [None, "key"])
-async def test_results_go_out_as_whole_batches_with_their_timestamps(bootstrap_servers, topic_factory, timestamp, key):
+async def test_results_go_out_as_whole_batches_with_their_timestamps(bootstrap_servers, topic_factory, timestamp, key,
+                                                                    monkeypatch):
     # No headers: the sink frames whole record batches (connectors.kafka_framing), several per write with
     # a small max_batch_size; unkeyed ones spread over the output partitions, keyed ones on the partition
-    # Kafka's default partitioner gives their key.
+    # Kafka's default partitioner gives their key. Window results are framed straight from their columns.
+    import connectors.kafka as kafka_module
+
+    calls = {"framed_json_batches": 0, "framed_batches": 0}
+
+    def spy(name):
+        real = getattr(kafka_module, name)
+
+        def counted(*args, **kwargs):
+            calls[name] += 1
+            return real(*args, **kwargs)
+        monkeypatch.setattr(kafka_module, name, counted)
+
+    spy("framed_json_batches")
+    spy("framed_batches")
     source_topic, out_topic = await topic_factory(), await topic_factory(partitions=3)
     records = random_clicks(seed=random.randrange(10**6), n=600)
     await produce_json(bootstrap_servers, source_topic, records)
@@ -98,6 +113,8 @@ async def test_results_go_out_as_whole_batches_with_their_timestamps(bootstrap_s
     await asyncio.wait_for(flow.run_async(), timeout=60)
     after = time.time() * 1000
 
+    assert calls["framed_json_batches"] > 0 and calls["framed_batches"] == 0
+
     expected = expected_tumbling_counts(records, 50, 300)
     messages = await consume_all(bootstrap_servers, out_topic, expected=len(expected))
     values = [msgspec.json.decode(m.value) for m in messages]
@@ -113,6 +130,48 @@ async def test_results_go_out_as_whole_batches_with_their_timestamps(bootstrap_s
         assert all(m.timestamp == r["end"] - 1 for m, r in zip(messages, values))
     else:
         assert all(before - 1 <= m.timestamp <= after + 1 for m in messages)
+
+
+@pytest.mark.parametrize("key", [None, "key"])
+async def test_results_the_column_kernel_cannot_encode_go_out_encoded_per_record(bootstrap_servers, topic_factory,
+                                                                                 key, monkeypatch):
+    # Tuple keys: a columnar batch whose object column the fused kernel refuses (framed_json_batches
+    # returns None); the sink encodes those records one by one instead (msgspec: a tuple is a list), with
+    # nothing handed over twice or lost.
+    import connectors.kafka as kafka_module
+
+    fused_results = []
+    real = kafka_module.framed_json_batches
+
+    def spy(*args, **kwargs):
+        fused_results.append(real(*args, **kwargs))
+        return fused_results[-1]
+    monkeypatch.setattr(kafka_module, "framed_json_batches", spy)
+    out_topic = await topic_factory(partitions=2)
+    records = [{"user": f"u{i % 5}", "page": i % 2, "ts": i * 10} for i in range(400)]
+    flow = Dataflow("kafka-fallback")
+    (
+        flow.source(CollectionSource(records), timestamp="ts", watermark=BoundedOutOfOrderness(0))
+        .key_by(lambda r: (r["user"], r["page"]))
+        .window(Tumbling(100))
+        .aggregate(count=agg.count())
+        .sink(KafkaSink(out_topic, bootstrap_servers, key=key, producer_options={"max_batch_size": 1024}))
+    )
+    await asyncio.wait_for(flow.run_async(), timeout=60)
+    assert fused_results and all(result is None for result in fused_results)
+    expected = sorted((u, p, start, start + 100, n) for (u, p, start), n in _tuple_key_counts(records).items())
+    messages = await consume_all(bootstrap_servers, out_topic, expected=len(expected))
+    values = [msgspec.json.decode(m.value) for m in messages]
+    assert sorted((*r["key"], r["start"], r["end"], r["count"]) for r in values) == expected
+    assert all((m.key is None) == (key is None) for m in messages)
+
+
+def _tuple_key_counts(records: list[dict]) -> dict:
+    counts: dict = {}
+    for r in records:
+        window = (r["user"], r["page"], r["ts"] // 100 * 100)
+        counts[window] = counts.get(window, 0) + 1
+    return counts
 
 
 async def test_event_time_defaults_to_the_kafka_record_timestamp(bootstrap_servers, topic_factory):

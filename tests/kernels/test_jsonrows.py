@@ -266,3 +266,181 @@ def test_key_partitions_are_kafkas_default_partitioner(keys, n_partitions):
     for impl in IMPLS:
         got = impl.kafka_key_partitions(b"".join(keys), key_offsets, n_partitions)
         assert got.dtype == np.int64 and got.tolist() == expected
+
+
+# ---- kafka_json_record_batches (the two kernels above, fused) ---------------------------------------------
+
+def two_step(names, columns, timestamps, limit, rows=None, keys=None):
+    """What the fused kernel must equal: the compiled `json_object_rows`, then `kafka_record_batches`, and
+    each batch's first and largest timestamp from numpy."""
+    encoded = _core.json_object_rows([ENCODE(name) for name in names], columns)
+    if encoded is None:
+        return None
+    key_buffer, key_offsets = keys if keys is not None else (None, None)
+    batches, bounds = _core.kafka_record_batches(*encoded, timestamps, limit, rows, key_buffer, key_offsets)
+    row_ts = timestamps[rows] if rows is not None else timestamps
+    firsts = row_ts[bounds[:-1]] if len(batches) else np.empty(0, dtype=np.int64)
+    maxima = np.maximum.reduceat(row_ts, bounds[:-1]) if len(batches) else np.empty(0, dtype=np.int64)
+    return batches, bounds, firsts, maxima
+
+
+def fused(impl, names, columns, timestamps, limit, rows=None, keys=None):
+    key_buffer, key_offsets = keys if keys is not None else (None, None)
+    return impl.kafka_json_record_batches([ENCODE(name) for name in names], columns, timestamps, limit, rows,
+                                          key_buffer, key_offsets)
+
+
+def assert_same_framing(got, expected):
+    assert (got is None) == (expected is None)
+    if got is None:
+        return
+    batches, bounds, firsts, maxima = got
+    assert all(type(batch) is bytearray for batch in batches)
+    assert batches == expected[0]
+    for array, want in zip((bounds, firsts, maxima), expected[1:]):
+        assert array.dtype == np.int64 and array.tolist() == want.tolist()
+
+
+def key_buffer_of(keys: list[bytes]) -> tuple[bytes, np.ndarray]:
+    return b"".join(keys), np.concatenate([[0], np.cumsum([len(k) for k in keys])]).astype(np.int64)
+
+
+column_kinds = st.lists(st.sampled_from(["int", "float", "bool", "object"]), min_size=1, max_size=4)
+
+
+@st.composite
+def framing_cases(draw):
+    """Columns of random kinds (objects: None, bools, ints, floats, strs with escapes and non-ASCII), a
+    limit that splits them (or not), a row order with repeats and omissions, and message keys or none."""
+    kinds = draw(column_kinds)
+    n = draw(st.integers(0, 30))
+    columns = []
+    for kind in kinds:
+        if kind == "int":
+            columns.append(np.array(draw(st.lists(st.integers(-(2**63), 2**63 - 1), min_size=n, max_size=n)),
+                                    dtype=np.int64))
+        elif kind == "float":
+            columns.append(np.array(draw(st.lists(st.floats(), min_size=n, max_size=n)), dtype=np.float64))
+        elif kind == "bool":
+            columns.append(np.array(draw(st.lists(st.booleans(), min_size=n, max_size=n)), dtype=np.bool_))
+        else:
+            column = np.empty(n, dtype=object)
+            column[:] = draw(st.lists(object_values, min_size=n, max_size=n))
+            columns.append(column)
+    names = draw(st.lists(st.text(max_size=5), min_size=len(kinds), max_size=len(kinds)))
+    timestamps = np.array(draw(st.lists(st.integers(0, 2**45), min_size=n, max_size=n)), dtype=np.int64)
+    limit = draw(st.one_of(st.integers(1, 400), st.integers(400, 5_000), st.just(256 * 1024)))
+    rows = None
+    if n and draw(st.booleans()):
+        rows = np.array(draw(st.lists(st.integers(0, n - 1), max_size=2 * n)), dtype=np.int64)
+    keys = None
+    if draw(st.booleans()):
+        keys = key_buffer_of(draw(st.lists(st.binary(max_size=12), min_size=n, max_size=n)))
+    return names, columns, timestamps, limit, rows, keys
+
+
+@settings(max_examples=200, deadline=None)
+@given(framing_cases())
+def test_fused_framing_is_json_rows_then_record_batches(case):
+    names, columns, timestamps, limit, rows, keys = case
+    expected = two_step(names, columns, timestamps, limit, rows, keys)
+    for impl in IMPLS:
+        assert_same_framing(fused(impl, names, columns, timestamps, limit, rows, keys), expected)
+
+
+@pytest.mark.parametrize("impl", IMPLS, ids=IDS)
+def test_window_results_split_where_the_two_step_path_splits_them(impl):
+    # The sink's workload (int64 key/start/end/count), big enough for many full batches, with the limits
+    # a producer uses and ones below the 61-byte header.
+    seed = 20261126
+    print("seed", seed)
+    rng = np.random.default_rng(seed)
+    n = 20_000 if impl is _core else 4_000  # 4_000 rows still fill more than one 256 KiB batch
+    start = 1_700_000_000_000 + rng.integers(0, 10, n) * 1000
+    columns = [rng.integers(0, 1_000_000, n), start, start + 1000, rng.integers(1, 10**6, n)]
+    names = ["key", "start", "end", "count"]
+    timestamps = start + 999
+    for limit in (1, 61, 200, 16 * 1024, 256 * 1024):
+        got = fused(impl, names, columns, timestamps, limit)
+        assert_same_framing(got, two_step(names, columns, timestamps, limit))
+        assert len(got[0]) > 1
+    keys = key_buffer_of([b"user-%d" % k * (k % 4) for k in columns[0].tolist()])
+    rows = np.argsort(columns[0] % 4, kind="stable")
+    assert_same_framing(fused(impl, names, columns, timestamps, 16 * 1024, rows, keys),
+                        two_step(names, columns, timestamps, 16 * 1024, rows, keys))
+
+
+@pytest.mark.parametrize("impl", IMPLS, ids=IDS)
+def test_a_row_bigger_than_the_limit_gets_a_batch_of_its_own(impl):
+    text = np.array(["a", "x" * 5_000, "\u00e9\n" * 3_000, "b", "c"], dtype=object)
+    big_keys = key_buffer_of([b"k", b"K" * 3_000, b"", b"k" * 70_000, b"q"])  # keys grow a batch too
+    n = np.arange(5, dtype=np.int64)
+    for keys in (None, big_keys):
+        for limit in (300, 4_000, 256 * 1024):
+            got = fused(impl, ["s", "n"], [text, n], n + 10, limit, keys=keys)
+            assert_same_framing(got, two_step(["s", "n"], [text, n], n + 10, limit, keys=keys))
+        # int columns only (framed without the GIL): a long key must still grow the batch
+        got = fused(impl, ["n"], [n], n, 256 * 1024, keys=keys)
+        assert_same_framing(got, two_step(["n"], [n], n, 256 * 1024, keys=keys))
+    batches, bounds, _, _ = fused(impl, ["s", "n"], [text, n], n + 10, 300)
+    assert bounds.tolist() == [0, 1, 2, 3, 5]
+    assert len(batches[1]) > 5_000 and all(len(batch) <= 300 for batch in (batches[0], batches[3]))
+
+
+@pytest.mark.parametrize("impl", IMPLS, ids=IDS)
+def test_unencodable_values_return_none_only_among_the_rows_framed(impl):
+    column = np.empty(3, dtype=object)
+    column[:] = ["x", object(), 2**64]
+    ints = np.arange(3, dtype=np.int64)
+    assert fused(impl, ["n", "v"], [ints, column], ints, 1024) is None
+    assert fused(impl, ["n", "v"], [ints, column], ints, 1024, rows=np.array([2, 0])) is None
+    assert_same_framing(fused(impl, ["n", "v"], [ints, column], ints, 1024, rows=np.array([0, 0])),
+                        two_step(["n", "v"], [ints[:1], column[:1]], ints[:1], 1024, rows=np.array([0, 0])))
+    with pytest.raises(UnicodeEncodeError):
+        fused(impl, ["v"], [np.array(["ok", "\ud800"], dtype=object)], ints[:2], 1024)
+
+
+@pytest.mark.parametrize("impl", IMPLS, ids=IDS)
+def test_kafka_json_records_argument_checks(impl):
+    ints, ts = np.arange(3, dtype=np.int64), np.arange(3, dtype=np.int64)
+    with pytest.raises(ValueError, match="at least one column"):
+        impl.kafka_json_record_batches([], [], ts, 100)
+    with pytest.raises(ValueError, match="one row per timestamp"):
+        impl.kafka_json_record_batches([b'"a"'], [ints], ts[:2], 100)
+    with pytest.raises(ValueError, match="one key per column"):
+        impl.kafka_json_record_batches([b'"a"'], [ints, ints], ts, 100)
+    with pytest.raises(TypeError, match="int64, float64, bool or object"):
+        impl.kafka_json_record_batches([b'"a"'], [ints.astype(np.int32)], ts, 100)
+    with pytest.raises(ValueError, match=">= 0"):
+        impl.kafka_json_record_batches([b'"a"'], [ints], ts - 1, 100)
+    with pytest.raises(ValueError, match="positive"):
+        impl.kafka_json_record_batches([b'"a"'], [ints], ts, 0)
+    with pytest.raises(ValueError, match=r"rows must be value indices in \[0, 3\)"):
+        impl.kafka_json_record_batches([b'"a"'], [ints], ts, 100, rows=np.array([3]))
+    with pytest.raises(ValueError, match="go together"):
+        impl.kafka_json_record_batches([b'"a"'], [ints], ts, 100, msg_keys=b"k")
+    with pytest.raises(ValueError, match="keys offsets must hold one position more"):
+        impl.kafka_json_record_batches([b'"a"'], [ints], ts, 100, msg_keys=b"k", key_offsets=np.array([0, 1]))
+    empty = np.empty(0, dtype=np.int64)
+    for rows in (None, empty):
+        batches, bounds, firsts, maxima = impl.kafka_json_record_batches([b'"a"'], [ints], ts, 100, rows=rows) \
+            if rows is not None else impl.kafka_json_record_batches([b'"a"'], [empty], empty, 100)
+        assert batches == [] and bounds.tolist() == [0] and firsts.tolist() == [] and maxima.tolist() == []
+
+
+@pytest.mark.parametrize("impl", IMPLS, ids=IDS)
+@pytest.mark.parametrize("keyed", [False, True])
+def test_a_batch_fills_the_limit_exactly(impl, keyed):
+    # Java's rule (and kafka_record_batches'): a record that ends exactly at the limit still goes in.
+    ints = np.arange(1_000, 1_040, dtype=np.int64)
+    text = np.array(["\u00e9" * (i % 7) for i in range(40)], dtype=object)
+    timestamps = ints * 1_000
+    keys = key_buffer_of([b"k" * (i % 5) for i in range(40)]) if keyed else None
+    for columns in ([ints], [ints, text]):
+        names = ["n", "s"][: len(columns)]
+        whole = fused(impl, names, columns, timestamps, 2**30, keys=keys)[0][0]
+        for k in (1, 2, 7, 39):
+            limit = len(fused(impl, names, columns, timestamps, 2**30, rows=np.arange(k), keys=keys)[0][0])
+            got = fused(impl, names, columns, timestamps, limit, keys=keys)
+            assert_same_framing(got, two_step(names, columns, timestamps, limit, keys=keys))
+            assert got[1][1] == k and len(got[0][0]) == limit and got[0][0] == whole[:limit]
