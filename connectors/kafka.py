@@ -429,7 +429,7 @@ class KafkaSource(Source):
                     if self._rebalances != rebalances:
                         break
                     yield SourceChunk(pid, position=self._positions.get(pid))
-            if self.bounded and self._all_bounded_done():
+            if self.bounded and self._pause_finished():
                 return
 
     async def _poll(self, consumer) -> tuple[list[tuple[Any, FetchedRecords]], int, int]:
@@ -477,14 +477,28 @@ class KafkaSource(Source):
             self._bounds[pid] = highwater
         return self._bounds[pid]
 
-    def _all_bounded_done(self) -> bool:
+    def _pause_finished(self) -> bool:
+        """Pause the assigned partitions read up to their bound; return whether all of them are.
+
+        Finished partitions are paused (aiokafka drops what it prefetched of them, all past the bound):
+        otherwise the fetcher keeps asking for them, the broker holds such a fetch, with nothing new to
+        return, for the consumer's ``fetch_max_wait_ms`` (500 ms by default), and the fetch of the
+        partitions still being read waits behind it. (A reassigned partition comes back unpaused, and is
+        paused again here.)"""
         if not self._assigned:
             return False
+        consumer, done, paused = self._consumer, True, None
         for pid in self._assigned:
-            bound = self._bound(self._tp(pid), pid)
+            tp = self._tp(pid)
+            bound = self._bound(tp, pid)
             if bound is None or self._positions.get(pid, 0) < bound:
-                return False
-        return True
+                done = False
+                continue
+            if paused is None:
+                paused = consumer.paused()
+            if tp not in paused and tp in consumer.assignment():
+                consumer.pause(tp)
+        return done
 
     def _chunk(self, pid: int, fetched: FetchedRecords) -> SourceChunk:
         timestamps, values = fetched.timestamps, fetched.values

@@ -195,6 +195,41 @@ async def test_bounded_source_stops_at_the_high_water_mark(bootstrap_servers, to
     assert sorted(r["ts"] for r in out.results) == list(range(90))
 
 
+class PauseRecordingSource(KafkaSource):
+    """Notes, at each pause of its consumer, the paused partition and every partition's position."""
+
+    def _new_consumer(self, consumer_class, options):
+        consumer = super()._new_consumer(consumer_class, options)
+        self.pauses = []
+        pause = consumer.pause
+
+        def recording_pause(*tps):
+            self.pauses.extend((tp.partition, dict(self._positions)) for tp in tps)
+            pause(*tps)
+
+        consumer.pause = recording_pause
+        return consumer
+
+
+async def test_bounded_source_stops_fetching_partitions_read_to_their_bound(bootstrap_servers, topic_factory):
+    # A fetch of partitions with nothing new is held by the broker for fetch_max_wait_ms, and the fetch of
+    # those still being read waits behind it: each partition is paused once it has been read to its
+    # bound (the empty one at once), and everything is read.
+    topic = await topic_factory(partitions=3)
+    long = [{"user": "u", "ts": i, "amount": 1} for i in range(3_000)]
+    short = [{"user": "v", "ts": i, "amount": 1} for i in range(5)]
+    await produce_json(bootstrap_servers, topic, long, partition_of=lambda r: 2)
+    await produce_json(bootstrap_servers, topic, short, partition_of=lambda r: 0)  # partition 1 stays empty
+    source = PauseRecordingSource(topic, bootstrap_servers, bounded=True, batch_size=100)
+    flow = Dataflow("kafka-bounded-pauses")
+    flow.source(source, timestamp="ts").sink(out := CollectSink())
+    await asyncio.wait_for(flow.run_async(), timeout=60)
+    assert len(out.results) == 3_005
+    assert sorted(partition for partition, _ in source.pauses) == [0, 1, 2]
+    for partition, positions in source.pauses:
+        assert positions.get(partition_id(0, partition), 0) == {0: 5, 1: 0, 2: 3_000}[partition]
+
+
 async def _wait_until(predicate, timeout: float = 15.0) -> bool:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
