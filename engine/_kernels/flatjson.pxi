@@ -471,90 +471,196 @@ cdef int _scan_record(_FlatSpec* specs, Py_ssize_t nf, Py_ssize_t* seen, Py_ssiz
         return i == n and found == nf
 
 
+cdef class _FlatPlan:
+    """The compiled form of one `fields` sequence: a `_FlatSpec` per field (columns not set), and the
+    owners of the buffers the specs point into. Built from the checked plan of
+    `_checks.flat_json_arguments`; cached (see `_cached_flat_plan`) when every part of the fields is
+    immutable, so a decoder calling with the same fields on every batch skips the checks and the build."""
+
+    cdef _FlatSpec* specs
+    cdef Py_ssize_t nf
+    cdef Py_ssize_t* object_fields  # the fields whose values become Python objects (string, key)
+    cdef Py_ssize_t n_objects
+    cdef list keep
+    cdef object fields  # the sequence this plan was built for (a strong reference: the cache key is its id)
+    cdef tuple members  # its items when built, to notice a list changed in place
+
+    def __dealloc__(self):
+        free(self.specs)
+        free(self.object_fields)
+
+
+cdef _FlatPlan _build_flat_plan(list plan):
+    """A `_FlatPlan` for the checked ``plan`` of `_checks.flat_json_arguments`."""
+    cdef _FlatPlan out = _FlatPlan.__new__(_FlatPlan)
+    cdef Py_ssize_t nf = len(plan), f, k, n_sym
+    cdef const int64_t[::1] table_v
+    cdef const uint8_t[::1] acc_v
+    cdef Py_ssize_t[::1] lens_v
+    cdef _FlatSpec* specs
+    out.keep = []
+    out.nf = nf
+    out.specs = <_FlatSpec*>calloc(nf, sizeof(_FlatSpec))
+    out.object_fields = <Py_ssize_t*>calloc(nf, sizeof(Py_ssize_t))
+    if out.specs == NULL or out.object_fields == NULL:
+        raise MemoryError()
+    specs = out.specs
+    for f in range(nf):
+        (name, kind, lo, hi, mult, flo, fhi, flo_x, fhi_x, has_flo, has_fhi, min_len, max_len, dfa,
+         symbols) = plan[f]
+        out.keep.append(name)
+        specs[f].name = PyBytes_AS_STRING(name)
+        specs[f].name_len = PyBytes_GET_SIZE(name)
+        specs[f].plain_name = True
+        for k in range(specs[f].name_len):
+            if _STRING_STOP[<uint8_t>specs[f].name[k]]:
+                specs[f].plain_name = False
+        specs[f].kind = kind
+        specs[f].ilo = lo
+        specs[f].ihi = hi
+        specs[f].imul = mult
+        specs[f].flo = flo
+        specs[f].fhi = fhi
+        specs[f].flo_x = flo_x
+        specs[f].fhi_x = fhi_x
+        specs[f].has_flo = has_flo
+        specs[f].has_fhi = has_fhi
+        specs[f].min_len = min_len if min_len >= 0 else 0
+        specs[f].max_len = max_len
+        if dfa is not None:
+            table_v = dfa[0]
+            acc_v = dfa[1]
+            out.keep.append(dfa)
+            specs[f].dfa_table = &table_v[0]
+            specs[f].dfa_acc = &acc_v[0]
+            specs[f].dfa_start = dfa[2]
+        n_sym = len(symbols)
+        specs[f].n_symbols = n_sym
+        if n_sym:
+            ptrs = np.empty(n_sym, dtype=np.uintp)
+            lens = np.array([len(s) for s in symbols], dtype=np.intp)
+            out.keep.extend((symbols, ptrs, lens))
+            for k in range(n_sym):
+                ptrs[k] = <size_t>PyBytes_AS_STRING(symbols[k])
+            specs[f].symbols = <const char**>cnp.PyArray_DATA(ptrs)
+            lens_v = lens
+            specs[f].symbol_lens = &lens_v[0]
+        if kind == _K_STRING or kind == _K_KEY:
+            out.object_fields[out.n_objects] = f
+            out.n_objects += 1
+    return out
+
+
+_FLAT_PLANS = {}  # id(fields) -> _FlatPlan of that fields sequence
+_MAX_FLAT_PLANS = 64  # more distinct field sequences than that: the cache starts over
+_FLAT_COLUMN_DTYPES = (np.dtype(np.int64), np.dtype(np.float64), np.dtype(np.bool_), np.dtype(object),
+                       np.dtype(np.int32), np.dtype(np.int64))  # by kind, as _checks._FLAT_DTYPES
+_FLAT_PAIR_SECOND_DTYPES = {_K_NUMBER: np.dtype(np.float64), _K_KEY: np.dtype(object)}
+_UINT8 = np.dtype(np.uint8)
+
+
+cdef bint _cacheable_flat_fields(object fields):
+    """Whether every part of ``fields`` is immutable, so that its checked plan stays valid: exact
+    `FlatField` items without a pattern (its tables are mutable arrays) and with a tuple of strs (if any)
+    as symbols."""
+    if type(fields) is not list and type(fields) is not tuple:
+        return False
+    for f in fields:
+        if type(f) is not FlatField or f.dfa is not None:
+            return False
+        if f.symbols is not None and (type(f.symbols) is not tuple or
+                                      not all(type(s) is str for s in f.symbols)):
+            return False
+    return True
+
+
+cdef _FlatPlan _cached_flat_plan(object fields):
+    """The cached plan of ``fields`` when it is the very sequence (same object, same items) it was built
+    for, else None."""
+    cdef _FlatPlan plan = _FLAT_PLANS.get(id(fields))
+    cdef Py_ssize_t k
+    if plan is None or plan.fields is not fields or len(fields) != plan.nf:
+        return None
+    for k in range(plan.nf):
+        if fields[k] is not plan.members[k]:
+            return None
+    return plan
+
+
+cdef bint _flat_array_ok(object arr, object dtype, Py_ssize_t n):
+    """An exact ndarray of ``dtype`` (the very descriptor object), 1-D, ``n`` rows, C-contiguous and
+    writeable: what `_checks.flat_json_arguments` accepts, in the common form."""
+    if type(arr) is not cnp.ndarray:
+        return False
+    cdef cnp.ndarray a = <cnp.ndarray>arr
+    return (<object>cnp.PyArray_DESCR(a) is dtype and cnp.PyArray_NDIM(a) == 1 and cnp.PyArray_DIMS(a)[0] == n
+            and cnp.PyArray_IS_C_CONTIGUOUS(a) and cnp.PyArray_ISWRITEABLE(a))
+
+
+cdef bint _flat_arguments_ok(_FlatPlan plan, object records, object columns, object status):
+    """Whether the call's records, columns and status are what the shared checks accept and return as
+    they are (checked in C); any other call goes through `_checks.flat_json_arguments`."""
+    cdef Py_ssize_t n, f
+    cdef int kind
+    if type(records) is not list or (type(columns) is not list and type(columns) is not tuple):
+        return False
+    n = len(<list>records)
+    if len(columns) != plan.nf or not _flat_array_ok(status, _UINT8, n):
+        return False
+    for f in range(plan.nf):
+        kind = plan.specs[f].kind
+        col = columns[f]
+        if kind == _K_NUMBER or kind == _K_KEY:
+            if type(col) is not tuple or len(<tuple>col) != 2:
+                return False
+            if not _flat_array_ok((<tuple>col)[0], _FLAT_COLUMN_DTYPES[0], n) or not _flat_array_ok(
+                    (<tuple>col)[1], _FLAT_PAIR_SECOND_DTYPES[kind], n):
+                return False
+        elif not _flat_array_ok(col, _FLAT_COLUMN_DTYPES[kind], n):
+            return False
+    return True
+
+
 def scan_flat_json(records, fields, columns, status, allow_unknown=False):
     """Decode and validate flat JSON objects into preallocated columns; the number of records accepted.
 
     See `_core.pyi`. The ``k``-th accepted record (``status[i] == FLAT_OK``, 0) fills row ``k`` of every
     column; rows from the returned count on are unspecified. Other records are ``FLAT_SLOW`` (1).
     """
-    records, plan, cols, status_a = _checks.flat_json_arguments(records, fields, columns, status)
-    cdef bint allow = _checks.flag("allow_unknown", allow_unknown)
-    cdef Py_ssize_t nf = len(plan), n = len(records), r, f, k, accepted = 0, n_objects = 0
+    cdef _FlatPlan plan = _cached_flat_plan(fields)
+    if plan is None or not _flat_arguments_ok(plan, records, columns, status):
+        records, checked, columns, status = _checks.flat_json_arguments(records, fields, columns, status)
+        if plan is None:
+            plan = _build_flat_plan(checked)
+            if _cacheable_flat_fields(fields):
+                if len(_FLAT_PLANS) >= _MAX_FLAT_PLANS:
+                    _FLAT_PLANS.clear()
+                plan.fields = fields
+                plan.members = tuple(fields)
+                _FLAT_PLANS[id(fields)] = plan
+    cdef bint allow = allow_unknown if type(allow_unknown) is bool else _checks.flag("allow_unknown", allow_unknown)
+    cdef Py_ssize_t nf = plan.nf, n = len(records), r, f, k, accepted = 0
+    # a copy of the specs per call: they also hold this call's columns and the current record's spans
     cdef _FlatSpec* specs = <_FlatSpec*>malloc(nf * sizeof(_FlatSpec))
     cdef Py_ssize_t* seen = <Py_ssize_t*>calloc(nf, sizeof(Py_ssize_t))
-    cdef Py_ssize_t* object_fields = <Py_ssize_t*>malloc(nf * sizeof(Py_ssize_t))
-    cdef uint8_t* st = <uint8_t*>cnp.PyArray_DATA(status_a)
+    cdef uint8_t* st = <uint8_t*>cnp.PyArray_DATA(status)
     cdef _FlatSpec* spec
     cdef PyObject** slot
     cdef PyObject* old
     cdef object rec, text
     cdef list recs = records
-    cdef list keep = []  # owners of the buffers the specs point into
-    cdef const int64_t[::1] table_v
-    cdef const uint8_t[::1] acc_v
-    cdef Py_ssize_t n_sym
-    cdef Py_ssize_t[::1] lens_v
-    if specs == NULL or seen == NULL or object_fields == NULL:
+    if specs == NULL or seen == NULL:
         free(specs)
         free(seen)
-        free(object_fields)
         raise MemoryError()
     try:
+        memcpy(specs, plan.specs, nf * sizeof(_FlatSpec))
         for f in range(nf):
-            (name, kind, lo, hi, mult, flo, fhi, flo_x, fhi_x, has_flo, has_fhi, min_len, max_len, dfa,
-             symbols) = plan[f]
-            keep.append(name)
-            specs[f].name = PyBytes_AS_STRING(name)
-            specs[f].name_len = PyBytes_GET_SIZE(name)
-            specs[f].plain_name = True
-            for k in range(specs[f].name_len):
-                if _STRING_STOP[<uint8_t>specs[f].name[k]]:
-                    specs[f].plain_name = False
-            specs[f].kind = kind
-            specs[f].ilo = lo
-            specs[f].ihi = hi
-            specs[f].imul = mult
-            specs[f].flo = flo
-            specs[f].fhi = fhi
-            specs[f].flo_x = flo_x
-            specs[f].fhi_x = fhi_x
-            specs[f].has_flo = has_flo
-            specs[f].has_fhi = has_fhi
-            specs[f].min_len = min_len if min_len >= 0 else 0
-            specs[f].max_len = max_len
-            specs[f].dfa_table = NULL
-            specs[f].dfa_acc = NULL
-            specs[f].dfa_start = 0
-            if dfa is not None:
-                table_v = dfa[0]
-                acc_v = dfa[1]
-                keep.append(dfa)
-                specs[f].dfa_table = &table_v[0]
-                specs[f].dfa_acc = &acc_v[0]
-                specs[f].dfa_start = dfa[2]
-            n_sym = len(symbols)
-            specs[f].n_symbols = n_sym
-            specs[f].symbols = NULL
-            specs[f].symbol_lens = NULL
-            if n_sym:
-                ptrs = np.empty(n_sym, dtype=np.uintp)
-                lens = np.array([len(s) for s in symbols], dtype=np.intp)
-                keep.extend((symbols, ptrs, lens))
-                for k in range(n_sym):
-                    ptrs[k] = <size_t>PyBytes_AS_STRING(symbols[k])
-                specs[f].symbols = <const char**>cnp.PyArray_DATA(ptrs)
-                lens_v = lens
-                specs[f].symbol_lens = &lens_v[0]
-            specs[f].column2 = NULL
-            specs[f].span_is_str = False
-            if kind == _K_NUMBER or kind == _K_KEY:  # a pair of columns (see _core.pyi)
-                specs[f].column = cnp.PyArray_DATA(cols[f][0])
-                specs[f].column2 = cnp.PyArray_DATA(cols[f][1])
+            if specs[f].kind == _K_NUMBER or specs[f].kind == _K_KEY:  # a pair of columns (see _core.pyi)
+                specs[f].column = cnp.PyArray_DATA(columns[f][0])
+                specs[f].column2 = cnp.PyArray_DATA(columns[f][1])
             else:
-                specs[f].column = cnp.PyArray_DATA(cols[f])
-            if kind == _K_STRING or kind == _K_KEY:
-                object_fields[n_objects] = f
-                n_objects += 1
+                specs[f].column = cnp.PyArray_DATA(columns[f])
         r = 0
         # the length is read again each time: dropping an object replaced in a string column below may
         # run arbitrary code (a __del__), which could shrink the list; records it removed stay FLAT_SLOW
@@ -569,8 +675,8 @@ def scan_flat_json(records, fields, columns, status, allow_unknown=False):
                 r += 1
                 continue
             st[r] = 0
-            for k in range(n_objects):
-                spec = &specs[object_fields[k]]
+            for k in range(plan.n_objects):
+                spec = &specs[plan.object_fields[k]]
                 slot = (<PyObject**>spec.column if spec.kind == _K_STRING else <PyObject**>spec.column2) + accepted
                 if spec.kind == _K_KEY and not spec.span_is_str:
                     if slot[0] == <PyObject*>None:
@@ -592,5 +698,4 @@ def scan_flat_json(records, fields, columns, status, allow_unknown=False):
     finally:
         free(specs)
         free(seen)
-        free(object_fields)
     return accepted
