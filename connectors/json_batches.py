@@ -193,9 +193,9 @@ def _accepted_column(role: str, part) -> np.ndarray:
     if role == "int":
         return part
     ints, others = part
-    second = ints == FLAT_SECOND_TYPE
-    if not second.any():
+    if ints.min() != FLAT_SECOND_TYPE:  # cheaper than a mask: no accepted int equals it (see the kernel)
         return ints  # all ints (in int64 range, as the kernel reads them)
+    second = ints == FLAT_SECOND_TYPE
     if role == "number":
         return others  # a float among them: all as float64, ints converted like numpy converts them
     if second.all():

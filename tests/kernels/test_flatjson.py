@@ -222,3 +222,69 @@ def test_number_and_key_kinds_read_what_msgspec_reads(records):
                 expected.append((row.k, row.x))
         assert [repr(v) for v in values] == [repr(v) for v in expected]
     assert results[0] == results[1]  # the compiled kernel and its twin agree
+
+
+# ---- the compiled kernel caches the checked plan of a fields sequence: it must never go stale -----------
+@pytest.mark.parametrize("impl", IMPLS, ids=IDS)
+def test_a_fields_list_changed_in_place_is_read_anew(impl):
+    records = [b'{"a": 1}', b'{"a": "x"}']
+    fields = [FlatField("a", "int")]
+    status = np.empty(2, np.uint8)
+    column = np.empty(2, np.int64)
+    assert impl.scan_flat_json(records, fields, [column], status) == 1 and status.tolist() == [0, 1]
+    fields[0] = FlatField("a", "string")  # the same list object, another field
+    strings = np.empty(2, object)
+    assert impl.scan_flat_json(records, fields, [strings], status) == 1 and status.tolist() == [1, 0]
+    assert strings[0] == "x"
+    with pytest.raises(TypeError, match="column of field 'a' must be a 1-D object"):
+        impl.scan_flat_json(records, fields, [column], status)  # the old column no longer fits
+
+
+@pytest.mark.parametrize("impl", IMPLS, ids=IDS)
+def test_a_reused_fields_list_still_checks_every_call(impl):
+    records = [b'{"k": 1, "x": 2.5}']
+    fields = [FlatField("k", "key"), FlatField("x", "number")]
+    good = [(np.empty(1, np.int64), np.empty(1, object)), (np.empty(1, np.int64), np.empty(1, np.float64))]
+    status = np.empty(1, np.uint8)
+    assert impl.scan_flat_json(records, fields, good, status, True) == 1
+    assert impl.scan_flat_json(records, fields, good, status, np.True_) == 1  # numpy bools are bools
+    # other accepted forms: pair columns as lists, a tuple of columns
+    assert impl.scan_flat_json(records, fields, ([list(good[0]), good[1]]), status) == 1
+    bad_calls = [
+        ((records, fields, [good[0], (good[1][0], np.empty(1, np.float32))], status), TypeError, "1-D float64"),
+        ((records, fields, [good[0], (good[1][0], np.empty(2, np.float64))], status), TypeError, "of 1 rows"),
+        ((records * 2, fields, [(np.empty(2, np.int64), np.empty(4, object)[::2]), (np.empty(2, np.int64),
+          np.empty(2, np.float64))], np.empty(2, np.uint8)), ValueError, "C-contiguous"),
+        ((records, fields, good, np.empty(1, np.int8)), TypeError, "status must be a 1-D uint8"),
+        ((records, fields, good[:1], status), ValueError, "one array per field"),
+        ((tuple(records), fields, good, status), TypeError, "records must be a list"),
+        ((records, fields, good, status, 1), TypeError, "allow_unknown must be a bool"),
+    ]
+    readonly = np.empty(1, np.float64)
+    readonly.flags.writeable = False
+    bad_calls.append(((records, fields, [good[0], (good[1][0], readonly)], status), ValueError, "writeable"))
+    for args, error, message in bad_calls:
+        with pytest.raises(error, match=message):
+            impl.scan_flat_json(*args)
+    assert impl.scan_flat_json(records, fields, good, status) == 1  # and the good call still works
+
+
+@pytest.mark.parametrize("impl", IMPLS, ids=IDS)
+def test_a_pattern_table_changed_between_calls_is_checked_again(impl):
+    table = _DFA.table.copy()
+    fields = [FlatField("s", "string", dfa=(table, _DFA.accepting, _DFA.start))]
+    status = np.empty(1, np.uint8)
+    assert impl.scan_flat_json([b'{"s": "ab-12"}'], fields, [np.empty(1, object)], status) == 1
+    table[0] = 10**6  # no longer a state id: refused, never followed
+    with pytest.raises(ValueError, match="state ids"):
+        impl.scan_flat_json([b'{"s": "ab-12"}'], fields, [np.empty(1, object)], status)
+
+
+@pytest.mark.parametrize("impl", IMPLS, ids=IDS)
+def test_many_distinct_fields_sequences(impl):
+    status = np.empty(1, np.uint8)
+    for i in range(150):  # more than the compiled kernel caches
+        fields = (FlatField(f"f{i}", "int", ge=i),)
+        column = np.empty(1, np.int64)
+        assert impl.scan_flat_json([b'{"f%d": %d}' % (i, i)], fields, [column], status) == 1 and column[0] == i
+        assert impl.scan_flat_json([b'{"f%d": %d}' % (i, i - 1)], fields, [column], status) == 0

@@ -114,3 +114,62 @@ def test_append_to_needs_distinct_lists(impl):
     same: list = []
     with pytest.raises(ValueError, match="distinct lists"):
         impl.gather_attributes([Record(1, "a")], ("timestamp",), ("value", "key"), append_to=(same, same))
+
+
+class Odd:
+    """Attributes a comprehension cannot spell as ``item.<name>``: a keyword, a non-identifier, and a
+    non-ASCII identifier that the parser would normalise ("\ufb01" is the ligature "fi", NFKC "fi")."""
+
+    def __init__(self, i):
+        setattr(self, "class", i)
+        setattr(self, "not-an-identifier", f"v{i}")
+        setattr(self, "\ufb01", f"lig{i}")
+        self.fi = "plain fi"
+
+
+@pytest.mark.parametrize("impl", IMPLS, ids=IDS)
+def test_names_a_comprehension_cannot_spell_are_read_with_getattr(impl):
+    items = [Odd(i) for i in range(3)]
+    ints, odd, ligature, fi = impl.gather_attributes(items, ("class",), ("not-an-identifier", "\ufb01", "fi"))
+    assert ints.tolist() == [0, 1, 2]
+    assert odd == ["v0", "v1", "v2"] and ligature == ["lig0", "lig1", "lig2"] and fi == ["plain fi"] * 3
+
+
+@pytest.mark.parametrize("impl", IMPLS, ids=IDS)
+def test_the_first_bad_item_is_reported_whichever_attribute_fails(impl):
+    # item 0 has a bad int, item 1 lacks an object attribute: item by item, item 0's error comes first
+    @dataclass
+    class Partial:
+        timestamp: object
+
+    records = [Record(None, "a"), Partial(1)]
+    with pytest.raises(TypeError, match="NoneType"):
+        impl.gather_attributes(records, ("timestamp",), ("value",))
+    records = [Partial(1), Record(None, "a")]  # now item 0's missing value comes first
+    with pytest.raises(AttributeError, match="value"):
+        impl.gather_attributes(records, ("timestamp",), ("value",))
+
+
+class Shrinking:
+    """An attribute whose code empties the list of items being gathered."""
+
+    def __init__(self, items):
+        self.items = items
+
+    @property
+    def value(self):
+        self.items.clear()
+        return "v"
+
+
+@pytest.mark.parametrize("impl", IMPLS, ids=IDS)
+def test_items_changed_by_an_attribute_never_crash(impl):
+    items: list = []
+    items.extend(Shrinking(items) for _ in range(3))
+    try:
+        result = impl.gather_attributes(items, (), ("value",))
+    except RuntimeError as exc:  # the compiled loop refuses to read past the list's new end
+        assert "changed size" in str(exc)
+    else:  # a value per item read before or after the change, never more than there were
+        (values,) = result
+        assert values == ["v"] * len(values) and len(values) <= 3
