@@ -454,9 +454,14 @@ class KafkaSource(Source):
             if not data or self._listener_error is not None:
                 break
             for tp, messages in data.items():
-                if messages and self.pid(tp.topic, tp.partition) not in self._assigned:
+                if not messages:
+                    continue
+                pid = self.pid(tp.topic, tp.partition)
+                if pid not in self._assigned:
                     first = messages[0].offset
                     self._fetched_unpublished[tp] = min(first, self._fetched_unpublished.get(tp, first))
+                elif self.bounded:
+                    self._pause_fetched_to_bound(consumer, tp, pid, messages[-1].offset + 1)
                 buffer.add(tp, messages)
             data = messages = None  # the slice's record objects die here
             if len(buffer) >= self._run_batch_size:
@@ -477,6 +482,14 @@ class KafkaSource(Source):
             self._bounds[pid] = highwater
         return self._bounds[pid]
 
+    def _pause_fetched_to_bound(self, consumer, tp, pid: int, fetched_to: int) -> None:
+        """Pause ``tp`` as soon as its records up to the bound are fetched, before the event loop turns:
+        else the fetcher asks for it again at once (see `_pause_finished`, which also resumes it should
+        those records be dropped and read again)."""
+        bound = self._bound(tp, pid)
+        if bound is not None and fetched_to >= bound and tp not in consumer.paused() and tp in consumer.assignment():
+            consumer.pause(tp)
+
     def _pause_finished(self) -> bool:
         """Pause the assigned partitions read up to their bound; return whether all of them are.
 
@@ -487,16 +500,16 @@ class KafkaSource(Source):
         paused again here.)"""
         if not self._assigned:
             return False
-        consumer, done, paused = self._consumer, True, None
+        consumer, done = self._consumer, True
+        paused = consumer.paused()
         for pid in self._assigned:
             tp = self._tp(pid)
             bound = self._bound(tp, pid)
             if bound is None or self._positions.get(pid, 0) < bound:
                 done = False
-                continue
-            if paused is None:
-                paused = consumer.paused()
-            if tp not in paused and tp in consumer.assignment():
+                if tp in paused:  # paused when fetched to its bound, but those records were dropped
+                    consumer.resume(tp)
+            elif tp not in paused and tp in consumer.assignment():
                 consumer.pause(tp)
         return done
 
