@@ -193,7 +193,7 @@ def _accepted_column(role: str, part) -> np.ndarray:
     if role == "int":
         return part
     ints, others = part
-    if ints.min() != FLAT_SECOND_TYPE:  # cheaper than a mask: no accepted int equals it (see the kernel)
+    if not len(ints) or ints.min() != FLAT_SECOND_TYPE:  # cheaper than a mask: no accepted int equals it
         return ints  # all ints (in int64 range, as the kernel reads them)
     second = ints == FLAT_SECOND_TYPE
     if role == "number":
