@@ -30,10 +30,14 @@ BAD = [
 def messages(seed: int, n: int) -> list[tuple[int, int, None, bytes]]:
     rng = random.Random(seed)
     print(f"seed={seed}")
+    # every kind of bad value appears at least once (at a random place after the clean first batches)
+    placed = dict(zip(rng.sample(range(101, n), len(BAD)), BAD))
     out = []
     for i in range(n):
         ts = 10 * i + rng.randrange(-200, 200) + 1_000
-        if i > 100 and rng.random() < 0.03:  # the first batches are clean; later ones mix in bad values
+        if i in placed:
+            value = placed[i]
+        elif i > 100 and rng.random() < 0.03:  # the first batches are clean; later ones mix in bad values
             value = rng.choice(BAD)
         else:
             user = rng.choice(["u0", "u1", 3, 4])
@@ -95,4 +99,4 @@ async def test_projected_job_writes_what_the_records_path_writes(bootstrap_serve
     assert columns_kinds["columns"] > 0 and columns_kinds["records"] > 0  # clean and mixed batches
     assert records_kinds["columns"] == 0
     assert columns_values and columns_values == records_values
-    assert len(columns_letters) >= 3 and columns_letters == records_letters
+    assert len(columns_letters) >= 4 and columns_letters == records_letters  # the four bad kinds, at least
