@@ -16,10 +16,16 @@ import pytest
 from tests.state import jobs
 
 ROOT = Path(__file__).resolve().parents[2]
+# Enough input that the kills land before the job can finish, on any machine: the job sleeps 0.4 ms per
+# record (PACE), so it runs for 2 s at least, longer than the first kill's latest moment (1.2 s); and an
+# attempt killed within 0.35 s of its first checkpoint reads under 900 records, so three attempts cannot
+# read 5,000 (the background-persist test needs three kills to land).
+EVENTS = 5_000
+PACE = "0.0004"
 
 
 def start(job_input: Path, out: Path, ckpt: Path, log: Path, persist_delay: float = 0.0) -> subprocess.Popen:
-    args = [str(job_input), str(out), str(ckpt), "0.05", "0.0004"] + ([str(persist_delay)] if persist_delay else [])
+    args = [str(job_input), str(out), str(ckpt), "0.05", PACE] + ([str(persist_delay)] if persist_delay else [])
     with open(log, "wb") as stderr:  # the child keeps its own descriptor
         return subprocess.Popen(
             [sys.executable, "-m", "tests.state.jobs", *args],
@@ -32,7 +38,7 @@ def start(job_input: Path, out: Path, ckpt: Path, log: Path, persist_delay: floa
 def _input_and_expected_output(tmp_path: Path, seed: int) -> tuple[Path, list[str]]:
     """The job's input for ``seed`` and the sorted lines an uninterrupted run writes."""
     job_input = tmp_path / "events.jsonl"
-    jobs.write_input(str(job_input), 2_000, seed)
+    jobs.write_input(str(job_input), EVENTS, seed)
     expected_path = tmp_path / "expected.jsonl"
     jobs.build(str(job_input), str(expected_path)).run()
     return job_input, sorted(expected_path.read_text().splitlines())
