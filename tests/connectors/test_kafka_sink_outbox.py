@@ -14,6 +14,10 @@ from connectors.kafka import KafkaSink
 from engine.batch import Batch
 from engine.errors import ConnectorError
 
+# How long a step that must not wait for the producer may take before the test calls it stuck: a hang
+# guard, not a speed check (a loaded CI machine can stall the process for a second).
+HANG = 30
+
 
 class ScriptedProducer:
     """``send_batch`` waits while ``gate`` is closed (as aiokafka's waits for the previous batch of the
@@ -65,19 +69,19 @@ async def test_writes_go_on_while_the_producer_is_busy_until_the_outbox_is_full(
     sink, producer = await opened_sink(monkeypatch, outbox_bytes=1_500)
     producer.gate.clear()  # the producer takes nothing for now
     values = [b"%03d" % i * 10 for i in range(40)]  # 30 bytes each: several 200-byte batches per write
-    await asyncio.wait_for(sink.write(batch_of(values[:20])), timeout=1)  # queued, not waiting for the producer
+    await asyncio.wait_for(sink.write(batch_of(values[:20])), timeout=HANG)  # queued, not waiting for the producer
     assert producer.sent == [] and sink._outbox
     blocked = asyncio.ensure_future(sink.write(batch_of(values[20:])))
     await asyncio.sleep(0.05)
     assert not blocked.done()  # the outbox holds more than OUTBOX_BYTES: the write waits for room
     producer.gate.set()
-    await asyncio.wait_for(blocked, timeout=1)
+    await asyncio.wait_for(blocked, timeout=HANG)
     flushing = asyncio.ensure_future(sink.pre_commit(1))
     await asyncio.sleep(0.05)
     assert not flushing.done()  # the flush waits for every delivery
     for future in producer.deliveries:
         future.set_result(None)
-    await asyncio.wait_for(flushing, timeout=1)
+    await asyncio.wait_for(flushing, timeout=HANG)
     # every value once, each partition's in the order written (unkeyed batches alternate partitions)
     assert sorted(v for _, vs in producer.sent for v in vs) == sorted(values)
     for partition in (0, 1):
