@@ -271,7 +271,8 @@ def test_a_partition_paused_at_its_bound_is_resumed_when_its_records_were_not_ha
     assert sorted(consumer.paused_set, key=lambda tp: tp.partition) == tps
 
 
-async def _wait_until(predicate, timeout: float = 15.0) -> bool:
+async def _wait_until(predicate, timeout: float = 60.0) -> bool:
+    """Poll ``predicate`` until it holds; the deadline covers a consumer start and fetch on a loaded machine."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while loop.time() < deadline:
