@@ -16,12 +16,24 @@ def env(i):
     return Envelope(id=f"e{i}", source="test", time=i, payload={"i": i})
 
 
-async def wait_until(predicate, timeout=30.0):
+async def wait_until(predicate, timeout=60.0):
     deadline = asyncio.get_running_loop().time() + timeout
     while not predicate():
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not reached in time")
         await asyncio.sleep(0.02)
+
+
+async def read_until(consumer, done, timeout=60.0) -> list:
+    """``(partition, message)`` pairs from ``consumer`` until ``done(pairs)`` or ``timeout`` seconds (a fresh
+    consumer's start and first fetch can take seconds on a loaded machine)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    pairs: list = []
+    while not done(pairs) and loop.time() < deadline:
+        for tp, messages in (await consumer.getmany(timeout_ms=250)).items():
+            pairs.extend((tp.partition, m) for m in messages)
+    return pairs
 
 
 async def test_kafka_bus_at_least_once_resume_and_dead_letters(bootstrap_servers):
@@ -64,14 +76,10 @@ async def test_kafka_bus_at_least_once_resume_and_dead_letters(bootstrap_servers
                                     auto_offset_reset="earliest")
         await consumer.start()
         try:
-            records = []
-            for _ in range(40):
-                for messages in (await consumer.getmany(timeout_ms=250)).values():
-                    records.extend(messages)
-                if records:
-                    break
+            records = [m for _, m in await read_until(consumer, lambda pairs: pairs)]
         finally:
             await consumer.stop()
+        assert records, "the dead letter never arrived"
         assert records[0].value == b"\xc1 not msgpack"
         assert b"not a valid envelope" in dict(records[0].headers)["error"]
 
@@ -92,14 +100,10 @@ async def test_partition_key_header_keeps_a_key_on_one_partition(bootstrap_serve
         await consumer.start()
         try:
             consumer.assign([TopicPartition(topic, p) for p in range(4)])
-            seen = []
-            for _ in range(40):
-                for tp, messages in (await consumer.getmany(timeout_ms=250)).items():
-                    seen.extend((tp.partition, decode(m.value)) for m in messages)
-                if len(seen) >= 30:
-                    break
+            seen = [(p, decode(m.value)) for p, m in await read_until(consumer, lambda pairs: len(pairs) >= 30)]
         finally:
             await consumer.stop()
+    assert len(seen) == 30  # every envelope is checked below, not only those that came within a deadline
     partitions = {}
     for partition, env in seen:
         partitions.setdefault(env.payload["user"], set()).add(partition)
