@@ -12,7 +12,7 @@ def env(i, **payload):
     return Envelope(id=f"e{i}", source="test", time=i, payload={"i": i, **payload})
 
 
-async def wait_until(predicate, timeout=5.0):
+async def wait_until(predicate, timeout=30.0):
     deadline = asyncio.get_running_loop().time() + timeout
     while not predicate():
         if asyncio.get_running_loop().time() > deadline:
