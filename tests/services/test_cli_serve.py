@@ -2,8 +2,10 @@
 ``mode: per-service`` runs one process per service on Kafka; bad configs fail with a message."""
 
 import asyncio
+import contextlib
 import os
 import signal
+import socket
 import sys
 import uuid
 
@@ -12,7 +14,6 @@ import pytest
 import yaml
 
 from engine.cli import main
-from tests._broker import free_port
 
 RUN_ENGINE = [sys.executable, "-c", "import sys; from engine.cli import main; sys.exit(main())"]
 
@@ -33,6 +34,16 @@ async def stop_serve(proc):
     proc.send_signal(signal.SIGTERM)
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     return proc.returncode, out.decode(), err.decode()
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct free loopback ports: all are held open while they are picked, so the kernel cannot
+    hand out one twice (picking them one by one, each closed at once, can repeat a port)."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) for _ in range(n)]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
 
 
 async def poll(http, url, predicate, timeout=60):
@@ -91,7 +102,7 @@ async def test_serve_single_process_and_sigterm(tmp_path):
 
 @pytest.mark.kafka
 async def test_serve_one_process_per_service_on_kafka(tmp_path, bootstrap_servers):
-    ports = [free_port() for _ in range(4)]
+    ports = free_ports(4)
     config = write_config(tmp_path, mode="per-service",
                           bus={"type": "kafka", "bootstrap_servers": bootstrap_servers,
                                "topic_prefix": f"cli-{uuid.uuid4().hex[:8]}.",
