@@ -43,25 +43,42 @@ async def produce_json(bootstrap: str, topic: str, records: list[dict], partitio
     )
 
 
-async def consume_all(bootstrap: str, topic: str, expected: int | None = None, timeout: float = 20.0, idle: float = 1.5):
-    """Every message of ``topic`` from the beginning: stops at ``expected`` messages, or after ``idle``
-    seconds without new ones."""
+async def consume_all(bootstrap: str, topic: str, expected: int | None = None, timeout: float = 60.0):
+    """Every message of ``topic`` from the beginning: stops at ``expected`` messages or, without it, once
+    every partition is read up to its high-water mark (the end of its log at the last fetch); after
+    ``timeout`` seconds it returns what it has.
+
+    (The end is the high-water mark, not a pause in arrivals: a fetch that stalls a second or two on a
+    loaded machine must not cut the read short. Tansu's ListOffsets for the log end is wrong; the fetch
+    high-water mark is right.)"""
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False)
     await consumer.start()
     out = []
+    next_offsets = {}
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    last_new = loop.time()
     try:
         while loop.time() < deadline:
             batch = await consumer.getmany(timeout_ms=200)
-            for messages in batch.values():
+            for tp, messages in batch.items():
                 out.extend(messages)
-                last_new = loop.time()
-            if expected is not None and len(out) >= expected:
-                break
-            if expected is None and out and loop.time() - last_new > idle:
+                next_offsets[tp] = messages[-1].offset + 1
+            if expected is not None:
+                if len(out) >= expected:
+                    break
+            elif _read_to_the_end(consumer, next_offsets):
                 break
     finally:
         await consumer.stop()
     return out
+
+
+def _read_to_the_end(consumer: AIOKafkaConsumer, next_offsets: dict) -> bool:
+    assignment = consumer.assignment()
+    if not assignment:
+        return False
+    for tp in assignment:
+        highwater = consumer.highwater(tp)
+        if highwater is None or next_offsets.get(tp, 0) < highwater:
+            return False
+    return True

@@ -146,7 +146,7 @@ async def test_a_killed_workers_partitions_continue_on_the_other_worker(bootstra
         seen: dict = {}
 
         def complete() -> bool:
-            seen["messages"] = asyncio.run(consume_all(bootstrap_servers, out_topic, timeout=5, idle=0.5))
+            seen["messages"] = asyncio.run(consume_all(bootstrap_servers, out_topic, timeout=5))
             rows = [msgspec.json.decode(m.value) for m in seen["messages"]]
             seen["got"] = {k: v for k, v in _last_values(rows).items() if k[1] < FAR_FUTURE - 10_000}
             return seen["got"] == expected
