@@ -9,7 +9,7 @@ from typing import Union
 import msgspec
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from connectors.json_batches import JsonColumnDecoder, _column, decode_lines_exactly
@@ -72,7 +72,7 @@ raw_values = st.one_of(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(raw_values, max_size=12))
 def test_batch_decoding_equals_decoding_each_message_or_refuses(values):
     got = decode_lines_exactly(ANY, values)
@@ -136,7 +136,7 @@ field_values = st.one_of(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(field_values, field_values), min_size=1, max_size=10))
 def test_columns_equal_the_fields_of_the_decoded_records_or_the_batch_is_refused(pairs):
     objects = [{k: v for k, v in (("user", u), ("amount", a), ("page", "/x")) if v is not _MISSING} for u, a in pairs]
@@ -231,7 +231,7 @@ uniform_batches = st.one_of(
 
 
 @pytest.mark.parametrize("impl", ["compiled", "twin"])
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(values=uniform_batches, none_at=st.integers(0, 20))
 def test_column_decoder_equals_msgspec_value_by_value(impl, values, none_at):
     if none_at < len(values) and none_at % 3 == 0:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.record.default_records import DefaultRecordBatch
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from connectors.kafka import _json_columns
@@ -29,7 +29,7 @@ def test_the_installed_aiokafka_takes_framed_batches():
     assert framing_supported()
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(st.binary(max_size=50), st.integers(0, 2**45)), min_size=1, max_size=40), st.booleans())
 def test_a_framed_batch_is_byte_for_byte_aiokafkas(messages, transactional):
     values = [v for v, _ in messages]
@@ -72,7 +72,7 @@ def test_batches_split_at_the_limit_and_keep_every_value_in_order():
     assert framed_batches(*values_buffer([]), np.empty(0, dtype=np.int64), 4096) == []
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.lists(
         st.tuples(st.one_of(st.integers(-(2**62), 2**62), st.text(max_size=4)), st.integers(-(2**62), 2**62),

@@ -1,7 +1,7 @@
 """Property tests of the record store: any sequence of (possibly repeated) batches stores each id once
 with its first version, and paging with any limit returns exactly the filtered records, in order."""
 
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.services.envelope import Envelope
@@ -12,7 +12,7 @@ batches = st.lists(st.lists(st.tuples(ids, st.sampled_from(["a", "b", "c"]), st.
                             max_size=15), max_size=8)
 
 
-@settings(max_examples=150, deadline=None, print_blob=True)
+@settings(max_examples=150, deadline=None, print_blob=True, suppress_health_check=[HealthCheck.too_slow])
 @given(batches=batches, limit=st.integers(1, 7), user=st.sampled_from(["a", "b", "c"]))
 def test_idempotent_writes_and_complete_cursor_pages(batches, limit, user):
     store = RecordStore(indexes={"user": "text", "n": "integer"}).open()

@@ -3,7 +3,7 @@ import os
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.errors import CheckpointError
@@ -130,7 +130,7 @@ keys = st.recursive(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(keys, max_size=20), st.lists(st.integers(-(2**63), 2**63 - 1), max_size=50))
 def test_codec_round_trips_keys_and_arrays(key_list, numbers):
     state = {"keys": key_list, "arr": np.array(numbers, dtype=np.int64), "nested": [{"x": np.float64(1.5)}]}
