@@ -50,17 +50,43 @@ class RecordingSink(Sink):
         self.events.append(("finish",))
 
 
-class PacedSource(CollectionSource):
-    """A collection source that takes ``pause`` seconds per chunk, as a live input would."""
+#: With a coordinator, a paced source lets the checkpoint being written finish every this many chunks.
+SETTLE_EVERY = 10
 
-    def __init__(self, *args, pause: float = 0.002, **kwargs) -> None:
+
+class PacedSource(CollectionSource):
+    """A collection source that takes ``pause`` seconds per chunk, as a live input would.
+
+    With ``coordinator`` (whose storage is a `SlowStorage`), every `SETTLE_EVERY`-th chunk also waits until
+    the checkpoint being written, if any, is written. The next batch boundary then completes it and starts
+    another, so at least one checkpoint starts per `SETTLE_EVERY` chunks however slow the machine's fsync:
+    the input cannot end before the checkpoints a test counts were taken. (A write that is quick, as
+    usual, is never waited for.)"""
+
+    def __init__(self, *args, pause: float = 0.002, coordinator: CheckpointCoordinator | None = None,
+                 **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.pause = pause
+        self.coordinator = coordinator
 
     async def read(self):
+        count = 0
         async for chunk in super().read():
             await asyncio.sleep(self.pause)
+            count += 1
+            if self.coordinator is not None and count % SETTLE_EVERY == 0:
+                await _written(self.coordinator)
             yield chunk
+
+
+async def _written(coordinator: CheckpointCoordinator, timeout: float = 60.0) -> None:
+    """Wait until the checkpoint in flight, if any, is written (or its write failed)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while (checkpoint_id := coordinator.in_flight) is not None and checkpoint_id not in coordinator.storage.spans:
+        if loop.time() > deadline:
+            raise AssertionError(f"checkpoint {checkpoint_id} was not written within {timeout} s")
+        await asyncio.sleep(0.001)
 
 
 class PositionsSource(PacedSource):
@@ -121,6 +147,11 @@ def build(sink: Sink, source=None) -> Dataflow:
     return flow
 
 
+def settling(coordinator: CheckpointCoordinator) -> PacedSource:
+    """The test input, paced, letting checkpoint writes finish (see `PacedSource`)."""
+    return PacedSource(records(), batch_size=20, coordinator=coordinator)
+
+
 def coordinator_with(tmp_path, delay: float, *, interval: float = 0.001, fail=frozenset(), **options):
     coordinator = CheckpointCoordinator(tmp_path / "ckpt", interval=interval, **options)
     coordinator.storage = SlowStorage(tmp_path / "ckpt", delay, fail)
@@ -141,7 +172,7 @@ def rows(sink):
 def test_the_job_goes_on_while_a_checkpoint_is_written_and_commits_follow_the_rename(tmp_path, expected):
     coordinator = coordinator_with(tmp_path, delay=0.02)
     sink = RecordingSink(tmp_path / "ckpt", coordinator)
-    source = PositionsSource(records(), batch_size=20, storage_dir=tmp_path / "ckpt")
+    source = PositionsSource(records(), batch_size=20, storage_dir=tmp_path / "ckpt", coordinator=coordinator)
     build(sink, source).run(checkpointer=coordinator)
 
     assert rows(sink) == expected
@@ -171,7 +202,7 @@ def test_the_job_goes_on_while_a_checkpoint_is_written_and_commits_follow_the_re
 def test_at_most_one_checkpoint_is_in_flight_and_a_due_one_is_delayed_not_skipped(tmp_path, expected):
     coordinator = coordinator_with(tmp_path, delay=0.03)
     sink = RecordingSink(tmp_path / "ckpt", coordinator)
-    build(sink).run(checkpointer=coordinator)
+    build(sink, settling(coordinator)).run(checkpointer=coordinator)
 
     assert rows(sink) == expected
     storage = coordinator.storage
@@ -190,7 +221,7 @@ def test_a_failed_background_write_fails_the_job_and_the_previous_checkpoint_sta
     coordinator = coordinator_with(tmp_path, delay=0.005, fail={3})
     sink = RecordingSink(tmp_path / "ckpt", coordinator)
     with pytest.raises(CheckpointError, match=r"checkpoint 3 could not be written to .*No space left on device"):
-        build(sink).run(checkpointer=coordinator)
+        build(sink, settling(coordinator)).run(checkpointer=coordinator)
     assert coordinator.completed == [1, 2]
     assert coordinator.failed == [3]
     assert [e[1] for e in sink.events if e[0] == "commit"] == [1, 2]  # never the failed one
@@ -203,7 +234,7 @@ def test_tolerable_failed_checkpoints_lets_the_job_go_on_and_counts_them(tmp_pat
     coordinator = coordinator_with(tmp_path, delay=0.005, fail={2, 4, 5}, tolerable_failed_checkpoints=2)
     sink = RecordingSink(tmp_path / "ckpt", coordinator)
     with caplog.at_level("ERROR", logger="engine.state.coordinator"):
-        build(sink).run(checkpointer=coordinator)
+        build(sink, settling(coordinator)).run(checkpointer=coordinator)
     assert rows(sink) == expected
     assert coordinator.failed == [2, 4, 5]
     assert 3 in coordinator.completed and 6 in coordinator.completed
@@ -214,7 +245,7 @@ def test_tolerable_failed_checkpoints_lets_the_job_go_on_and_counts_them(tmp_pat
 def test_more_failures_in_a_row_than_tolerated_fail_the_job(tmp_path):
     coordinator = coordinator_with(tmp_path, delay=0.005, fail={2, 3}, tolerable_failed_checkpoints=1)
     with pytest.raises(CheckpointError, match="2 checkpoint\\(s\\) failed in a row, more than tolerable_failed_checkpoints=1"):
-        build(RecordingSink(tmp_path / "ckpt", coordinator)).run(checkpointer=coordinator)
+        build(RecordingSink(tmp_path / "ckpt", coordinator), settling(coordinator)).run(checkpointer=coordinator)
     assert coordinator.failed == [2, 3]
     assert coordinator.completed == [1]
 
