@@ -40,7 +40,7 @@ async def wait_until(predicate, timeout=60.0):
         await asyncio.sleep(0.01)
 
 
-async def crash_after_write(service, timeout=30.0):
+async def crash_after_write(service, timeout=60.0):
     """Restart ``service`` so that its next batch is fully processed (stored, published) but the bus
     commit never happens: the process 'dies' between the two. Returns once it has crashed."""
     original = service.handle_batch
