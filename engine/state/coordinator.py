@@ -312,8 +312,15 @@ class CheckpointCoordinator:
 
     async def finish(self, execution: Any) -> None:
         """Every input ended: one last checkpoint, durable before the sinks finish, so a restart does
-        not replay committed output."""
-        await self.checkpoint(execution)
+        not replay committed output.
+
+        The run cannot end on a failed one: the sinks would finish without committing the output since
+        the previous checkpoint (a transaction would stay open). A tolerated failure is retried, as
+        Flink keeps checkpointing until a finished job's final checkpoint completes; more than
+        ``tolerable_failed_checkpoints`` in a row fail the job as any checkpoint does.
+        """
+        while await self.checkpoint(execution) not in self.completed:
+            pass
 
     async def close(self, execution: Any) -> None:
         """The run is over (also after a failure or cancellation): wait for a checkpoint still being
@@ -324,7 +331,7 @@ class CheckpointCoordinator:
         try:
             if pending is None:
                 return
-            await asyncio.wait({asyncio.wrap_future(pending.write)})
+            await _written(pending.write)
             if pending.write.exception() is None:
                 await self._complete(execution)
                 return
@@ -540,7 +547,7 @@ class CheckpointCoordinator:
         """Wait for the checkpoint in flight, if any, and deliver its completion."""
         pending = self._inflight
         if pending is not None:
-            await asyncio.wait({asyncio.wrap_future(pending.write)})
+            await _written(pending.write)
             await self._complete(execution)
 
     async def _complete(self, execution: Any) -> None:
@@ -612,6 +619,15 @@ class _InFlight:
 
     def futures(self) -> list[asyncio.Future]:
         return self.requested + [f for _, f in self.savepoints]
+
+
+async def _written(write: concurrent.futures.Future) -> None:
+    """Wait until a checkpoint write has ended, however it ended: callers read its outcome from ``write``."""
+    waiter = asyncio.wrap_future(write)
+    # the outcome is read from ``write``; reading it here too keeps asyncio from logging the copy's
+    # failure as "never retrieved" (also when this wait is cancelled and the write fails later)
+    waiter.add_done_callback(lambda f: f.cancelled() or f.exception())
+    await asyncio.wait({waiter})
 
 
 def _fail(futures: list[asyncio.Future], exc: BaseException) -> None:

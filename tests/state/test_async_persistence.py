@@ -250,6 +250,30 @@ def test_more_failures_in_a_row_than_tolerated_fail_the_job(tmp_path):
     assert coordinator.completed == [1]
 
 
+def test_a_failed_final_checkpoint_is_taken_again_before_the_sinks_finish(tmp_path, expected, caplog):
+    # no periodic checkpoints: the final one (1) is the only one, and its write fails within the tolerance
+    coordinator = coordinator_with(tmp_path, delay=0.005, interval=None, fail={1}, tolerable_failed_checkpoints=1)
+    sink = RecordingSink(tmp_path / "ckpt", coordinator)
+    with caplog.at_level("ERROR", logger="engine.state.coordinator"):
+        build(sink, settling(coordinator)).run(checkpointer=coordinator)
+    assert rows(sink) == expected
+    assert coordinator.failed == [1] and coordinator.completed == [2]
+    # the run ended on a durable checkpoint, committed before the sink finished
+    assert sink.events[-3:] == [("pre_commit", 2, len(sink.results)), ("commit", 2, True), ("finish",)]
+    assert LocalCheckpointStorage(tmp_path / "ckpt").latest().state["sources"] == {
+        next(iter(coordinator.last_checkpoint.state["sources"])): {0: N_RECORDS}}
+    assert "checkpoint 1 could not be written" in caplog.text
+
+
+def test_a_final_checkpoint_failing_more_than_tolerated_fails_the_job_before_the_sinks_finish(tmp_path):
+    coordinator = coordinator_with(tmp_path, delay=0.005, interval=None, fail={1, 2}, tolerable_failed_checkpoints=1)
+    sink = RecordingSink(tmp_path / "ckpt", coordinator)
+    with pytest.raises(CheckpointError, match="checkpoint 2 could not be written .*2 checkpoint\\(s\\) failed in a row"):
+        build(sink, settling(coordinator)).run(checkpointer=coordinator)
+    assert coordinator.failed == [1, 2] and coordinator.completed == []
+    assert ("finish",) not in sink.events and not [e for e in sink.events if e[0] == "commit"]
+
+
 def test_tolerable_failed_checkpoints_is_validated(tmp_path):
     with pytest.raises(ValueError, match="tolerable_failed_checkpoints must be an int >= 0, got -1"):
         CheckpointCoordinator(tmp_path, tolerable_failed_checkpoints=-1)
