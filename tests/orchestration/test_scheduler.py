@@ -71,7 +71,8 @@ async def test_sync_tasks_do_not_block_the_event_loop(scheduler_factory):
     gate = threading.Event()
 
     def blocking():
-        assert gate.wait(5), "the async task never ran: the loop was blocked"
+        # generous: a blocked loop fails this after 60 s; a slow one must not fail it
+        assert gate.wait(60), "the async task never ran: the loop was blocked"
         return "unblocked"
 
     async def opener():
