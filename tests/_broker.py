@@ -60,31 +60,52 @@ class Broker:
                 self.process.wait(timeout=10)
 
 
-def start_broker(log_dir: Path, timeout: float = 30.0) -> Broker:
-    """Start Tansu on a free loopback port with memory storage and wait until it accepts connections."""
+def start_broker(log_dir: Path, timeout: float = 60.0, attempts: int = 3) -> Broker:
+    """Start Tansu on a free loopback port with memory storage and wait until it is ready.
+
+    Ready means: Tansu logged ``ready in`` (it does so only once it has bound the port) and the port
+    accepts connections. The port is probed free here and bound by Tansu a moment later; another process
+    may take it in between, and Tansu then exits (``AddrInUse``). That attempt is retried on a fresh
+    port, up to ``attempts`` times; a connection alone is not trusted, since it may reach that other
+    process.
+    """
     binary = tansu_binary()
-    port = free_port()
-    url = f"tcp://127.0.0.1:{port}"
-    log_path = log_dir / "tansu.log"
-    with log_path.open("wb") as log:  # the child keeps its own descriptor
-        process = subprocess.Popen(
-            [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url,
-             "--storage-engine", "memory://tansu/"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise BrokerStartError(f"tansu exited with {process.returncode}; log: {log_path.read_text()[-2000:]}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return Broker(process, port, log_path)
-        except OSError:
+    failures = []
+    for attempt in range(1, attempts + 1):
+        port = free_port()
+        url = f"tcp://127.0.0.1:{port}"
+        log_path = log_dir / ("tansu.log" if attempt == 1 else f"tansu-{attempt}.log")
+        with log_path.open("wb") as log:  # the child keeps its own descriptor
+            process = subprocess.Popen(
+                [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url,
+                 "--storage-engine", "memory://tansu/"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                failures.append(f"port {port}: tansu exited with {process.returncode}; "
+                                f"log: {log_path.read_text(errors='replace')[-2000:]}")
+                break
+            if b"ready in" in log_path.read_bytes():
+                try:
+                    with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                        pass
+                except OSError:
+                    pass
+                else:
+                    if process.poll() is None:
+                        return Broker(process, port, log_path)
+                    continue  # it exited meanwhile: reported at the top of the loop
             time.sleep(0.1)
-    process.kill()
-    raise BrokerStartError(f"tansu did not accept connections on port {port} within {timeout}s")
+        else:
+            process.kill()
+            process.wait(10)
+            raise BrokerStartError(f"tansu was not ready on port {port} within {timeout}s; "
+                                   f"log: {log_path.read_text(errors='replace')[-2000:]}")
+    raise BrokerStartError(f"tansu did not start in {attempts} attempts: " + " | ".join(failures))
 
 
 async def create_topic(bootstrap_servers: str, name: str, partitions: int = 1) -> None:

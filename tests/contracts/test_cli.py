@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
-import socket
+import queue
+import re
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -88,34 +90,52 @@ def test_export_and_fingerprint(files, tmp_path, capsys):
     assert len(capsys.readouterr().out.strip()) == 64
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _read_lines(stream, lines: queue.Queue) -> None:
+    """Put every line of ``stream`` on ``lines``, then ``None`` at its end (the process exited)."""
+    for raw in stream:
+        lines.put(raw.decode())
+    lines.put(None)
+
+
+def _serving_url(proc: subprocess.Popen, lines: queue.Queue, timeout: float = 60.0) -> str:
+    """The base URL `engine registry serve` prints once it listens; a server that never starts fails the
+    test after ``timeout`` s instead of hanging it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            pytest.fail(f"registry did not start within {timeout}s")
+        if line is None:
+            proc.wait(10)
+            pytest.fail(f"registry exited with {proc.returncode}: {proc.stderr.read().decode()}")
+        found = re.search(r"serving (http://\S+)", line)
+        if found:
+            return found.group(1)
 
 
 def test_registry_serve_command_with_the_confluent_client(tmp_path):
     pytest.importorskip("confluent_kafka.schema_registry")
     from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "registry", "serve", "--port", str(port),
+    # --port 0: the server binds a free port itself and prints it. (Probing for a free port here and
+    # passing it on races with every other process on the machine binding ports in between.)
+    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "registry", "serve", "--port", "0",
                              "--db", str(tmp_path / "r.db")], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    lines: queue.Queue = queue.Queue()
+    reader = threading.Thread(target=_read_lines, args=(proc.stdout, lines), daemon=True)
+    reader.start()
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                assert proc.poll() is None, proc.stderr.read().decode()
-                assert time.monotonic() < deadline, "registry did not start"
-                time.sleep(0.1)
+        url = _serving_url(proc, lines)
+        assert re.fullmatch(r"http://127\.0\.0\.1:[1-9][0-9]*", url), url
         schema = Schema(json.dumps({"type": "record", "name": "R", "fields": [{"name": "a", "type": "int"}]}), "AVRO")
-        with SchemaRegistryClient({"url": f"http://127.0.0.1:{port}"}) as client:
+        with SchemaRegistryClient({"url": url}) as client:
             schema_id = client.register_schema("r-value", schema)
             assert client.get_latest_version("r-value").schema_id == schema_id
     finally:
         proc.terminate()
-        proc.communicate(timeout=10)
+        proc.wait(10)
+        reader.join(10)  # it ends at the exited server's end of output; then the pipes can be closed
+        proc.stdout.close()
+        proc.stderr.close()
     assert (tmp_path / "r.db").exists()

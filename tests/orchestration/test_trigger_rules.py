@@ -97,7 +97,7 @@ async def test_all_success_with_a_skip_then_a_failure_is_upstream_failed(schedul
         raise SkipTaskError("first")
 
     async def fail_later():
-        await asyncio.wait_for(gate.wait(), 5)
+        await asyncio.wait_for(gate.wait(), 60)  # generous: only stops a broken scheduler from hanging
         await asyncio.sleep(0.01)
         raise FailFastError("later")
 
@@ -150,7 +150,7 @@ async def test_one_success_runs_while_another_upstream_still_runs(scheduler_fact
     released = asyncio.Event()
 
     async def slow():
-        await asyncio.wait_for(released.wait(), 5)
+        await asyncio.wait_for(released.wait(), 60)  # `fast` runs in a thread: slow on a loaded machine
         return "slow"
 
     async def early():
