@@ -202,7 +202,7 @@ def test_interval_timetable_is_anchored_at_start_date():
     assert [i.start.hour for i in tt.intervals(start, start + timedelta(hours=12))] == [1, 7, 13]
 
 
-async def _serve_until(s, predicate, timeout=20.0):
+async def _serve_until(s, predicate, timeout=60.0):
     stop = asyncio.Event()
     server = asyncio.ensure_future(s.serve(stop))
     try:
