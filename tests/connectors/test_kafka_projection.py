@@ -99,4 +99,8 @@ async def test_projected_job_writes_what_the_records_path_writes(bootstrap_serve
     assert columns_kinds["columns"] > 0 and columns_kinds["records"] > 0  # clean and mixed batches
     assert records_kinds["columns"] == 0
     assert columns_values and columns_values == records_values
-    assert len(columns_letters) >= 4 and columns_letters == records_letters  # the four bad kinds, at least
+    # the same dead letters, each once (the four bad kinds, at least). Not in the same order: letters of
+    # different steps interleave as chunks pass the steps, and the two paths cut chunks differently (a
+    # run of decoded slices is a chunk of its own), so a key_by letter can come before or after a source
+    # letter of a nearby offset.
+    assert len(columns_letters) >= 4 and sorted(columns_letters, key=repr) == sorted(records_letters, key=repr)
