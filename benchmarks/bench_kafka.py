@@ -21,8 +21,9 @@ engine's extra work the target bounds. Two such loops run:
   die before the garbage collector's first generation fills (700 objects), so it never runs; at 10,000
   the collector runs ~1,300 times per 1M messages over records still alive (~0.33 s).
 
-The engine polls like the second loop: ``getmany`` in slices of 500, each gathered into columns at
-once and its values decoded into the one field the job reads (`connectors.kafka_fetch`), assembled into
+The engine polls like the second loop: ``getmany`` in slices of 300, each gathered into columns at
+once and its values decoded into the one field the job reads (`connectors.kafka_fetch`; aiokafka's
+records are read without the ``ConsumerRecord`` wrapper it builds per record in Python), assembled into
 10,000-record micro-batches; the event loop turns after every slice, so the producer's round trips go
 on meanwhile. The 1 s job is a stress case for the producer (one result per 1.6 input messages, ~46 MB,
 all of which the raw loops do not produce).

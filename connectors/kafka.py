@@ -55,7 +55,7 @@ import msgspec
 import numpy as np
 
 from connectors.json_batches import JsonColumnDecoder, decode_lines_exactly
-from connectors.kafka_fetch import POLL_SLICE, FetchBuffer, FetchedRecords, KafkaMessage
+from connectors.kafka_fetch import POLL_SLICE, FetchBuffer, FetchedRecords, KafkaMessage, unwrap_fetched
 from connectors.kafka_framing import FramedBatch, framed_batches, framed_json_batches, framing_supported, values_buffer
 from engine import kernels
 from engine.batch import Batch
@@ -125,8 +125,9 @@ class KafkaSource(Source):
     decoded whole (so its bad messages reach the dead letters exactly as without projection).
 
     A micro-batch holds up to ``batch_size`` records of one partition. They are fetched with ``getmany``
-    in slices of 500 records, each gathered into columns at once (`connectors.kafka_fetch`; with a
-    projection, its values decoded into the fields' columns right away): the first slice waits up to
+    in slices of 300 records, each gathered into columns at once (`connectors.kafka_fetch`; with a
+    projection, its values decoded into the fields' columns right away; aiokafka's records are read
+    without their ``ConsumerRecord`` wrappers, see `unwrap_fetched`): the first slice waits up to
     ``poll_timeout_ms`` for records, the next ones take only what is already fetched.
 
     ``start``: where a partition with no checkpointed offset begins: 'earliest', 'latest', or
@@ -447,6 +448,7 @@ class KafkaSource(Source):
         buffer = FetchBuffer(self._columns_decoder)
         timeout_ms, counts = self.poll_timeout_ms, None
         while True:
+            unwrap_fetched(consumer)
             data = await consumer.getmany(timeout_ms=timeout_ms,
                                           max_records=min(POLL_SLICE, self._run_batch_size - len(buffer)))
             if counts != (self._rebalances, self._publications):

@@ -5,7 +5,9 @@ been fetched, they outlive young garbage collections, get promoted and are scann
 on the Kafka benchmark that was ~0.33 s of collector time per 1M messages, a fifth of the job. So the
 source polls in slices of at most `POLL_SLICE` records and gathers each slice at once into columns
 (offsets, timestamps, values, keys, headers; values and keys are bytes, which the collector does not
-track): the record objects die young and a micro-batch is assembled from the columns.
+track): the record objects die young and a micro-batch is assembled from the columns. The records
+are aiokafka's own, not the ``ConsumerRecord`` wrappers it builds around them in Python, which were a
+third of the benchmark job (`unwrap_fetched`).
 
 When the job reads only some fields of JSON values (`connectors.json_batches.JsonColumnDecoder`), each
 slice's values are decoded into those fields' columns as the slice arrives, and a slice decoded whole
@@ -17,6 +19,8 @@ decoded alike.
 
 from __future__ import annotations
 
+import functools
+import inspect
 from typing import Any
 
 import msgspec
@@ -24,12 +28,13 @@ import numpy as np
 
 from engine.kernels import gather_attributes
 
-__all__ = ["FetchBuffer", "FetchedRecords", "KafkaMessage", "POLL_SLICE"]
+__all__ = ["FetchBuffer", "FetchedRecords", "KafkaMessage", "POLL_SLICE", "unwrap_fetched"]
 
 # Records per `getmany` call. CPython starts a young collection once the container objects allocated
 # and not yet freed exceed 700 (its default gen0 threshold): a slice's records, gathered and dropped
-# before that, never survive one.
-POLL_SLICE = 500
+# before that, never survive one. An unwrapped record (`unwrap_fetched`) is two such objects, aiokafka's
+# record and its headers list: 300 records are 600.
+POLL_SLICE = 300
 
 _OBJECTS = ("value", "key", "headers")  # what `FetchBuffer` keeps of each record besides offset and timestamp
 _RAW = object()  # `FetchedRecords.message`: the record's own key or value
@@ -239,3 +244,49 @@ def _last_run(runs: list[_Run], decoded: bool) -> _Run:
     if not runs or (runs[-1].parts is not None) != decoded:
         runs.append(_Run(decoded))
     return runs[-1]
+
+
+def unwrap_fetched(consumer: Any) -> None:
+    """Make ``consumer`` hand out the records it has fetched so far as aiokafka's own record objects,
+    without wrapping each in a ``ConsumerRecord``.
+
+    aiokafka reads a fetched record batch into record objects (compiled, with ``offset``, ``timestamp``,
+    ``key``, ``value`` and ``headers``, all `FetchBuffer` reads), then wraps each in a ``ConsumerRecord``
+    dataclass in Python; on the Kafka benchmark the wrapping is about a third of the whole job. The
+    wrapper is built by the ``_consumer_record(tp, record)`` method of the ``PartitionRecords`` holding
+    a fetched partition's batches, looked up per record: each one not yet handed out gets the identity
+    instead. Records of partitions paused, revoked or sought elsewhere, transaction markers and aborted
+    transactions are still handled by aiokafka exactly as before.
+
+    This leans on aiokafka internals (the fetcher's ``_records``, ``FetchResult._partition_records``,
+    that method's signature), checked once: where they differ, or the consumer was given key or value
+    deserializers (which the wrapper applies), records stay wrapped, and `FetchBuffer` reads the same
+    attributes from the wrappers. Call it before each ``getmany``: the fetcher buffers new fetches
+    between calls.
+    """
+    if not _unwrapping_supported():
+        return
+    fetched = getattr(getattr(consumer, "_fetcher", None), "_records", None)
+    if not isinstance(fetched, dict):
+        return
+    for result in fetched.values():
+        records = getattr(result, "_partition_records", None)
+        if (records is not None and "_consumer_record" not in records.__dict__
+                and getattr(records, "_key_deserializer", False) is None
+                and getattr(records, "_value_deserializer", False) is None):
+            records._consumer_record = _bare_record
+
+
+def _bare_record(tp: Any, record: Any) -> Any:
+    return record
+
+
+@functools.lru_cache(maxsize=1)
+def _unwrapping_supported() -> bool:
+    try:
+        from aiokafka.consumer.fetcher import PartitionRecords
+        init = list(inspect.signature(PartitionRecords.__init__).parameters)
+        wrap = list(inspect.signature(PartitionRecords._consumer_record).parameters)
+    except (ImportError, AttributeError, TypeError, ValueError):
+        return False
+    return wrap == ["self", "tp", "record"] and "key_deserializer" in init and "value_deserializer" in init

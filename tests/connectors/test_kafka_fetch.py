@@ -7,8 +7,8 @@ import pytest
 from aiokafka import TopicPartition
 
 from connectors.json_batches import JsonColumnDecoder
-from connectors.kafka_fetch import FetchBuffer, FetchedRecords, KafkaMessage
-from tests.connectors.kafka_helpers import Message
+from connectors.kafka_fetch import FetchBuffer, FetchedRecords, KafkaMessage, unwrap_fetched
+from tests.connectors.kafka_helpers import Message, produce
 
 A, B = TopicPartition("t", 0), TopicPartition("t", 1)
 
@@ -186,3 +186,56 @@ def test_going_back_across_runs(back_to):
             assert [r.message(i).offset for i in range(len(r))] == r.offsets.tolist()
         else:
             assert r.columns["user"].tolist() == [o % 5 for o in r.offsets.tolist()]
+
+
+# ---- unwrap_fetched, against the broker ----
+
+async def _fetch_all(consumer, n: int) -> list[list]:
+    """Every record of an ``n``-record topic, a list per poll, unwrapping before each poll as
+    `KafkaSource` does."""
+    polls = []
+    for _ in range(200):
+        unwrap_fetched(consumer)
+        polls.append([r for records in (await consumer.getmany(timeout_ms=200, max_records=7)).values()
+                      for r in records])
+        if sum(map(len, polls)) >= n:
+            break
+    return [poll for poll in polls if poll]
+
+
+@pytest.mark.kafka
+@pytest.mark.parametrize("deserialize", [False, True], ids=["raw", "with-deserializers"])
+async def test_unwrapped_records_read_as_the_wrapped_ones(bootstrap_servers, topic_factory, deserialize):
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.structs import ConsumerRecord
+
+    topic = await topic_factory()
+    sent = [(0, 1_000 + i, b"k%d" % i if i % 2 else None, b"v%d" % i, [("h", b"%d" % i)] if i % 3 == 0 else [])
+            for i in range(50)]
+    await produce(bootstrap_servers, topic, sent)
+    options = {"key_deserializer": lambda k: k, "value_deserializer": bytes.upper} if deserialize else {}
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap_servers, auto_offset_reset="earliest",
+                                enable_auto_commit=False, **options)
+    await consumer.start()
+    try:
+        polls = await _fetch_all(consumer, len(sent))
+    finally:
+        await consumer.stop()
+
+    # A consumer with deserializers keeps its wrappers (they apply them); else aiokafka's own records
+    # come out, from the second poll on: the first one waited for the fetch, which arrived during it.
+    assert len(polls) > 1
+    assert all(isinstance(r, ConsumerRecord) == deserialize for poll in polls[1:] for r in poll)
+    got = [r for poll in polls for r in poll]
+    assert [(r.offset, r.timestamp, r.key, r.value, tuple(r.headers)) for r in got] == [
+        (i, ts, key, value.upper() if deserialize else value, tuple(headers))
+        for i, (_, ts, key, value, headers) in enumerate(sent)
+    ]
+
+
+def test_unwrapping_leaves_a_consumer_without_those_internals_alone():
+    class Elsewhere:  # another consumer implementation: nothing to unwrap, nothing fails
+        pass
+
+    unwrap_fetched(Elsewhere())
+    assert not hasattr(Elsewhere, "_fetcher")
