@@ -8,6 +8,7 @@ latest/timestamps is wrong (use the fetch high-water mark).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -35,9 +36,17 @@ def tansu_binary() -> Path:
 
 
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return free_ports(1)[0]
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct free loopback ports: all are held open while they are picked, so the kernel cannot
+    hand out one twice (picking them one by one, each closed at once, can repeat a port)."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) for _ in range(n)]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
 
 
 @dataclass

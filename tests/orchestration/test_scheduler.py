@@ -23,16 +23,7 @@ from engine.orchestration import (
     task,
 )
 from engine.orchestration.exceptions import DagDefinitionError
-
-
-async def _eventually(condition, timeout=60.0):
-    """Poll ``condition()`` on the event loop until it holds; fail after ``timeout`` seconds (generous:
-    the wait ends as soon as it holds, the limit only stops a broken test from hanging)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        assert loop.time() < deadline, f"condition not met within {timeout}s"
-        await asyncio.sleep(0.01)
+from tests.waiting import wait_until
 
 
 async def test_sync_and_async_tasks_run_once_and_pass_results(scheduler_factory):
@@ -416,7 +407,7 @@ async def test_serve_picks_up_runs_queued_by_another_process(tmp_path, scheduler
     try:
         # serve() finds the run at its next poll (every 20 ms) and runs it; on a loaded machine that can
         # take far longer than a few seconds, so wait for the outcome itself.
-        await _eventually(lambda: server.store.get_run("polled", run_id).state in ("success", "failed"))
+        await wait_until(lambda: server.store.get_run("polled", run_id).state in ("success", "failed"))
     finally:
         stop.set()
         await serving
@@ -451,7 +442,7 @@ async def test_callbacks_are_called_and_cannot_break_the_run(scheduler_factory, 
     assert result.states == {"good": TaskState.SUCCESS, "bad": TaskState.FAILED}
     # Callbacks run in the background (plain functions in the thread pool): wait until all four have
     # run and the broken one was logged, rather than for a fixed time a loaded machine may not meet.
-    await _eventually(lambda: len(seen) >= 4 and "callback on_success raised" in caplog.text)
+    await wait_until(lambda: len(seen) >= 4 and "callback on_success raised" in caplog.text)
     assert sorted(seen) == sorted([("success", "good"), ("retry", "bad", 1, True), ("failure", "bad", 2),
                                    ("dag failed", "callbacks", "failed")])
 

@@ -8,20 +8,13 @@ from aiokafka import AIOKafkaProducer
 
 from engine.services.bus import KafkaBus
 from engine.services.envelope import Envelope
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.kafka
 
 
 def env(i):
     return Envelope(id=f"e{i}", source="test", time=i, payload={"i": i})
-
-
-async def wait_until(predicate, timeout=60.0):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.02)
 
 
 async def read_until(consumer, done, timeout=60.0) -> list:

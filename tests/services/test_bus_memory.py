@@ -6,18 +6,11 @@ import pytest
 
 from engine.services.bus import BusError, Deduplicator, InMemoryBus
 from engine.services.envelope import Envelope
+from tests.waiting import wait_until
 
 
 def env(i, **payload):
     return Envelope(id=f"e{i}", source="test", time=i, payload={"i": i, **payload})
-
-
-async def wait_until(predicate, timeout=30.0):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.005)
 
 
 async def test_delivers_in_order_in_batches():

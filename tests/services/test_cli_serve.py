@@ -2,10 +2,8 @@
 ``mode: per-service`` runs one process per service on Kafka; bad configs fail with a message."""
 
 import asyncio
-import contextlib
 import os
 import signal
-import socket
 import sys
 import uuid
 
@@ -14,6 +12,7 @@ import pytest
 import yaml
 
 from engine.cli import main
+from tests._broker import free_ports
 
 RUN_ENGINE = [sys.executable, "-c", "import sys; from engine.cli import main; sys.exit(main())"]
 
@@ -34,16 +33,6 @@ async def stop_serve(proc):
     proc.send_signal(signal.SIGTERM)
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     return proc.returncode, out.decode(), err.decode()
-
-
-def free_ports(n: int) -> list[int]:
-    """``n`` distinct free loopback ports: all are held open while they are picked, so the kernel cannot
-    hand out one twice (picking them one by one, each closed at once, can repeat a port)."""
-    with contextlib.ExitStack() as stack:
-        sockets = [stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) for _ in range(n)]
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
 
 
 async def poll(http, url, predicate, timeout=60):

@@ -14,7 +14,7 @@ from engine.services.ingestion import IngestionService, jsonl_source
 from engine.services.transformation import (Lookup, LookupStep, MapStep, TransformationService,
                                             register_transform, resolve_transform)
 
-from tests.services.test_bus_memory import wait_until
+from tests.waiting import wait_until
 
 
 async def test_ingestion_batches_standardises_and_dead_letters():

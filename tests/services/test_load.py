@@ -7,7 +7,7 @@ from engine.services.envelope import Envelope
 from engine.services.http import AppServer, make_service_app
 from engine.services.serving import ServingService
 
-from tests.services.test_restart import wait_until
+from tests.waiting import wait_until
 
 
 async def test_concurrent_clients_get_no_errors_and_memory_stays_bounded():

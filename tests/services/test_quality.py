@@ -11,7 +11,7 @@ from engine.services.http import make_service_app
 from engine.services.quality import VIOLATIONS_HEADER, QualityService
 from engine.services.rules import RuleChecker, RuleDefinitionError, parse_rules
 
-from tests.services.test_bus_memory import wait_until
+from tests.waiting import wait_until
 
 NOW = 1_000_000
 

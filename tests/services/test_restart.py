@@ -10,6 +10,7 @@ from engine.services.config import parse_config
 from engine.services.platform import Platform
 
 from tests.services.test_end_to_end import expected_bad, make_records
+from tests.waiting import wait_until
 
 N = 300
 
@@ -29,15 +30,6 @@ def config(tmp_path, bus):
             {"kind": "serving", "name": "serving", "input": "validated", "indexes": {"user": "text"},
              "max_batch": 20},
         ]}, base_dir=tmp_path)
-
-
-async def wait_until(predicate, timeout=60.0):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.01)
 
 
 async def crash_after_write(service, timeout=60.0):

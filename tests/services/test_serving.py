@@ -11,7 +11,7 @@ from engine.services.http import make_service_app
 from engine.services.serving import ServingService
 from engine.services.store import QueryError, RecordStore
 
-from tests.services.test_bus_memory import wait_until
+from tests.waiting import wait_until
 
 
 def env(i, **payload):

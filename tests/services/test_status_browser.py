@@ -14,7 +14,7 @@ from engine.services.config import parse_config
 from engine.services.envelope import Envelope
 from engine.services.platform import Platform
 
-from tests.services.test_restart import wait_until
+from tests.waiting import wait_until
 
 BROWSER = "chromium"
 
