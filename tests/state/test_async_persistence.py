@@ -16,6 +16,7 @@ from engine.errors import CheckpointError, ConnectorError
 from engine.io import Sink
 from engine.state.coordinator import CheckpointCoordinator
 from engine.state.storage import LocalCheckpointStorage
+from tests.waiting import wait_until
 
 N_RECORDS = 3_000
 
@@ -79,14 +80,10 @@ class PacedSource(CollectionSource):
             yield chunk
 
 
-async def _written(coordinator: CheckpointCoordinator, timeout: float = 60.0) -> None:
+async def _written(coordinator: CheckpointCoordinator) -> None:
     """Wait until the checkpoint in flight, if any, is written (or its write failed)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while (checkpoint_id := coordinator.in_flight) is not None and checkpoint_id not in coordinator.storage.spans:
-        if loop.time() > deadline:
-            raise AssertionError(f"checkpoint {checkpoint_id} was not written within {timeout} s")
-        await asyncio.sleep(0.001)
+    await wait_until(lambda: coordinator.in_flight is None or coordinator.in_flight in coordinator.storage.spans,
+                     interval=0.001)
 
 
 class PositionsSource(PacedSource):
